@@ -1,0 +1,216 @@
+{{/*
+Chart name, truncated to the 63 characters of a DNS label.
+*/}}
+{{- define "form-data.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Full name: release name + chart name, unless the release name already holds it.
+Room is left for the longest component suffix ("-migrations").
+*/}}
+{{- define "form-data.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 52 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 52 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+helm.sh/chart label value.
+*/}}
+{{- define "form-data.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels of every resource. Call with (dict "ctx" $ "component" "web").
+*/}}
+{{- define "form-data.labels" -}}
+{{- $ctx := .ctx }}
+helm.sh/chart: {{ include "form-data.chart" $ctx }}
+{{ include "form-data.selectorLabels" . }}
+app.kubernetes.io/version: {{ $ctx.Values.image.tag | default $ctx.Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
+app.kubernetes.io/part-of: {{ $ctx.Values.partOf | quote }}
+app.kubernetes.io/managed-by: {{ $ctx.Release.Service }}
+{{- with $ctx.Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Selector labels: name + instance + component, so web and worker never share one.
+*/}}
+{{- define "form-data.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "form-data.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Image reference: repository@digest when a digest is given, else repository:tag.
+*/}}
+{{- define "form-data.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{- define "form-data.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "form-data.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the Secret with DATABASE_URL, UI_SECRET (and optional AWS keys).
+*/}}
+{{- define "form-data.secretName" -}}
+{{- default (include "form-data.fullname" .) .Values.existingSecret }}
+{{- end }}
+
+{{/*
+True ("true") when the chart has secret settings to hand to the pods.
+*/}}
+{{- define "form-data.hasSecret" -}}
+{{- if or .Values.existingSecret .Values.secrets.DATABASE_URL .Values.secrets.UI_SECRET .Values.secrets.AWS_ACCESS_KEY_ID .Values.secrets.AWS_SECRET_ACCESS_KEY }}true{{ end }}
+{{- end }}
+
+{{/*
+One env entry taken from the Secret. Call with (dict "ctx" $ "key" "DATABASE_URL" "optional" false).
+With existingSecret the key is referenced (optional for the AWS keys); with
+inline secrets only keys that have a value are referenced.
+*/}}
+{{- define "form-data.secretEnv" -}}
+{{- $ctx := .ctx }}
+{{- if or $ctx.Values.existingSecret (index $ctx.Values.secrets .key) }}
+- name: {{ .key }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "form-data.secretName" $ctx }}
+      key: {{ .key }}
+      {{- if and $ctx.Values.existingSecret .optional }}
+      optional: true
+      {{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The env entries from the Secret for the given keys (AWS keys are optional).
+Call with (dict "ctx" $ "keys" (list ...)).
+*/}}
+{{- define "form-data.secretEnvs" -}}
+{{- $ctx := .ctx }}
+{{- range .keys }}
+{{- include "form-data.secretEnv" (dict "ctx" $ctx "key" . "optional" (hasPrefix "AWS_" .)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checks that fail rendering with a clear message.
+*/}}
+{{- define "form-data.validate" -}}
+{{- $s := .Values.secrets }}
+{{- if and .Values.existingSecret (or $s.DATABASE_URL $s.UI_SECRET $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY) }}
+{{- fail "existingSecret and inline secrets.* are mutually exclusive: put DATABASE_URL, UI_SECRET (and any AWS keys) into the existing Secret, or leave existingSecret empty" }}
+{{- end }}
+{{- if and (or $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY) (not (and $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY)) }}
+{{- fail "secrets.AWS_ACCESS_KEY_ID and secrets.AWS_SECRET_ACCESS_KEY go together: set both or neither" }}
+{{- end }}
+{{- $mode := .Values.worker.autoscaling.mode }}
+{{- if not (has $mode (list "keda" "hpa")) }}
+{{- fail (printf "worker.autoscaling.mode must be \"keda\" or \"hpa\", not %q" (toString $mode)) }}
+{{- end }}
+{{- $wait := int .Values.config.SQS_WAIT_TIME }}
+{{- with .Values.worker.terminationGracePeriodSeconds }}
+{{- if le (int .) $wait }}
+{{- fail (printf "worker.terminationGracePeriodSeconds (%d) must exceed config.SQS_WAIT_TIME (%d): on SIGTERM the worker lets its in-flight long poll return before it stops; leave it unset to derive SQS_WAIT_TIME + worker.processingBudgetSeconds + worker.shutdownMarginSeconds" (int .) $wait) }}
+{{- end }}
+{{- end }}
+{{- with .Values.web.terminationGracePeriodSeconds }}
+{{- $min := add (include "form-data.webPreStopSeconds" $) (div (add (int $.Values.config.SHUTDOWN_DELAY_MS) 999) 1000) }}
+{{- if le (int .) (int $min) }}
+{{- fail (printf "web.terminationGracePeriodSeconds (%d) must exceed the preStop sleep plus SHUTDOWN_DELAY_MS (%d s) so in-flight requests can drain" (int .) (int $min)) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.web.autoscaling.enabled (lt (int .Values.web.autoscaling.maxReplicas) (int .Values.web.autoscaling.minReplicas)) }}
+{{- fail "web.autoscaling.maxReplicas must be at least web.autoscaling.minReplicas" }}
+{{- end }}
+{{- if and .Values.worker.autoscaling.enabled (lt (int .Values.worker.autoscaling.maxReplicas) (int .Values.worker.autoscaling.minReplicas)) }}
+{{- fail "worker.autoscaling.maxReplicas must be at least worker.autoscaling.minReplicas" }}
+{{- end }}
+{{- if and .Values.worker.autoscaling.enabled (eq $mode "hpa") (lt (int .Values.worker.autoscaling.minReplicas) 1) }}
+{{- fail "worker.autoscaling.minReplicas must be at least 1 in hpa mode (scaling to zero needs keda)" }}
+{{- end }}
+{{- end }}
+
+{{/*
+Seconds the web's preStop hook sleeps (0 without one).
+*/}}
+{{- define "form-data.webPreStopSeconds" -}}
+{{- if eq .Values.web.preStop.mode "none" }}0{{ else }}{{ int .Values.web.preStop.seconds }}{{ end }}
+{{- end }}
+
+{{/*
+Web grace period: preStop + SHUTDOWN_DELAY_MS + drain + margin, unless set.
+*/}}
+{{- define "form-data.webTerminationGracePeriodSeconds" -}}
+{{- if .Values.web.terminationGracePeriodSeconds }}
+{{- int .Values.web.terminationGracePeriodSeconds }}
+{{- else }}
+{{- $delay := div (add (int .Values.config.SHUTDOWN_DELAY_MS) 999) 1000 }}
+{{- add (include "form-data.webPreStopSeconds" .) $delay (int .Values.web.drainSeconds) (int .Values.web.shutdownMarginSeconds) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Worker grace period: SQS_WAIT_TIME + processing budget + margin, unless set.
+*/}}
+{{- define "form-data.workerTerminationGracePeriodSeconds" -}}
+{{- if .Values.worker.terminationGracePeriodSeconds }}
+{{- int .Values.worker.terminationGracePeriodSeconds }}
+{{- else }}
+{{- add (int .Values.config.SQS_WAIT_TIME) (int .Values.worker.processingBudgetSeconds) (int .Values.worker.shutdownMarginSeconds) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Annotations that roll pods when configuration changes.
+*/}}
+{{- define "form-data.checksums" -}}
+checksum/config: {{ include (print .Template.BasePath "/configmap.yaml") . | sha256sum }}
+checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256sum }}
+{{- end }}
+
+{{/*
+Pod-level settings shared by all of the app's pods.
+*/}}
+{{- define "form-data.podCommon" -}}
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+{{- end }}
+
+{{/*
+The writable /tmp of the read-only root filesystem.
+*/}}
+{{- define "form-data.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    {{- with .Values.tmpSizeLimit }}
+    sizeLimit: {{ . }}
+    {{- end }}
+{{- end }}

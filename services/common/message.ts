@@ -1,0 +1,60 @@
+/**
+ * The queue message: the validated form under `data`, plus when and under
+ * which request id the web received it.
+ */
+import { validateForm, type FieldError, type FormData } from './form-schema.ts';
+
+/** Body of a message on the form data queue. */
+export interface FormMessage {
+  data: FormData;
+  /** ISO-8601 time the web received the request. */
+  received_at: string;
+  /** Request id the web logged the request under. */
+  request_id: string;
+}
+
+/** Serialises a message body. */
+export function encodeFormMessage(message: FormMessage): string {
+  return JSON.stringify(message);
+}
+
+export type DecodeResult = { ok: true; data: FormData } | { ok: false; reason: string };
+
+/**
+ * Decodes and validates a message body as the worker receives it. `data` may be
+ * an object or a string holding one (messages of the replaced service).
+ */
+export function decodeFormMessage(body: string | undefined): DecodeResult {
+  if (body === undefined || body === '') return { ok: false, reason: 'empty body' };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return { ok: false, reason: 'body is not JSON' };
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    return { ok: false, reason: 'body is not a JSON object' };
+  }
+  const data = parseData((parsed as Record<string, unknown>).data);
+  if (!data.ok) return data;
+  const result = validateForm(data.value);
+  if (!result.ok) return { ok: false, reason: `data failed validation: ${summarise(result.errors)}` };
+  return { ok: true, data: result.value };
+}
+
+/** `data` as an object: given as one, or as a string holding one. */
+export function parseData(data: unknown): { ok: true; value: unknown } | { ok: false; reason: string } {
+  if (data === undefined) return { ok: false, reason: 'data is missing' };
+  if (typeof data !== 'string') return { ok: true, value: data };
+  try {
+    return { ok: true, value: JSON.parse(data) };
+  } catch {
+    return { ok: false, reason: 'data is a string that is not JSON' };
+  }
+}
+
+/** One line listing field errors, capped in length. */
+export function summarise(errors: readonly FieldError[]): string {
+  const line = errors.map((e) => e.message).join('; ');
+  return line.length > 500 ? `${line.slice(0, 497)}...` : line;
+}

@@ -1,0 +1,84 @@
+/**
+ * Request body handling for POST /form/: content-type check, koa-bodyparser
+ * with limits, and a tap that keeps the raw bytes for the signature.
+ */
+import type { Context, Next } from 'koa';
+import bodyParser from 'koa-bodyparser';
+import { isUtf8 } from 'node:buffer';
+import { ProblemError } from './problem.ts';
+
+const JSON_TYPE = 'application/json';
+const FORM_TYPE = 'application/x-www-form-urlencoded';
+
+/** State the body middleware leaves for the route. */
+export interface BodyState {
+  rawBody: Buffer;
+  /** A parse error held back until the signature is checked. */
+  bodyError: ProblemError | undefined;
+}
+
+/**
+ * Reads and parses the body. Parse errors are held in `ctx.state.bodyError`, so
+ * the signature (over the raw bytes) is checked first; a body over the limit
+ * is refused at once.
+ */
+export function readBody(maxBytes: number) {
+  const parser = bodyParser({
+    enableTypes: ['json', 'form'],
+    jsonLimit: String(maxBytes),
+    formLimit: String(maxBytes),
+    strict: true,
+    queryString: { depth: 2, arrayLimit: 32, parameterLimit: 64, allowPrototypes: false },
+    onerror: (error: Error, ctx: Context) => {
+      const status = (error as { status?: number }).status;
+      if (status === 413) throw new ProblemError(413, 'Content Too Large', `request body is larger than ${maxBytes} bytes`);
+      if (status === 415) throw new ProblemError(415, 'Unsupported Media Type', error.message);
+      (ctx.state as BodyState).bodyError = new ProblemError(400, 'Bad Request', `request body could not be parsed: ${bodyErrorReason(error)}`);
+    },
+  });
+
+  return async function body(ctx: Context, next: Next): Promise<void> {
+    const type = ctx.request.is(JSON_TYPE, FORM_TYPE);
+    if (type === false || type === null) {
+      throw new ProblemError(415, 'Unsupported Media Type', `content type must be ${JSON_TYPE} or ${FORM_TYPE}`);
+    }
+    const charset = ctx.request.charset;
+    if (charset && !['utf-8', 'utf8'].includes(charset.toLowerCase())) {
+      throw new ProblemError(415, 'Unsupported Media Type', `charset must be utf-8, not ${charset}`);
+    }
+    if (ctx.get('content-encoding') && ctx.get('content-encoding').toLowerCase() !== 'identity') {
+      throw new ProblemError(415, 'Unsupported Media Type', 'content encodings are not accepted');
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const tap = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size <= maxBytes) chunks.push(chunk);
+    };
+    // Listening before koa-bodyparser reads makes both see every chunk.
+    ctx.req.on('data', tap);
+    try {
+      await parser(ctx, async () => {
+        ctx.req.off('data', tap);
+        const state = ctx.state as BodyState;
+        state.rawBody = Buffer.concat(chunks, Math.min(size, maxBytes));
+        if (!state.bodyError && !isUtf8(state.rawBody)) {
+          state.bodyError = new ProblemError(400, 'Bad Request', 'request body is not valid UTF-8');
+        }
+        await next();
+      });
+    } finally {
+      ctx.req.off('data', tap);
+    }
+  };
+}
+
+function bodyErrorReason(error: Error): string {
+  if (error instanceof SyntaxError) return 'malformed JSON';
+  if (error.message.includes('only supports object and array')) return 'the JSON body must be an object';
+  const type = (error as { type?: string }).type;
+  if (type === 'request.aborted') return 'request aborted';
+  if (type === 'request.size.invalid') return 'body length does not match Content-Length';
+  if (type === 'encoding.unsupported') return 'unsupported charset';
+  return 'malformed body';
+}

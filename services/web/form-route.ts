@@ -1,0 +1,61 @@
+/**
+ * POST /form/: signature, parse, validate, enqueue, 202.
+ */
+import type { Context } from 'koa';
+import { validateForm } from '../common/form-schema.ts';
+import { encodeFormMessage, parseData } from '../common/message.ts';
+import { SqsError } from '../common/errors.ts';
+import type { Logger } from '../common/logger.ts';
+import type { BodyState } from './body.ts';
+import type { FormSender } from './sender.ts';
+import { ProblemError } from './problem.ts';
+import { verifySignature } from './signature.ts';
+import type { WebMetrics } from './metrics.ts';
+
+export interface FormRouteOptions {
+  sender: FormSender;
+  logger: Logger;
+  metrics: WebMetrics;
+  /** Shared secret; undefined turns the signature check off. */
+  secret: string | undefined;
+  /** Clock, for tests. Default: Date.now. */
+  now?: () => number;
+}
+
+/** Handler of POST /form/. */
+export function formHandler(options: FormRouteOptions) {
+  const { sender, logger, metrics, secret } = options;
+  const now = options.now ?? Date.now;
+  return async function submitForm(ctx: Context): Promise<void> {
+    const state = ctx.state as BodyState & { requestId: string };
+    if (secret !== undefined && !verifySignature(ctx.get('x-signature') || undefined, ctx.originalUrl, state.rawBody, secret)) {
+      throw new ProblemError(401, 'Unauthorized', ctx.get('x-signature') ? 'X-Signature does not match the request' : 'X-Signature header is missing');
+    }
+    if (state.bodyError) throw state.bodyError;
+    const body: unknown = ctx.request.body;
+    const raw = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>).data : undefined;
+    if (Array.isArray(raw) && ctx.request.is('application/x-www-form-urlencoded')) {
+      throw new ProblemError(400, 'Bad Request', 'data must be given once', { errors: [{ field: 'data', message: 'data must be given once' }] });
+    }
+    const parsed = parseData(raw);
+    if (!parsed.ok) throw new ProblemError(400, 'Bad Request', parsed.reason, { errors: [{ field: 'data', message: parsed.reason }] });
+    const result = validateForm(parsed.value);
+    if (!result.ok) {
+      throw new ProblemError(400, 'Bad Request', 'the form is not valid', { errors: result.errors.map((e) => ({ field: e.field ? `data.${e.field}` : 'data', message: e.message })) });
+    }
+    const message = encodeFormMessage({ data: result.value, received_at: new Date(now()).toISOString(), request_id: state.requestId });
+    let messageId: string;
+    try {
+      messageId = await sender.send(message);
+    } catch (error) {
+      if (error instanceof SqsError) {
+        throw new ProblemError(503, 'Service Unavailable', 'the form could not be queued; it was not accepted, try again later', { headers: { 'Retry-After': '5' }, cause: error });
+      }
+      throw error;
+    }
+    metrics.accepted.inc();
+    logger.debug({ requestId: state.requestId, messageId }, 'form queued');
+    ctx.status = 202;
+    ctx.body = { id: messageId, data: result.value };
+  };
+}

@@ -1,0 +1,83 @@
+/**
+ * RFC 9457 problem details, and the one Koa middleware that turns errors into them.
+ */
+import type { Context, Next } from 'koa';
+import type { Logger } from '../common/logger.ts';
+import type { FieldError } from '../common/form-schema.ts';
+
+/** An error with an HTTP status meant to be shown to the client. */
+export class ProblemError extends Error {
+  override name = 'ProblemError';
+  readonly status: number;
+  readonly title: string;
+  readonly errors: readonly FieldError[] | undefined;
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(status: number, title: string, detail: string, options: { errors?: readonly FieldError[]; headers?: Record<string, string>; cause?: unknown } = {}) {
+    super(detail, { cause: options.cause });
+    this.status = status;
+    this.title = title;
+    this.errors = options.errors;
+    this.headers = options.headers ?? {};
+  }
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  411: 'Length Required',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/** Writes a problem+json response. */
+export function sendProblem(ctx: Context, status: number, title: string, detail: string, errors?: readonly FieldError[]): void {
+  ctx.status = status;
+  ctx.type = 'application/problem+json';
+  ctx.body = { type: 'about:blank', title, status, detail, instance: ctx.path, request_id: ctx.state.requestId as string, ...(errors ? { errors } : {}) };
+}
+
+/** Maps errors thrown below it to problem+json; unknown errors become a generic 500 and a log line. */
+export function problemMiddleware(logger: Logger) {
+  return async function problems(ctx: Context, next: Next): Promise<void> {
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body === undefined) sendProblem(ctx, 404, 'Not Found', `no resource at ${ctx.path}`);
+    } catch (error) {
+      if (error instanceof ProblemError) {
+        ctx.set(error.headers);
+        sendProblem(ctx, error.status, error.title, error.message, error.errors);
+        if (error.status >= 500) logger.warn({ err: error.cause ?? error, requestId: ctx.state.requestId }, error.message);
+        return;
+      }
+      const status = httpStatusOf(error);
+      if (status !== undefined && status >= 400 && status < 500) {
+        // Errors of koa, koa-bodyparser and @koa/router marked safe to expose.
+        const headers = (error as { headers?: Record<string, string> }).headers;
+        if (headers) ctx.set(headers);
+        sendProblem(ctx, status, TITLES[status] ?? 'Client Error', exposedMessage(error, status));
+        return;
+      }
+      logger.error({ err: error, requestId: ctx.state.requestId }, 'unhandled error');
+      sendProblem(ctx, 500, 'Internal Server Error', 'the request could not be handled; it was not accepted');
+    }
+  };
+}
+
+function httpStatusOf(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const e = error as { status?: unknown; statusCode?: unknown; expose?: unknown };
+  const status = typeof e.status === 'number' ? e.status : typeof e.statusCode === 'number' ? e.statusCode : undefined;
+  return e.expose === false ? undefined : status;
+}
+
+function exposedMessage(error: unknown, status: number): string {
+  const message = error instanceof Error ? error.message : '';
+  return message && message.length < 300 ? message : (TITLES[status] ?? 'client error');
+}

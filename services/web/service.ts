@@ -1,0 +1,128 @@
+/**
+ * Composition root of the web: builds clients from config and wires the app,
+ * the HTTP server, health probes and the shutdown order.
+ */
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { assertWebConfig, type Config } from '../common/config.ts';
+import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
+import { createLogger, type Logger } from '../common/logger.ts';
+import { createSqsClient, resolveQueueUrls } from '../common/sqs.ts';
+import { createApp } from './app.ts';
+import { createWebMetrics } from './metrics.ts';
+import { BatchingSender, DirectSender, type FormSender } from './sender.ts';
+
+/** HTTP server limits against slow or oversized requests. */
+export interface ServerLimits {
+  /** Time to receive all request headers, in ms. Default 10 000. */
+  headersTimeoutMs: number;
+  /** Time to receive a whole request, in ms. Default 30 000. */
+  requestTimeoutMs: number;
+  /** Idle time of a kept-alive connection, in ms (above common load balancers' 60 s). Default 65 000. */
+  keepAliveTimeoutMs: number;
+  /** Bytes of request headers. Default 16 384. */
+  maxHeaderBytes: number;
+}
+
+export const DEFAULT_LIMITS: ServerLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 65_000, maxHeaderBytes: 16_384 };
+
+export interface WebServiceOptions {
+  logger?: Logger;
+  /** SQS client to use instead of one built from config. It is destroyed on stop. */
+  sqs?: SQSClient;
+  /** Replaces the SQS sender (the benchmark's no-op ceiling). */
+  sender?: FormSender;
+  /** Install SIGTERM/SIGINT handling that exits the process (main only). Default false. */
+  handleSignals?: boolean;
+  limits?: Partial<ServerLimits>;
+}
+
+export interface WebService {
+  server: Server;
+  logger: Logger;
+  /** Starts listening on config.web.port (0: any free port); resolves with the port. */
+  listen(): Promise<number>;
+  /** The shutdown sequence without exiting: fail readiness, wait the delay, stop intake, finish in-flight requests, close clients. */
+  stop(): Promise<void>;
+}
+
+/** Builds the web service; resolves once the queue URL is known. */
+export async function createWebService(config: Config, options: WebServiceOptions = {}): Promise<WebService> {
+  assertWebConfig(config);
+  const logger = options.logger ?? createLogger(config.logLevel, 'web');
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const sqs = options.sqs ?? createSqsClient(config.sqs);
+  const metrics = createWebMetrics();
+  let sender = options.sender;
+  if (!sender) {
+    const { form } = await resolveQueueUrls(sqs, config.sqs, logger);
+    const observe = (entries: number, failed: number): void => {
+      metrics.sqsSends.inc({ result: failed === entries ? 'failed' : 'ok' });
+      metrics.sendBatchSize.observe(entries);
+    };
+    sender = config.sqs.sendBatching ? new BatchingSender(sqs, form, config.sqs.sendBatchWindowMs, observe) : new DirectSender(sqs, form, observe);
+  }
+  const app = createApp({
+    sender,
+    logger,
+    metrics,
+    secret: config.web.signatureCheck ? config.web.uiSecret : undefined,
+    maxBodyBytes: config.web.maxBodyBytes,
+  });
+  const server = createServer({ maxHeaderSize: limits.maxHeaderBytes }, app.callback());
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  server.on('clientError', (error: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const title = status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request';
+    const body = JSON.stringify({ type: 'about:blank', title, status, detail: status === 400 ? 'malformed HTTP request' : title.toLowerCase() });
+    socket.end(`HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
+
+  let ready = true;
+  const closeClients = async (): Promise<void> => {
+    await sender.close();
+    sqs.destroy();
+  };
+  const failReadinessAndWait = async (): Promise<void> => {
+    ready = false;
+    logger.info({ delayMs: config.web.shutdownDelayMs }, 'shutting down: readiness failed, waiting before closing');
+    await sleep(config.web.shutdownDelayMs);
+  };
+  attachHealth(server, {
+    live: async () => ({ status: 'ok' }),
+    ready: async () => (ready ? { status: 'ok' } : unhealthy('shutting down')),
+    beforeClose: failReadinessAndWait,
+    afterClose: async () => {
+      await closeClients();
+      logger.info('web stopped');
+    },
+    closeTimeoutMs: config.sqs.requestTimeoutMs * config.sqs.maxAttempts + 1000,
+    handleSignals: options.handleSignals ?? false,
+    onLog: (message, error) => logger.error({ err: error }, message),
+  });
+
+  return {
+    server,
+    logger,
+    listen: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.web.port, () => {
+          server.off('error', reject);
+          const port = (server.address() as AddressInfo).port;
+          logger.info({ port }, 'web listening');
+          resolve(port);
+        });
+      }),
+    stop: async () => {
+      await failReadinessAndWait();
+      await stopServer(server);
+      await closeClients();
+    },
+  };
+}
