@@ -33,7 +33,7 @@ helm.sh/chart label value.
 Labels of every resource. Call with (dict "ctx" $ "component" "web").
 */}}
 {{- define "form-data.labels" -}}
-{{- $ctx := .ctx }}
+{{- $ctx := .ctx -}}
 helm.sh/chart: {{ include "form-data.chart" $ctx }}
 {{ include "form-data.selectorLabels" . }}
 app.kubernetes.io/version: {{ $ctx.Values.image.tag | default $ctx.Chart.AppVersion | trunc 63 | trimSuffix "-" | quote }}
@@ -196,10 +196,10 @@ checksum/secret: {{ include (print .Template.BasePath "/secret.yaml") . | sha256
 Pod-level settings shared by all of the app's pods.
 */}}
 {{- define "form-data.podCommon" -}}
-{{- with .Values.imagePullSecrets }}
+{{- with .Values.imagePullSecrets -}}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
-{{- end }}
+{{ end -}}
 securityContext:
   {{- toYaml .Values.podSecurityContext | nindent 2 }}
 {{- end }}
