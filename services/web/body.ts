@@ -23,7 +23,7 @@ export interface BodyState {
  * is refused at once.
  */
 export function readBody(maxBytes: number) {
-  const parser = bodyParser({
+  const options: bodyParser.Options & { queryString: Record<string, unknown> } = {
     enableTypes: ['json', 'form'],
     jsonLimit: String(maxBytes),
     formLimit: String(maxBytes),
@@ -35,7 +35,8 @@ export function readBody(maxBytes: number) {
       if (status === 415) throw new ProblemError(415, 'Unsupported Media Type', error.message);
       (ctx.state as BodyState).bodyError = new ProblemError(400, 'Bad Request', `request body could not be parsed: ${bodyErrorReason(error)}`);
     },
-  });
+  };
+  const parser = bodyParser(options);
 
   return async function body(ctx: Context, next: Next): Promise<void> {
     const type = ctx.request.is(JSON_TYPE, FORM_TYPE);

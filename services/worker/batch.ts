@@ -1,0 +1,127 @@
+/**
+ * What the worker does with one received batch: valid forms stored in one
+ * statement, invalid messages copied to the invalid queue, the handled ones
+ * deleted, the rest handed back after a backoff.
+ */
+import { DatabaseError, SqsError, describe } from '../common/errors.ts';
+import type { Logger } from '../common/logger.ts';
+import { decodeFormMessage } from '../common/message.ts';
+import type { FormRepository, FormRow } from './repository.ts';
+import type { InvalidCopy, Received, WorkerQueue } from './queue.ts';
+
+/** What happened to a batch. */
+export interface BatchResult {
+  received: number;
+  stored: number;
+  duplicates: number;
+  invalid: number;
+  /** Handed back to be retried later. */
+  retried: number;
+  /** Handled but not deleted (they will come back and be recognised as duplicates). */
+  notDeleted: number;
+  /** The database failed: the poll loop should back off. */
+  databaseFailed: boolean;
+  /** SQS failed while handling: the poll loop should back off. */
+  sqsFailed: boolean;
+}
+
+export interface BatchHandlerOptions {
+  queue: WorkerQueue;
+  repository: FormRepository;
+  logger: Logger;
+  /** Visibility backoff of a retried message: base × receive count, capped; seconds. */
+  backoffBaseSeconds: number;
+  backoffMaxSeconds: number;
+}
+
+/** Handles one batch; never throws for a failure of a message, SQS or the database. */
+export class BatchHandler {
+  private readonly options: BatchHandlerOptions;
+
+  constructor(options: BatchHandlerOptions) {
+    this.options = options;
+  }
+
+  /** Delay before a retried message is visible again. */
+  backoffSeconds(message: Received): number {
+    const { backoffBaseSeconds, backoffMaxSeconds } = this.options;
+    return Math.min(backoffBaseSeconds * Math.max(1, message.receiveCount), backoffMaxSeconds);
+  }
+
+  async handle(messages: readonly Received[]): Promise<BatchResult> {
+    const { queue, repository, logger } = this.options;
+    const result: BatchResult = { received: messages.length, stored: 0, duplicates: 0, invalid: 0, retried: 0, notDeleted: 0, databaseFailed: false, sqsFailed: false };
+    const rows: FormRow[] = [];
+    const byId = new Map<string, Received>();
+    const invalid: InvalidCopy[] = [];
+    for (const message of messages) {
+      byId.set(message.messageId, message);
+      const decoded = decodeFormMessage(message.body);
+      if (decoded.ok) rows.push({ messageId: message.messageId, data: decoded.data });
+      else invalid.push({ message, reason: decoded.reason });
+    }
+
+    const done: Received[] = [];
+    const retry: Received[] = [];
+
+    if (rows.length > 0) {
+      try {
+        const inserted = await repository.insertMany(rows);
+        result.stored = inserted.size;
+        result.duplicates = rows.length - inserted.size;
+        if (result.duplicates > 0) {
+          logger.info({ messageIds: rows.filter((r) => !inserted.has(r.messageId)).map((r) => r.messageId) }, 'duplicate deliveries skipped');
+        }
+        for (const row of rows) done.push(byId.get(row.messageId)!);
+      } catch (error) {
+        if (!(error instanceof DatabaseError)) throw error;
+        result.databaseFailed = true;
+        logger.warn({ err: describe(error), messageIds: error.messageIds }, 'could not store forms; handing them back');
+        for (const row of rows) retry.push(byId.get(row.messageId)!);
+      }
+    }
+
+    if (invalid.length > 0) {
+      let accepted = new Set<string>();
+      try {
+        accepted = await queue.copyInvalid(invalid);
+      } catch (error) {
+        if (!(error instanceof SqsError)) throw error;
+        result.sqsFailed = true;
+        logger.warn({ err: describe(error), messageIds: error.messageIds }, 'could not copy invalid messages; handing them back');
+      }
+      for (const copy of invalid) {
+        if (accepted.has(copy.message.messageId)) {
+          done.push(copy.message);
+          logger.info({ messageId: copy.message.messageId, reason: copy.reason }, 'invalid message moved to the invalid queue');
+        } else retry.push(copy.message);
+      }
+      result.invalid = accepted.size;
+    }
+
+    if (done.length > 0) {
+      try {
+        const failed = await queue.delete(done);
+        result.notDeleted = failed.length;
+        if (failed.length > 0) logger.warn({ messageIds: failed }, 'handled messages could not be deleted; they will be seen again as duplicates');
+      } catch (error) {
+        if (!(error instanceof SqsError)) throw error;
+        result.sqsFailed = true;
+        result.notDeleted = done.length;
+        logger.warn({ err: describe(error), messageIds: error.messageIds }, 'handled messages could not be deleted; they will be seen again as duplicates');
+      }
+    }
+
+    if (retry.length > 0) {
+      result.retried = retry.length;
+      try {
+        await queue.handBack(retry, (m) => this.backoffSeconds(m));
+      } catch (error) {
+        if (!(error instanceof SqsError)) throw error;
+        result.sqsFailed = true;
+        logger.warn({ err: describe(error), messageIds: error.messageIds }, 'could not hand messages back; they return after the visibility timeout');
+      }
+    }
+    return result;
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * The poll loops. Each long-polls, hands its batch to the BatchHandler and
+ * goes on; on failures it backs off instead of spinning. Stopping starts no
+ * new poll, lets polls in flight return and handles what they brought.
+ */
+import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe } from '../common/errors.ts';
+import type { Logger } from '../common/logger.ts';
+import type { BatchHandler, BatchResult } from './batch.ts';
+import type { ReceiveOptions, WorkerQueue } from './queue.ts';
+
+export interface ConsumerOptions extends ReceiveOptions {
+  queue: WorkerQueue;
+  handler: BatchHandler;
+  logger: Logger;
+  /** Concurrent poll loops. */
+  concurrency: number;
+  /** First and largest pause of a loop after a failure, in ms. Defaults 500 and 30 000. */
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+}
+
+/** Events: `batch` (BatchResult), `backoff` ({ loop, ms, reason }), `stopped` ({ drainMs }). */
+export interface ConsumerEvents {
+  batch: [BatchResult & { loop: number; durationMs: number }];
+  backoff: [{ loop: number; ms: number; reason: string }];
+  stopped: [{ drainMs: number }];
+}
+
+export class Consumer extends EventEmitter<ConsumerEvents> {
+  private readonly options: ConsumerOptions;
+  private stopping = false;
+  private stopRequestedAt = 0;
+  private loops: Promise<void>[] = [];
+  private readonly sleeps = new AbortController();
+  /** Time the loops last made progress (a poll returned, a batch was handled, a backoff ended). */
+  lastProgress = Date.now();
+  /** Outcome of the latest receive and of the latest store; for readiness. */
+  sqsHealthy = true;
+  databaseHealthy = true;
+
+  constructor(options: ConsumerOptions) {
+    super();
+    this.options = options;
+  }
+
+  get running(): boolean {
+    return this.loops.length > 0 && !this.stopping;
+  }
+
+  /** Starts the poll loops. */
+  start(): void {
+    if (this.loops.length > 0) return;
+    this.lastProgress = Date.now();
+    for (let i = 0; i < this.options.concurrency; i++) this.loops.push(this.loop(i));
+  }
+
+  /** Stops polling and resolves when every loop has handled what it received. */
+  async stop(): Promise<{ drainMs: number }> {
+    if (!this.stopping) {
+      this.stopping = true;
+      this.stopRequestedAt = Date.now();
+      this.sleeps.abort();
+    }
+    await Promise.all(this.loops);
+    const drainMs = Date.now() - this.stopRequestedAt;
+    if (this.loops.length > 0) {
+      this.loops = [];
+      this.emit('stopped', { drainMs });
+    }
+    return { drainMs };
+  }
+
+  private async loop(index: number): Promise<void> {
+    const { queue, handler, logger } = this.options;
+    const minMs = this.options.backoffMinMs ?? 500;
+    const maxMs = this.options.backoffMaxMs ?? 30_000;
+    let failures = 0;
+    while (!this.stopping) {
+      let reason: string | undefined;
+      let messages: Awaited<ReturnType<WorkerQueue['receive']>> = [];
+      try {
+        messages = await queue.receive(this.options);
+        this.sqsHealthy = true;
+        this.lastProgress = Date.now();
+      } catch (error) {
+        this.sqsHealthy = false;
+        reason = describe(error);
+      }
+      if (messages.length > 0) {
+        const started = performance.now();
+        try {
+          const result = await handler.handle(messages);
+          this.lastProgress = Date.now();
+          this.databaseHealthy = !result.databaseFailed;
+          this.emit('batch', { ...result, loop: index, durationMs: performance.now() - started });
+          if (result.databaseFailed) reason = 'database unavailable';
+          else if (result.sqsFailed) reason = 'SQS failed while handling a batch';
+        } catch (error) {
+          // A bug, not an outage: the messages return after their visibility timeout.
+          logger.error({ err: error, messageIds: messages.map((m) => m.messageId) }, 'batch handling failed');
+          reason = describe(error);
+        }
+      }
+      if (reason === undefined) {
+        failures = 0;
+        continue;
+      }
+      failures += 1;
+      const ms = Math.min(maxMs, minMs * 2 ** Math.min(failures - 1, 16));
+      logger.warn({ loop: index, backoffMs: ms, reason }, 'poll loop backing off');
+      this.emit('backoff', { loop: index, ms, reason });
+      await sleep(ms, undefined, { signal: this.sleeps.signal }).catch(() => undefined);
+      this.lastProgress = Date.now();
+    }
+  }
+}

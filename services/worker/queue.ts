@@ -1,0 +1,204 @@
+/**
+ * The worker's SQS data access: receive, delete, hand back with a delay, and
+ * copy to the invalid messages queue. Every SDK error is wrapped in SqsError
+ * with the queue and message ids.
+ */
+import {
+  ChangeMessageVisibilityBatchCommand,
+  DeleteMessageBatchCommand,
+  DeleteMessageCommand,
+  ReceiveMessageCommand,
+  SendMessageBatchCommand,
+  type Message,
+  type SQSClient,
+} from '@aws-sdk/client-sqs';
+import { SqsError } from '../common/errors.ts';
+
+/** A received message with what the worker needs of it. */
+export interface Received {
+  messageId: string;
+  receiptHandle: string;
+  body: string | undefined;
+  receiveCount: number;
+}
+
+/** An invalid message to copy, with the reason it was refused. */
+export interface InvalidCopy {
+  message: Received;
+  reason: string;
+}
+
+export interface ReceiveOptions {
+  waitTimeSeconds: number;
+  maxNumberOfMessages: number;
+  visibilityTimeoutSeconds: number;
+}
+
+/** SQS operations of the worker on its two queues. */
+export class WorkerQueue {
+  private readonly client: SQSClient;
+  private readonly formUrl: string;
+  private readonly invalidUrl: string;
+  /** Called once per SQS request with its action name (metrics, benchmark). */
+  private readonly onRequest: (action: string) => void;
+
+  constructor(client: SQSClient, urls: { form: string; invalid: string }, onRequest: (action: string) => void = () => {}) {
+    this.client = client;
+    this.formUrl = urls.form;
+    this.invalidUrl = urls.invalid;
+    this.onRequest = onRequest;
+  }
+
+  /** One long poll. Never aborted: messages it was handed would stay invisible. */
+  async receive(options: ReceiveOptions): Promise<Received[]> {
+    this.onRequest('ReceiveMessage');
+    let messages: Message[];
+    try {
+      const out = await this.client.send(
+        new ReceiveMessageCommand({
+          QueueUrl: this.formUrl,
+          WaitTimeSeconds: options.waitTimeSeconds,
+          MaxNumberOfMessages: options.maxNumberOfMessages,
+          VisibilityTimeout: options.visibilityTimeoutSeconds,
+          MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+        }),
+      );
+      messages = out.Messages ?? [];
+    } catch (error) {
+      throw new SqsError({ operation: 'ReceiveMessage', queue: this.formUrl }, error);
+    }
+    const received: Received[] = [];
+    for (const m of messages) {
+      if (!m.MessageId || !m.ReceiptHandle) continue;
+      received.push({
+        messageId: m.MessageId,
+        receiptHandle: m.ReceiptHandle,
+        body: m.Body,
+        receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1') || 1,
+      });
+    }
+    return received;
+  }
+
+  /**
+   * Deletes messages with DeleteMessageBatch; entries the batch failed are
+   * retried one by one. Resolves with the ids that could not be deleted.
+   */
+  async delete(messages: readonly Received[]): Promise<string[]> {
+    if (messages.length === 0) return [];
+    const ids = messages.map((m) => m.messageId);
+    this.onRequest('DeleteMessageBatch');
+    let failedIndexes: number[];
+    try {
+      const out = await this.client.send(
+        new DeleteMessageBatchCommand({
+          QueueUrl: this.formUrl,
+          Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.receiptHandle })),
+        }),
+      );
+      failedIndexes = (out.Failed ?? []).map((f) => Number(f.Id));
+    } catch (error) {
+      throw new SqsError({ operation: 'DeleteMessageBatch', queue: this.formUrl, messageIds: ids }, error);
+    }
+    const stillFailed: string[] = [];
+    for (const i of failedIndexes) {
+      const message = messages[i];
+      if (!message) continue;
+      try {
+        this.onRequest('DeleteMessage');
+        await this.client.send(new DeleteMessageCommand({ QueueUrl: this.formUrl, ReceiptHandle: message.receiptHandle }));
+      } catch {
+        stillFailed.push(message.messageId);
+      }
+    }
+    return stillFailed;
+  }
+
+  /** Makes messages visible again after a per-message delay, in seconds. */
+  async handBack(messages: readonly Received[], delaySeconds: (m: Received) => number): Promise<void> {
+    if (messages.length === 0) return;
+    this.onRequest('ChangeMessageVisibilityBatch');
+    try {
+      await this.client.send(
+        new ChangeMessageVisibilityBatchCommand({
+          QueueUrl: this.formUrl,
+          Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.receiptHandle, VisibilityTimeout: delaySeconds(m) })),
+        }),
+      );
+    } catch (error) {
+      throw new SqsError({ operation: 'ChangeMessageVisibilityBatch', queue: this.formUrl, messageIds: messages.map((m) => m.messageId) }, error);
+    }
+  }
+
+  /**
+   * Copies invalid messages, bodies unchanged, to the invalid messages queue
+   * with their original id and the reason as message attributes, in batches
+   * within SQS's size limit. A message too large to carry the attributes is
+   * copied without them. Resolves with the ids SQS accepted.
+   */
+  async copyInvalid(copies: readonly InvalidCopy[]): Promise<Set<string>> {
+    const accepted = new Set<string>();
+    for (const group of groupBySize(copies)) {
+      const tooLarge = group.length === 1 && entrySize(group[0]!) > MAX_BATCH_BYTES;
+      for (const id of await this.sendInvalid(group, !tooLarge)) accepted.add(id);
+    }
+    return accepted;
+  }
+
+  private async sendInvalid(copies: readonly InvalidCopy[], withAttributes: boolean): Promise<string[]> {
+    this.onRequest('SendMessageBatch');
+    try {
+      const out = await this.client.send(
+        new SendMessageBatchCommand({
+          QueueUrl: this.invalidUrl,
+          Entries: copies.map(({ message, reason }, i) => ({
+            Id: String(i),
+            // SQS refuses empty bodies, so an empty one cannot reach here.
+            MessageBody: message.body ?? '',
+            ...(withAttributes
+              ? {
+                  MessageAttributes: {
+                    original_message_id: { DataType: 'String', StringValue: message.messageId },
+                    reason: { DataType: 'String', StringValue: reason.slice(0, MAX_REASON) },
+                  },
+                }
+              : {}),
+          })),
+        }),
+      );
+      return (out.Successful ?? []).flatMap((ok) => {
+        const copy = copies[Number(ok.Id)];
+        return copy ? [copy.message.messageId] : [];
+      });
+    } catch (error) {
+      throw new SqsError({ operation: 'SendMessageBatch', queue: this.invalidUrl, messageIds: copies.map((c) => c.message.messageId) }, error);
+    }
+  }
+}
+
+/** SQS's limit on a message, and on the sum of a batch's messages, attributes included. */
+export const MAX_BATCH_BYTES = 256 * 1024;
+const MAX_REASON = 512;
+
+function entrySize(copy: InvalidCopy): number {
+  return Buffer.byteLength(copy.message.body ?? '', 'utf8') + copy.message.messageId.length + MAX_REASON + 64;
+}
+
+/** Groups of at most 10 copies whose sizes add up to at most MAX_BATCH_BYTES (a larger one goes alone). */
+function groupBySize(copies: readonly InvalidCopy[]): InvalidCopy[][] {
+  const groups: InvalidCopy[][] = [];
+  let current: InvalidCopy[] = [];
+  let bytes = 0;
+  for (const copy of copies) {
+    const size = entrySize(copy);
+    if (current.length > 0 && (current.length === 10 || bytes + size > MAX_BATCH_BYTES)) {
+      groups.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push(copy);
+    bytes += size;
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}

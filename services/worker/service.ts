@@ -1,0 +1,159 @@
+/**
+ * Composition root of the worker: builds the SQS client and the database pool
+ * from config, wires the poll loops, the health server and the shutdown order.
+ */
+import type { SQSClient } from '@aws-sdk/client-sqs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Config } from '../common/config.ts';
+import { createDatabase, type Knex } from '../common/db.ts';
+import { describe } from '../common/errors.ts';
+import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
+import { createLogger, type Logger } from '../common/logger.ts';
+import { createSqsClient, resolveQueueUrls } from '../common/sqs.ts';
+import { BatchHandler } from './batch.ts';
+import { Consumer } from './consumer.ts';
+import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
+import { WorkerQueue } from './queue.ts';
+import { FormRepository } from './repository.ts';
+
+export interface WorkerServiceOptions {
+  logger?: Logger;
+  /** SQS client to use instead of one built from config. It is destroyed on stop. */
+  sqs?: SQSClient;
+  /** Database to use instead of one built from config. It is destroyed on stop. */
+  db?: Knex;
+  /** Install SIGTERM/SIGINT handling that exits the process (main only). Default false. */
+  handleSignals?: boolean;
+}
+
+export interface WorkerService {
+  consumer: Consumer;
+  metrics: WorkerMetrics;
+  logger: Logger;
+  /** Starts the health server on config.healthPort (0: any free port) and the poll loops; resolves with the health port. */
+  start(): Promise<number>;
+  /** The shutdown sequence without exiting: fail readiness, drain the loops, close the health server and the clients. */
+  stop(): Promise<{ drainMs: number }>;
+}
+
+/** How long the poll loops may go without progress before liveness fails, in ms. */
+export function livenessBoundMs(config: Config): number {
+  return 2 * (config.sqs.waitTimeSeconds * 1000 + config.sqs.requestTimeoutMs * config.sqs.maxAttempts + config.database.timeoutMs) + 30_000;
+}
+
+/** Builds the worker; resolves once the queue URLs are known. */
+export async function createWorkerService(config: Config, options: WorkerServiceOptions = {}): Promise<WorkerService> {
+  const logger = options.logger ?? createLogger(config.logLevel, 'worker');
+  const metrics = createWorkerMetrics();
+  const sqs = options.sqs ?? createSqsClient(config.sqs, { extraTimeoutMs: config.sqs.waitTimeSeconds * 1000, maxSockets: config.worker.concurrency * 2 + 4 });
+  const db = options.db ?? createDatabase(config.database);
+  const urls = await resolveQueueUrls(sqs, config.sqs, logger);
+  const queue = new WorkerQueue(sqs, urls, (action) => metrics.sqsRequests.inc({ action }));
+  const repository = new FormRepository(db);
+  const handler = new BatchHandler({
+    queue,
+    repository,
+    logger,
+    backoffBaseSeconds: config.sqs.retryBackoffBaseSeconds,
+    backoffMaxSeconds: config.sqs.retryBackoffMaxSeconds,
+  });
+  const consumer = new Consumer({
+    queue,
+    handler,
+    logger,
+    concurrency: config.worker.concurrency,
+    waitTimeSeconds: config.sqs.waitTimeSeconds,
+    maxNumberOfMessages: config.sqs.maxNumberOfMessages,
+    visibilityTimeoutSeconds: config.sqs.visibilityTimeoutSeconds,
+  });
+  consumer.on('batch', (r) => {
+    metrics.batchDuration.observe(r.durationMs / 1000);
+    if (r.stored) metrics.messages.inc({ outcome: 'stored' }, r.stored);
+    if (r.duplicates) metrics.messages.inc({ outcome: 'duplicate' }, r.duplicates);
+    if (r.invalid) metrics.messages.inc({ outcome: 'invalid' }, r.invalid);
+    if (r.retried) metrics.messages.inc({ outcome: 'retried' }, r.retried);
+    if (r.notDeleted) metrics.messages.inc({ outcome: 'not_deleted' }, r.notDeleted);
+    logger.debug({ loop: r.loop, received: r.received, stored: r.stored, duplicates: r.duplicates, invalid: r.invalid, retried: r.retried }, 'batch handled');
+  });
+  consumer.on('backoff', ({ reason }) => metrics.backoffs.inc({ reason: reason === 'database unavailable' ? 'database' : 'sqs' }));
+
+  const server: Server = createServer(async (req, res) => {
+    if (req.method === 'GET' && req.url === '/metrics') {
+      metrics.up.set({ dependency: 'sqs' }, consumer.sqsHealthy ? 1 : 0);
+      metrics.up.set({ dependency: 'database' }, consumer.databaseHealthy ? 1 : 0);
+      res.setHeader('Content-Type', metrics.registry.contentType);
+      res.end(await metrics.registry.metrics());
+      return;
+    }
+    res.statusCode = 404;
+    res.setHeader('Content-Type', 'application/problem+json');
+    res.end(JSON.stringify({ type: 'about:blank', title: 'Not Found', status: 404, detail: `no resource at ${req.url ?? ''}` }));
+  });
+
+  let ready = true;
+  const bound = livenessBoundMs(config);
+  const drain = async (): Promise<{ drainMs: number }> => {
+    ready = false;
+    logger.info('shutting down: no new polls; draining the polls in flight');
+    const result = await consumer.stop();
+    logger.info({ drainMs: result.drainMs }, 'worker drained');
+    return result;
+  };
+  const closeClients = async (): Promise<void> => {
+    await db.destroy();
+    sqs.destroy();
+  };
+  attachHealth(server, {
+    live: async () => {
+      const idleMs = Date.now() - consumer.lastProgress;
+      if (consumer.running && idleMs > bound) unhealthy('poll loop made no progress', { idleMs, boundMs: bound });
+      return { status: 'ok', idleMs };
+    },
+    ready: async () => {
+      if (!ready) unhealthy('shutting down');
+      try {
+        await repository.ping();
+      } catch (error) {
+        consumer.databaseHealthy = false;
+        unhealthy('database unreachable', { error: describe(error) });
+      }
+      consumer.databaseHealthy = true;
+      if (!consumer.sqsHealthy) unhealthy('SQS unreachable at the last poll');
+      return { status: 'ok' };
+    },
+    beforeClose: async () => {
+      await drain();
+    },
+    afterClose: async () => {
+      await closeClients();
+      logger.info('worker stopped');
+    },
+    closeTimeoutMs: 1000,
+    handleSignals: options.handleSignals ?? false,
+    onLog: (message, error) => logger.error({ err: error }, message),
+  });
+
+  return {
+    consumer,
+    metrics,
+    logger,
+    start: () =>
+      new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.healthPort, () => {
+          server.off('error', reject);
+          const port = (server.address() as AddressInfo).port;
+          consumer.start();
+          logger.info({ healthPort: port, concurrency: config.worker.concurrency, queue: urls.form }, 'worker polling');
+          resolve(port);
+        });
+      }),
+    stop: async () => {
+      const result = await drain();
+      await stopServer(server);
+      await closeClients();
+      return result;
+    },
+  };
+}
