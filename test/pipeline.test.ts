@@ -1,0 +1,50 @@
+import { expect } from 'chai';
+import { createWebService, type WebService } from '../services/web/service.ts';
+import { createWorkerService, type WorkerService } from '../services/worker/service.ts';
+import { startEmulator, type Emulator } from './support/sqs.ts';
+import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
+import { formEncodedBody, jsonBody, post } from './support/http.ts';
+
+describe('pipeline: POST → SQS → worker → PostgreSQL', () => {
+  let emulator: Emulator;
+  let t: TestEnv;
+  let web: WebService;
+  let worker: WorkerService;
+  let base: string;
+
+  before(async () => {
+    emulator = await startEmulator();
+  });
+  after(async () => {
+    await emulator.stop();
+  });
+
+  beforeEach(async () => {
+    t = await createTestEnv(emulator.endpoint);
+    web = await createWebService(t.config);
+    base = `http://127.0.0.1:${await web.listen()}`;
+    worker = await createWorkerService(t.config);
+    await worker.start();
+  });
+  afterEach(async () => {
+    await web.stop();
+    await worker.stop();
+    await t.cleanup();
+  });
+
+  it('stores a JSON submission once, with data as a JSON object', async () => {
+    const reply = await post(base, '/form/', jsonBody(validForm({ marketing_source_other: 'a friend' })));
+    expect(reply.status).to.equal(202);
+    const { id } = reply.body as { id: string };
+    const row = await eventually(async () => (await t.db('form_form').where({ sqs_message_id: id }).first()) as { data: Record<string, unknown> } | undefined);
+    expect(row.data).to.deep.include({ company_name: 'Acme Exports Ltd', marketing_source_other: 'a friend', agree_terms: true });
+    expect(typeof row.data).to.equal('object');
+  });
+
+  it('stores a form-encoded submission as the existing UI posts it', async () => {
+    const reply = await post(base, '/form/', formEncodedBody(validForm()), { type: 'application/x-www-form-urlencoded' });
+    expect(reply.status).to.equal(202);
+    const { id } = reply.body as { id: string };
+    await eventually(async () => t.db('form_form').where({ sqs_message_id: id }).first());
+  });
+});

@@ -1,0 +1,6 @@
+/** Mocha root hooks: stop the shared PostgreSQL if the run started one. */
+import { stopTestServer } from './postgres.ts';
+
+export async function mochaGlobalTeardown(): Promise<void> {
+  await stopTestServer();
+}
