@@ -16,7 +16,7 @@ runMain('migrate', async () => {
   if (!COMMANDS.includes(arg as Command)) throw new Error(`unknown command ${JSON.stringify(arg)}; expected one of ${COMMANDS.join(', ')}`);
   const config = loadConfig();
   const logger = createLogger(config.logLevel, 'migrate');
-  const db = createDatabase({ ...config.database, poolMax: 1, timeoutMs: Math.max(config.database.timeoutMs, 60_000) });
+  const db = createDatabase({ ...config.database, poolMax: 1, timeoutMs: Math.max(config.database.timeoutMs, 60_000) }, logger);
   try {
     const migrations = migrationConfig();
     if (arg === 'latest') {

@@ -3,11 +3,12 @@
  */
 import knex, { type Knex } from 'knex';
 import type { Config } from './config.ts';
+import type { Logger } from './logger.ts';
 
 export type { Knex };
 
-/** Builds (without connecting) a Knex instance for PostgreSQL. */
-export function createDatabase(config: Config['database']): Knex {
+/** Builds (without connecting) a Knex instance for PostgreSQL; Knex's own warnings go to `logger`. */
+export function createDatabase(config: Config['database'], logger?: Logger): Knex {
   return knex({
     client: 'pg',
     connection: {
@@ -19,5 +20,11 @@ export function createDatabase(config: Config['database']): Knex {
     },
     pool: { min: 0, max: config.poolMax, idleTimeoutMillis: 30_000 },
     acquireConnectionTimeout: config.timeoutMs,
+    log: {
+      warn: (message: unknown) => logger?.warn({ knex: String(message) }, 'knex warning'),
+      error: (message: unknown) => logger?.error({ knex: String(message) }, 'knex error'),
+      deprecate: (method: string, alternative: string) => logger?.debug({ method, alternative }, 'knex deprecation'),
+      debug: () => undefined,
+    },
   });
 }

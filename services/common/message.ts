@@ -13,9 +13,16 @@ export interface FormMessage {
   request_id: string;
 }
 
-/** Serialises a message body. */
+/** Characters outside the set SQS accepts in a body (#x9 #xA #xD #x20–#xD7FF #xE000–#xFFFD), and astral ones, which some SQS implementations refuse. */
+const SQS_UNSAFE = /[^\x09\x0A\x0D\x20-\uD7FF\uE000-\uFFFD]/g;
+
+/**
+ * Serialises a message body. Characters SQS may refuse are written as JSON
+ * `\u` escapes, so the body decodes to the same data and any form the web
+ * accepts can be queued.
+ */
 export function encodeFormMessage(message: FormMessage): string {
-  return JSON.stringify(message);
+  return JSON.stringify(message).replace(SQS_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export type DecodeResult = { ok: true; data: FormData } | { ok: false; reason: string };

@@ -47,7 +47,7 @@ export async function createWorkerService(config: Config, options: WorkerService
   const logger = options.logger ?? createLogger(config.logLevel, 'worker');
   const metrics = createWorkerMetrics();
   const sqs = options.sqs ?? createSqsClient(config.sqs, { extraTimeoutMs: config.sqs.waitTimeSeconds * 1000, maxSockets: config.worker.concurrency * 2 + 4 });
-  const db = options.db ?? createDatabase(config.database);
+  const db = options.db ?? createDatabase(config.database, logger);
   const urls = await resolveQueueUrls(sqs, config.sqs, logger);
   const queue = new WorkerQueue(sqs, urls, (action) => metrics.sqsRequests.inc({ action }));
   const repository = new FormRepository(db);
