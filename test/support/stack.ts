@@ -7,6 +7,8 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import { loadConfig, type Config } from '../../services/common/config.ts';
 import { createDatabase, type Knex } from '../../services/common/db.ts';
 import { migrationConfig } from '../../migrations/config.ts';
+import { createLogger } from '../../services/common/logger.ts';
+import { resolveQueueUrls } from '../../services/common/sqs.ts';
 import { createTestDatabase, type TestDatabase } from './postgres.ts';
 import { observerClient, queueUrl } from './sqs.ts';
 
@@ -52,9 +54,12 @@ export async function createTestEnv(endpoint: string, overrides: Record<string, 
   const db = createDatabase({ url: database.url, poolMax: 2, timeoutMs: 5000 });
   if (options.migrate ?? true) await db.migrate.latest(migrationConfig());
   const sqs = observerClient(endpoint);
+  const config = loadConfig(env);
+  // The same creation the services do with SQS_CREATE_QUEUES, so tests can send before a service starts.
+  if (config.sqs.createQueues) await resolveQueueUrls(sqs, config.sqs, createLogger('silent', 'test'));
   return {
     env,
-    config: loadConfig(env),
+    config,
     database,
     db,
     sqs,

@@ -1,0 +1,67 @@
+import { expect } from 'chai';
+import { createDatabase, type Knex } from '../services/common/db.ts';
+import { migrationConfig } from '../migrations/config.ts';
+import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
+
+/** The table as Django's migrations of the replaced service created it. */
+const DJANGO_TABLE = `
+  CREATE TABLE form_form (
+    id serial NOT NULL PRIMARY KEY,
+    created timestamp with time zone NOT NULL,
+    data jsonb NOT NULL,
+    sqs_message_id varchar(255) NULL UNIQUE
+  )`;
+
+describe('migrations', () => {
+  let database: TestDatabase;
+  let db: Knex;
+  beforeEach(async () => {
+    database = await createTestDatabase();
+    db = createDatabase({ url: database.url, poolMax: 2, timeoutMs: 5000 });
+  });
+  afterEach(async () => {
+    await db.destroy();
+    await database.drop();
+  });
+
+  async function indexes(): Promise<string[]> {
+    const r = await db.raw<{ rows: { indexdef: string }[] }>("select indexdef from pg_indexes where tablename = 'form_form' order by indexname");
+    return r.rows.map((x) => x.indexdef);
+  }
+
+  it('creates the table on an empty database, with the created index and a unique message id', async () => {
+    await db.migrate.latest(migrationConfig());
+    const columns = await db('information_schema.columns').where({ table_name: 'form_form' }).select('column_name', 'data_type', 'is_nullable', 'column_default');
+    expect(Object.fromEntries(columns.map((c: { column_name: string; data_type: string }) => [c.column_name, c.data_type]))).to.deep.equal({
+      id: 'integer',
+      created: 'timestamp with time zone',
+      data: 'jsonb',
+      sqs_message_id: 'character varying',
+    });
+    expect((await indexes()).join('\n')).to.match(/UNIQUE INDEX .* \(sqs_message_id\)/).and.match(/INDEX form_form_created_idx .* \(created\)/);
+    await db('form_form').insert({ data: JSON.stringify({ a: 1 }), sqs_message_id: 'm1' });
+    const conflict = await db('form_form').insert({ data: JSON.stringify({ a: 2 }), sqs_message_id: 'm1' }).onConflict('sqs_message_id').ignore().returning('id');
+    expect(conflict).to.have.length(0);
+  });
+
+  it('adopts an existing table of the replaced service in place, keeping its rows, and is idempotent', async () => {
+    await db.raw(DJANGO_TABLE);
+    await db('form_form').insert([
+      { created: new Date('2019-05-01T10:00:00Z'), data: JSON.stringify({ company_name: 'Old Ltd' }), sqs_message_id: 'old-1' },
+      { created: new Date('2019-05-02T10:00:00Z'), data: JSON.stringify({ company_name: 'Older Ltd' }), sqs_message_id: null },
+    ]);
+    await db.migrate.latest(migrationConfig());
+    const rows = await db('form_form').orderBy('id').select('data', 'sqs_message_id');
+    expect(rows.map((r: { data: { company_name: string } }) => r.data.company_name)).to.deep.equal(['Old Ltd', 'Older Ltd']);
+    // The worker relies on the database default for created.
+    const [row] = await db('form_form').insert({ data: JSON.stringify({ company_name: 'New Ltd' }), sqs_message_id: 'new-1' }).returning(['created']);
+    expect((row as { created: Date }).created).to.be.instanceOf(Date);
+    const uniques = (await indexes()).filter((d) => d.includes('UNIQUE') && d.includes('sqs_message_id'));
+    expect(uniques, 'no second unique index beside Django\'s').to.have.length(1);
+
+    await db.migrate.rollback(migrationConfig());
+    expect(await db('form_form').count({ n: '*' })).to.deep.equal([{ n: '3' }]);
+    await db.migrate.latest(migrationConfig());
+    expect((await indexes()).join('\n')).to.contain('form_form_created_idx');
+  });
+});
