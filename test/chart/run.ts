@@ -101,6 +101,7 @@ export function resolveEnv(manifests: readonly Manifest[], container: { envFrom?
  * port; the environment variable that carries it (its value is the port) is
  * moved with it, and there must be exactly one such variable.
  */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a container spec as rendered
 export async function prepareContainer(manifests: readonly Manifest[], owner: Manifest, container: Record<string, any>): Promise<PreparedContainer> {
   const where = `${owner.kind} ${owner.metadata.name}/${container.name as string}`;
   const env = resolveEnv(manifests, container, where);
