@@ -18,11 +18,15 @@ export const LIMITS = {
   maxKeyLength: 100,
   /** Characters of a named string field. */
   maxFieldLength: 255,
+  /** Field errors reported for one form; the walk stops once this many are found. */
+  maxErrors: 20,
 } as const;
 
 const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
-const text = () => string().strict().max(LIMITS.maxFieldLength, 'must be at most ${max} characters');
+// Type errors carry fixed messages: yup's defaults print the offending value
+// (echoing input, and recursing without bound on deeply nested values).
+const text = () => string().strict().typeError('must be a string').max(LIMITS.maxFieldLength, 'must be at most ${max} characters');
 const requiredText = () => text().required('is required');
 const email = () => requiredText().email('must be an e-mail address');
 
@@ -39,15 +43,15 @@ const known = object({
   exporting: mixed<'True' | 'False' | boolean>()
     .required('is required')
     .oneOf(['True', 'False', true, false], 'must be "True", "False" or a boolean'),
-  agree_terms: boolean().strict().required('is required').oneOf([true], 'must be true'),
+  agree_terms: boolean().strict().typeError('must be true').required('is required').oneOf([true], 'must be true'),
   marketing_source: mixed<string | string[]>()
     .optional()
-    .test('string-or-list', 'must be a string or a list of strings of at most 255 characters', (value) => {
+    .test('string-or-list', `must be a string or a list of at most ${LIMITS.maxArrayItems} strings of at most ${LIMITS.maxFieldLength} characters`, (value) => {
       if (value === undefined) return true;
-      const items = Array.isArray(value) ? value : [value];
-      return items.every((item) => typeof item === 'string' && item.length <= LIMITS.maxFieldLength);
+      const items: unknown[] = Array.isArray(value) ? value : [value];
+      return items.length <= LIMITS.maxArrayItems && items.every((item) => typeof item === 'string' && item.length <= LIMITS.maxFieldLength);
     }),
-  opt_in: boolean().strict().optional(),
+  opt_in: boolean().strict().typeError('must be a boolean').optional(),
 }).strict();
 
 /** The fields the schema names, as validated. */
@@ -70,34 +74,98 @@ export type ValidationResult = { ok: true; value: FormData } | { ok: false; erro
 
 const KNOWN_KEYS = new Set(Object.keys(known.fields));
 
+/** What a named field may hold before yup sees it (yup is only ever given primitives or a short list of them). */
+const EXPECTED: Readonly<Record<string, string>> = {
+  exporting: '"True", "False" or a boolean',
+  agree_terms: 'true',
+  opt_in: 'a boolean',
+  marketing_source: `a string or a list of at most ${LIMITS.maxArrayItems} strings of at most ${LIMITS.maxFieldLength} characters`,
+};
+
+/** Field errors, capped at LIMITS.maxErrors; walks stop once it is full. */
+class Errors {
+  readonly list: FieldError[] = [];
+  get full(): boolean {
+    return this.list.length >= LIMITS.maxErrors;
+  }
+  add(field: string, message: string): void {
+    if (!this.full) this.list.push({ field, message });
+  }
+}
+
+interface Budget {
+  keys: number;
+}
+
 /**
  * Validates form data and returns a freshly built copy of it: nothing of the
  * input object (prototype, getters, forbidden keys) reaches the result.
+ * Errors name each failing field (at most LIMITS.maxErrors of them).
  */
 export function validateForm(input: unknown): ValidationResult {
-  if (!isPlainObject(input)) return { ok: false, errors: [{ field: '', message: 'must be a JSON object' }] };
-  const errors: FieldError[] = [];
-  const extras = copyExtras(input, errors);
-  if (errors.length > 0) return { ok: false, errors };
-  let validated: KnownFields;
-  try {
-    validated = known.validateSync(pick(input, KNOWN_KEYS), { abortEarly: false, stripUnknown: true });
-  } catch (error) {
-    if (!(error instanceof ValidationError)) throw error;
-    return { ok: false, errors: fieldErrors(error) };
+  if (!isPlainObject(input)) return { ok: false, errors: [{ field: '', message: 'data must be a JSON object' }] };
+  const errors = new Errors();
+  const budget: Budget = { keys: 0 };
+  const extras: Record<string, JsonValue> = {};
+  const named: Record<string, unknown> = {};
+  const badShape = new Set<string>();
+  for (const key of Object.keys(input)) {
+    if (errors.full || budget.keys > LIMITS.maxKeys) break;
+    const value = input[key];
+    if (!checkKey(key, key, errors, budget)) continue;
+    if (KNOWN_KEYS.has(key)) {
+      if (checkNamed(key, value, errors)) named[key] = value;
+      else badShape.add(key);
+      continue;
+    }
+    const copy = copyValue(value, key, 1, errors, budget);
+    if (copy !== undefined) defineKey(extras, key, copy);
   }
-  const value: FormData = { ...fresh(validated), ...extras } as FormData;
-  return { ok: true, value };
+  if (!errors.full && budget.keys <= LIMITS.maxKeys) {
+    try {
+      const validated = known.validateSync(named, { abortEarly: false, stripUnknown: true });
+      if (errors.list.length === 0) return { ok: true, value: { ...fresh(validated), ...extras } as FormData };
+    } catch (error) {
+      if (!(error instanceof ValidationError)) throw error;
+      for (const e of fieldErrors(error)) if (!badShape.has(e.field)) errors.add(e.field, e.message);
+    }
+  }
+  return { ok: false, errors: errors.list };
+}
+
+/** A named field's value: a primitive (a short list of them for marketing_source) with storable strings. */
+function checkNamed(key: string, value: unknown, errors: Errors): boolean {
+  const list = key === 'marketing_source' && Array.isArray(value);
+  const items: unknown[] = list ? (value as unknown[]) : [value];
+  if ((list && items.length > LIMITS.maxArrayItems) || !items.every((item) => item === null || ['string', 'number', 'boolean', 'undefined'].includes(typeof item))) {
+    errors.add(key, `${key} must be ${EXPECTED[key] ?? 'a string'}`);
+    return false;
+  }
+  for (const item of items) {
+    if (typeof item === 'string' && !storable(item)) {
+      errors.add(key, `${key} contains a NUL character or an unpaired surrogate`);
+      return false;
+    }
+  }
+  if (value === null) {
+    // yup's own message for null does not say what is expected.
+    errors.add(key, `${key} must be ${EXPECTED[key] ?? 'a string'}`);
+    return false;
+  }
+  return true;
 }
 
 function fieldErrors(error: ValidationError): FieldError[] {
   const inner = error.inner.length > 0 ? error.inner : [error];
-  return inner.map((e) => ({ field: e.path ?? '', message: `${e.path ?? 'data'} ${e.errors[0] ?? e.message}`.replace(/^(\S+) \1 /, '$1 ') }));
-}
-
-function pick(input: Record<string, unknown>, keys: ReadonlySet<string>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of Object.keys(input)) if (keys.has(key)) out[key] = input[key];
+  const seen = new Set<string>();
+  const out: FieldError[] = [];
+  for (const e of inner) {
+    const field = e.path ?? '';
+    // One message per field (a wrong type would otherwise also fail oneOf).
+    if (seen.has(field)) continue;
+    seen.add(field);
+    out.push({ field, message: `${field || 'data'} ${e.errors[0] ?? e.message}`.replace(/^(\S+) \1 /, '$1 ') });
+  }
   return out;
 }
 
@@ -106,7 +174,7 @@ function fresh(value: KnownFields): Record<string, JsonValue> {
   const out: Record<string, JsonValue> = {};
   for (const [key, v] of Object.entries(value)) {
     if (v === undefined) continue;
-    out[key] = Array.isArray(v) ? [...(v as string[])] : (v as JsonValue);
+    defineKey(out, key, Array.isArray(v) ? [...(v as string[])] : (v as JsonValue));
   }
   return out;
 }
@@ -117,72 +185,58 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
   return proto === Object.prototype || proto === null;
 }
 
-/** Copies the fields the schema does not name, checking caps and storability everywhere. */
-function copyExtras(input: Record<string, unknown>, errors: FieldError[]): Record<string, JsonValue> {
-  const budget = { keys: 0 };
-  const out: Record<string, JsonValue> = {};
-  for (const key of Object.keys(input)) {
-    const path = key;
-    const value = input[key];
-    if (!checkKey(key, path, errors, budget)) continue;
-    if (KNOWN_KEYS.has(key)) {
-      // Named fields are checked by yup; here only that their strings are storable.
-      checkStorable(value, path, errors, 1);
-      continue;
-    }
-    const copy = copyValue(value, path, 1, errors, budget);
-    if (copy !== undefined) defineKey(out, key, copy);
-  }
-  return out;
-}
-
-function checkKey(key: string, path: string, errors: FieldError[], budget: { keys: number }): boolean {
+/** Counts and checks one key; false when the key (and its value) must be skipped. */
+function checkKey(key: string, path: string, errors: Errors, budget: Budget): boolean {
   budget.keys += 1;
-  if (budget.keys === LIMITS.maxKeys + 1) errors.push({ field: path, message: `data has more than ${LIMITS.maxKeys} keys` });
+  if (budget.keys > LIMITS.maxKeys) {
+    errors.add(path.slice(0, 2 * LIMITS.maxKeyLength), `data has more than ${LIMITS.maxKeys} keys`);
+    return false;
+  }
   if (FORBIDDEN_KEYS.has(key)) {
-    errors.push({ field: path, message: `${path} is a forbidden key` });
+    errors.add(path, `${path} is a forbidden key`);
     return false;
   }
   if (key.length > LIMITS.maxKeyLength) {
-    errors.push({ field: path.slice(0, LIMITS.maxKeyLength), message: `key longer than ${LIMITS.maxKeyLength} characters` });
+    errors.add(path.slice(0, LIMITS.maxKeyLength), `key longer than ${LIMITS.maxKeyLength} characters`);
     return false;
   }
   if (!storable(key)) {
-    errors.push({ field: JSON.stringify(key), message: 'key contains a NUL character or an unpaired surrogate' });
+    errors.add(JSON.stringify(key), 'key contains a NUL character or an unpaired surrogate');
     return false;
   }
   return true;
 }
 
-function copyValue(value: unknown, path: string, depth: number, errors: FieldError[], budget: { keys: number }): JsonValue | undefined {
+function copyValue(value: unknown, path: string, depth: number, errors: Errors, budget: Budget): JsonValue | undefined {
   if (value === null || typeof value === 'boolean') return value;
   if (typeof value === 'number') {
     if (Number.isFinite(value)) return value;
-    errors.push({ field: path, message: `${path} must be a finite number` });
+    errors.add(path, `${path} must be a finite number`);
     return undefined;
   }
   if (typeof value === 'string') {
     if (value.length > LIMITS.maxExtraStringLength) {
-      errors.push({ field: path, message: `${path} must be at most ${LIMITS.maxExtraStringLength} characters` });
+      errors.add(path, `${path} must be at most ${LIMITS.maxExtraStringLength} characters`);
       return undefined;
     }
     if (!storable(value)) {
-      errors.push({ field: path, message: `${path} contains a NUL character or an unpaired surrogate` });
+      errors.add(path, `${path} contains a NUL character or an unpaired surrogate`);
       return undefined;
     }
     return value;
   }
   if (depth > LIMITS.maxDepth) {
-    errors.push({ field: path, message: `${path} is nested deeper than ${LIMITS.maxDepth} levels` });
+    errors.add(path, `${path} is nested deeper than ${LIMITS.maxDepth} levels`);
     return undefined;
   }
   if (Array.isArray(value)) {
     if (value.length > LIMITS.maxArrayItems) {
-      errors.push({ field: path, message: `${path} has more than ${LIMITS.maxArrayItems} items` });
+      errors.add(path, `${path} has more than ${LIMITS.maxArrayItems} items`);
       return undefined;
     }
     const items: JsonValue[] = [];
     for (let i = 0; i < value.length; i++) {
+      if (errors.full || budget.keys > LIMITS.maxKeys) break;
       const item = copyValue(value[i], `${path}.${i}`, depth + 1, errors, budget);
       if (item !== undefined) items.push(item);
     }
@@ -191,6 +245,7 @@ function copyValue(value: unknown, path: string, depth: number, errors: FieldErr
   if (isPlainObject(value)) {
     const out: Record<string, JsonValue> = {};
     for (const key of Object.keys(value)) {
+      if (errors.full || budget.keys > LIMITS.maxKeys) break;
       const childPath = `${path}.${key}`;
       if (!checkKey(key, childPath, errors, budget)) continue;
       const child = copyValue(value[key], childPath, depth + 1, errors, budget);
@@ -198,17 +253,8 @@ function copyValue(value: unknown, path: string, depth: number, errors: FieldErr
     }
     return out;
   }
-  errors.push({ field: path, message: `${path} is not a JSON value` });
+  errors.add(path, `${path} is not a JSON value`);
   return undefined;
-}
-
-/** Checks, without copying, that every string below `value` is storable. */
-function checkStorable(value: unknown, path: string, errors: FieldError[], depth: number): void {
-  if (typeof value === 'string') {
-    if (!storable(value)) errors.push({ field: path, message: `${path} contains a NUL character or an unpaired surrogate` });
-  } else if (Array.isArray(value) && depth <= LIMITS.maxDepth) {
-    value.forEach((item, i) => checkStorable(item, `${path}.${i}`, errors, depth + 1));
-  }
 }
 
 /** PostgreSQL's jsonb refuses NUL characters and unpaired surrogates. */

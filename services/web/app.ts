@@ -8,7 +8,7 @@ import type { Logger } from '../common/logger.ts';
 import { readBody } from './body.ts';
 import { formHandler } from './form-route.ts';
 import type { WebMetrics } from './metrics.ts';
-import { problemMiddleware, sendProblem } from './problem.ts';
+import { ProblemError, problemMiddleware, sendProblem } from './problem.ts';
 import type { FormSender } from './sender.ts';
 
 export interface AppOptions {
@@ -52,11 +52,23 @@ export function createApp(options: AppOptions): Koa {
     }
   });
   app.use(problemMiddleware(logger));
+  app.use(async function hostRequired(ctx: Context, next: Next) {
+    if (ctx.req.httpVersion === '1.1' && !ctx.get('host')) throw new ProblemError(400, 'Bad Request', 'the Host header is missing');
+    await next();
+  });
   app.use(async function methodProblems(ctx: Context, next: Next) {
     await next();
     if (ctx.body !== undefined && ctx.body !== null) return;
     if (ctx.status === 405) sendProblem(ctx, 405, 'Method Not Allowed', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get('Allow')}`);
-    else if (ctx.status === 501) sendProblem(ctx, 501, 'Not Implemented', `${ctx.method} is not supported`);
+    else if (ctx.status === 501) {
+      // A method @koa/router does not know at all (PROPFIND, …): still "not allowed here", never a 5xx.
+      const allow = ctx.response.get('Allow');
+      if (allow) {
+        sendProblem(ctx, 405, 'Method Not Allowed', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${allow}`);
+      } else {
+        sendProblem(ctx, 404, 'Not Found', `no resource at ${ctx.path}`);
+      }
+    }
   });
   app.use(router.routes());
   app.use(router.allowedMethods());

@@ -9,6 +9,10 @@ import { ProblemError } from './problem.ts';
 
 const JSON_TYPE = 'application/json';
 const FORM_TYPE = 'application/x-www-form-urlencoded';
+/** qs limits of form-encoded bodies; exceeding one is a 400, not a silent truncation. */
+const FORM_PARAMETERS = 64;
+const FORM_ARRAY_ITEMS = 32;
+const FORM_DEPTH = 2;
 
 /** State the body middleware leaves for the route. */
 export interface BodyState {
@@ -28,7 +32,7 @@ export function readBody(maxBytes: number) {
     jsonLimit: String(maxBytes),
     formLimit: String(maxBytes),
     strict: true,
-    queryString: { depth: 2, arrayLimit: 32, parameterLimit: 64, allowPrototypes: false },
+    queryString: { depth: FORM_DEPTH, arrayLimit: FORM_ARRAY_ITEMS, parameterLimit: FORM_PARAMETERS, allowPrototypes: false, throwOnLimitExceeded: true, strictDepth: true },
     onerror: (error: Error, ctx: Context) => {
       const status = (error as { status?: number }).status;
       if (status === 413) throw new ProblemError(413, 'Content Too Large', `request body is larger than ${maxBytes} bytes`);
@@ -75,11 +79,17 @@ export function readBody(maxBytes: number) {
 }
 
 function bodyErrorReason(error: Error): string {
-  if (error instanceof SyntaxError) return 'malformed JSON';
-  if (error.message.includes('only supports object and array')) return 'the JSON body must be an object';
   const type = (error as { type?: string }).type;
   if (type === 'request.aborted') return 'request aborted';
   if (type === 'request.size.invalid') return 'body length does not match Content-Length';
-  if (type === 'encoding.unsupported') return 'unsupported charset';
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') return 'unsupported charset';
+  // qs, with throwOnLimitExceeded and strictDepth.
+  if (error instanceof RangeError && /parameter limit/i.test(error.message)) return `the form body has more than ${FORM_PARAMETERS} parameters`;
+  if (error instanceof RangeError && /array limit/i.test(error.message)) return `a form parameter has more than ${FORM_ARRAY_ITEMS} items`;
+  if (error instanceof RangeError && /depth/i.test(error.message)) return `form parameters are nested deeper than ${FORM_DEPTH} levels`;
+  if (error.message.includes('only supports object and array')) return 'the JSON body must be an object';
+  // @hapi/bourne refuses prototype-poisoning keys while parsing.
+  if (error.message.includes('forbidden prototype property')) return 'the JSON body contains a forbidden key (__proto__ or constructor.prototype)';
+  if (error instanceof SyntaxError) return 'malformed JSON';
   return 'malformed body';
 }

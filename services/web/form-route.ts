@@ -3,7 +3,7 @@
  */
 import type { Context } from 'koa';
 import { validateForm } from '../common/form-schema.ts';
-import { encodeFormMessage, parseData } from '../common/message.ts';
+import { encodeFormMessage, parseData, summarise } from '../common/message.ts';
 import { SqsError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { BodyState } from './body.ts';
@@ -11,6 +11,8 @@ import type { FormSender } from './sender.ts';
 import { ProblemError } from './problem.ts';
 import { verifySignature } from './signature.ts';
 import type { WebMetrics } from './metrics.ts';
+
+const FORM_TYPE = 'application/x-www-form-urlencoded';
 
 export interface FormRouteOptions {
   sender: FormSender;
@@ -33,15 +35,21 @@ export function formHandler(options: FormRouteOptions) {
     }
     if (state.bodyError) throw state.bodyError;
     const body: unknown = ctx.request.body;
-    const raw = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>).data : undefined;
-    if (Array.isArray(raw) && ctx.request.is('application/x-www-form-urlencoded')) {
-      throw new ProblemError(400, 'Bad Request', 'data must be given once', { errors: [{ field: 'data', message: 'data must be given once' }] });
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+      throw new ProblemError(400, 'Bad Request', 'the body must be an object with a data field', { errors: [{ field: 'data', message: 'data is missing' }] });
+    }
+    const raw = Object.hasOwn(body, 'data') ? (body as Record<string, unknown>).data : undefined;
+    if (ctx.request.is(FORM_TYPE) && raw !== undefined && typeof raw !== 'string') {
+      // The UI posts data=<JSON string>; repeated or bracketed keys (data[]=, data[x]=) are not that.
+      const message = Array.isArray(raw) ? 'data must be given once, as a JSON string' : 'data must be a JSON string';
+      throw new ProblemError(400, 'Bad Request', message, { errors: [{ field: 'data', message }] });
     }
     const parsed = parseData(raw);
     if (!parsed.ok) throw new ProblemError(400, 'Bad Request', parsed.reason, { errors: [{ field: 'data', message: parsed.reason }] });
     const result = validateForm(parsed.value);
     if (!result.ok) {
-      throw new ProblemError(400, 'Bad Request', 'the form is not valid', { errors: result.errors.map((e) => ({ field: e.field ? `data.${e.field}` : 'data', message: e.message })) });
+      const errors = result.errors.map((e) => ({ field: e.field ? `data.${e.field}` : 'data', message: e.message }));
+      throw new ProblemError(400, 'Bad Request', `the form is not valid: ${summarise(result.errors)}`, { errors });
     }
     const message = encodeFormMessage({ data: result.value, received_at: new Date(now()).toISOString(), request_id: state.requestId });
     let messageId: string;

@@ -38,6 +38,12 @@ const TITLES: Record<number, string> = {
 
 /** Writes a problem+json response. */
 export function sendProblem(ctx: Context, status: number, title: string, detail: string, errors?: readonly FieldError[]): void {
+  if (!ctx.req.complete && ctx.req.readable) {
+    // The body was refused unread (or part read): do not keep the connection
+    // for another request, and drain what is still arriving meanwhile.
+    ctx.set('Connection', 'close');
+    ctx.req.resume();
+  }
   ctx.status = status;
   ctx.type = 'application/problem+json';
   ctx.body = { type: 'about:blank', title, status, detail, instance: ctx.path, request_id: ctx.state.requestId as string, ...(errors ? { errors } : {}) };
