@@ -22,7 +22,7 @@ export async function post(base: string, path: string, body: Buffer | string, op
   if (signature !== null) headers['x-signature'] = signature;
   const res = await fetch(base + path, { method: options.method ?? 'POST', headers, body: typeof body === 'string' ? body : new Uint8Array(body) });
   const text = await res.text();
-  let parsed: unknown = text;
+  let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
