@@ -1,0 +1,97 @@
+import { expect } from 'chai';
+import { readFile } from 'node:fs/promises';
+import { assertWebConfig, loadConfig, SETTINGS } from '../services/common/config.ts';
+import { ConfigError } from '../services/common/errors.ts';
+import { createWebMetrics } from '../services/web/metrics.ts';
+import { createWorkerMetrics } from '../services/worker/metrics.ts';
+
+async function readmeSection(title: string): Promise<string> {
+  const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
+  const start = readme.indexOf(`\n## ${title}\n`);
+  expect(start, `README has a "${title}" section`).to.be.greaterThan(-1);
+  const end = readme.indexOf('\n## ', start + 1);
+  return readme.slice(start, end === -1 ? undefined : end);
+}
+
+function tableRows(section: string): string[][] {
+  return section
+    .split('\n')
+    .filter((l) => l.startsWith('| ') && !l.startsWith('| ---'))
+    .slice(1)
+    .map((l) => l.slice(2, -2).split(' | ').map((c) => c.trim()));
+}
+
+describe('configuration', () => {
+  it('defaults to the values of the replaced service', () => {
+    const c = loadConfig({});
+    expect(c.sqs).to.include({
+      region: 'eu-west-1',
+      formQueueName: 'directory-form-data',
+      invalidQueueName: 'directory-form-data-invalid',
+      waitTimeSeconds: 20,
+      maxNumberOfMessages: 10,
+      visibilityTimeoutSeconds: 21600,
+      endpoint: undefined,
+      createQueues: false,
+    });
+    expect(c.database.url).to.equal('postgres://test:test@localhost:5432/directory-form-data-test');
+    expect(c.web).to.include({ port: 8000, uiSecret: undefined, signatureCheck: true });
+    expect(c.healthPort).to.equal(8001);
+    expect(c.database.poolMax).to.equal(c.worker.concurrency + 1);
+  });
+
+  it('reads the misspelt invalid queue variable first and the corrected one too', () => {
+    expect(loadConfig({ SQS_INVALID_MESSAGES_QUEUE_NAME: 'fixed' }).sqs.invalidQueueName).to.equal('fixed');
+    expect(loadConfig({ SQS_INVALID_MESAGES_QUEUE_NAME: 'sic', SQS_INVALID_MESSAGES_QUEUE_NAME: 'fixed' }).sqs.invalidQueueName).to.equal('sic');
+  });
+
+  const refused: Array<[Record<string, string>, string]> = [
+    [{ SQS_WAIT_TIME: '21' }, 'SQS_WAIT_TIME="21" is not allowed; expected an integer from 0 to 20'],
+    [{ SQS_WAIT_TIME: 'ten' }, 'SQS_WAIT_TIME="ten"'],
+    [{ SQS_MAX_NUMBER_OF_MESSAGES: '0' }, 'an integer from 1 to 10'],
+    [{ SQS_VISIBILITY_TIMEOUT: '43201' }, 'an integer from 0 to 43200'],
+    [{ SQS_VISIBILITY_TIMEOUT: '1.5' }, 'SQS_VISIBILITY_TIMEOUT'],
+    [{ PORT: '70000' }, 'PORT="70000"'],
+    [{ SQS_CREATE_QUEUES: 'maybe' }, 'true or false'],
+    [{ LOG_LEVEL: 'loud' }, 'one of fatal, error'],
+    [{ SQS_ENDPOINT_URL: 'localhost:4566' }, 'a URL starting with http: or https:'],
+    [{ DATABASE_URL: 'mysql://u:secret@h/db' }, 'DATABASE_URL="mysql://u:***@h/db"'],
+    [{ SQS_FORM_DATA_QUEUE_NAME: 'no spaces' }, 'queue name'],
+    [{ SQS_RETRY_BACKOFF_BASE_SECONDS: '10', SQS_RETRY_BACKOFF_MAX_SECONDS: '5' }, 'SQS_RETRY_BACKOFF_MAX_SECONDS'],
+  ];
+  for (const [env, message] of refused) {
+    it(`refuses ${JSON.stringify(env)} naming the variable, the value and what is allowed`, () => {
+      expect(() => loadConfig(env)).to.throw(ConfigError, message);
+    });
+  }
+
+  it('never shows a database password in an error', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://user:hunter2@host/db' })).to.throw(ConfigError).with.property('message').that.does.not.contain('hunter2');
+  });
+
+  it('refuses to run the web without UI_SECRET unless signatures are explicitly off', () => {
+    expect(() => assertWebConfig(loadConfig({}))).to.throw(ConfigError, 'UI_SECRET');
+    expect(() => assertWebConfig(loadConfig({ DISABLE_SIGNATURE_CHECK: 'true' }))).not.to.throw();
+    expect(() => assertWebConfig(loadConfig({ UI_SECRET: 's' }))).not.to.throw();
+  });
+
+  it('README configuration table matches the settings the code reads', async () => {
+    const rows = tableRows(await readmeSection('Configuration'));
+    const fromReadme = rows.map(([names, def, allowed]) => ({ names: names!.split(' / ').map((n) => n.replaceAll('`', '')), default: def, allowed }));
+    expect(fromReadme).to.deep.equal(SETTINGS.map((s) => ({ names: [...s.names], default: s.default, allowed: s.allowed })));
+  });
+
+  it('every default in the table is accepted by the code', () => {
+    const env = Object.fromEntries(SETTINGS.filter((s) => s.default !== 'none').map((s) => [s.names[0]!, s.default]));
+    expect(() => loadConfig(env)).not.to.throw();
+  });
+
+  it('README metrics table lists exactly the metrics the services register', async () => {
+    const rows = tableRows(await readmeSection('Metrics'));
+    const documented = rows.map(([name, service]) => `${service}:${name!.replaceAll('`', '')}`).sort();
+    const own = (service: string, names: string[]): string[] => names.filter((n) => n.startsWith('form_data_')).map((n) => `${service}:${n}`);
+    const web = createWebMetrics(false).registry.getMetricsAsArray().map((m) => m.name);
+    const worker = createWorkerMetrics(false).registry.getMetricsAsArray().map((m) => m.name);
+    expect(documented).to.deep.equal([...own('web', web), ...own('worker', worker)].sort());
+  });
+});
