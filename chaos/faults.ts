@@ -1,0 +1,314 @@
+/**
+ * The faults of a chaos run and what each one checks while it lasts.
+ */
+import { SendMessageCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Load } from './load.ts';
+import { probe, scrapeCounter, type Stack, type WorkerSlot } from './stack.ts';
+
+/** Deterministic random numbers (mulberry32) so a run can be repeated with --seed. */
+export function random(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export interface FaultContext {
+  stack: Stack;
+  load: Load;
+  rng: () => number;
+  /** Milliseconds since the run's epoch. */
+  now: () => number;
+  log: (message: string) => void;
+  /** Settings the services run with (timeouts, for the bounds checked here). */
+  settings: { sqsRequestTimeoutMs: number; sqsMaxAttempts: number; sendBatchWindowMs: number; workerConcurrency: number };
+}
+
+export interface KillResult {
+  kind: 'sigkill';
+  at: number;
+  workers: string[];
+  /** Restarted and polling again. */
+  restarted: boolean;
+  error?: string;
+}
+
+export interface SigtermResult {
+  kind: 'sigterm';
+  at: number;
+  worker: string;
+  exitCode: number | null;
+  signal: string | null;
+  drainMs: number | undefined;
+  drainedLogged: boolean;
+  stoppedLogged: boolean;
+  /** Whether the run restarts the worker afterwards (not at the end of the run). */
+  restarted: boolean;
+  ok: boolean;
+  error?: string;
+}
+
+export interface DbOutageResult {
+  kind: 'db-outage';
+  at: number;
+  downMs: number;
+  /** Per worker: probes made, not-ready answers, liveness failures. */
+  probes: { worker: string; ready: number; notReady: number; liveFailed: number; receivesPerSecond: number | undefined }[];
+  /** Messages handed back with a visibility backoff while the database was down (log lines). */
+  handedBack: number;
+  /** Poll-loop backoffs logged for the database while it was down, and the longest. */
+  backoffs: number;
+  longestBackoffMs: number;
+  /** Time from the restart until every worker was ready again. */
+  recoveryMs: number | undefined;
+  ok: boolean;
+  problems: string[];
+}
+
+export interface SqsOutageResult {
+  kind: 'sqs-outage';
+  at: number;
+  downMs: number;
+  /** Tries started and answered while the web's path to SQS was cut. */
+  attemptsInside: number;
+  answered503: number;
+  answered202: number;
+  otherAnswers: number;
+  slowest503Ms: number;
+  bound503Ms: number;
+  /** Time from the restore until the first 202 of a try started after it. */
+  recoveryMs: number | undefined;
+  webRestarted: boolean;
+  ok: boolean;
+  problems: string[];
+}
+
+export interface PoisonMessage {
+  kind: string;
+  messageId: string;
+  body: string;
+  bytes: number;
+}
+
+export interface PoisonResult {
+  kind: 'poison';
+  at: number;
+  messages: PoisonMessage[];
+  maximumMessageSize: number;
+}
+
+export type FaultResult = KillResult | SigtermResult | DbOutageResult | SqsOutageResult | PoisonResult;
+
+function pick<T>(rng: () => number, items: readonly T[]): T {
+  return items[Math.floor(rng() * items.length)]!;
+}
+
+/** SIGKILLs one worker (or all of them) at a random moment and restarts it after a random pause. */
+export async function killWorkers(ctx: FaultContext, all: boolean): Promise<KillResult> {
+  const { stack, rng, log } = ctx;
+  await sleep(Math.floor(rng() * 1500));
+  const targets = all ? [...stack.workers] : [pick(rng, stack.workers)];
+  const at = ctx.now();
+  log(`SIGKILL ${targets.map((t) => `${t.name}.${t.generation} (pid ${t.handle.child.pid})`).join(', ')}`);
+  for (const slot of targets) slot.handle.kill('SIGKILL');
+  await Promise.all(targets.map((slot) => slot.handle.exited));
+  await sleep(500 + Math.floor(rng() * 1500));
+  try {
+    await Promise.all(targets.map((slot) => ctx.stack.restartWorker(slot)));
+    log(`restarted ${targets.map((t) => `${t.name}.${t.generation}`).join(', ')}`);
+    return { kind: 'sigkill', at, workers: targets.map((t) => t.name), restarted: true };
+  } catch (error) {
+    return { kind: 'sigkill', at, workers: targets.map((t) => t.name), restarted: false, error: String(error) };
+  }
+}
+
+/** SIGTERMs a worker, checks it drains and exits 0; restarts it unless `final`. */
+export async function terminateWorker(ctx: FaultContext, slot: WorkerSlot, final: boolean): Promise<SigtermResult> {
+  const { log } = ctx;
+  const at = ctx.now();
+  const handle = slot.handle;
+  log(`SIGTERM ${slot.name}.${slot.generation} (pid ${handle.child.pid})${final ? ' (end of run)' : ''}`);
+  handle.kill('SIGTERM');
+  const timeout = sleep(30_000, undefined, { ref: false }).then(() => 'timeout' as const);
+  const exit = await Promise.race([handle.exited, timeout]);
+  let error: string | undefined;
+  if (exit === 'timeout') {
+    error = 'did not exit within 30 s of SIGTERM';
+    handle.kill('SIGKILL');
+  }
+  const { code, signal } = await handle.exited;
+  const drained = handle.logs.find((l) => l.msg === 'worker drained');
+  const stopped = handle.logs.some((l) => l.msg === 'worker stopped');
+  const drainMs = typeof drained?.drainMs === 'number' ? drained.drainMs : undefined;
+  const ok = error === undefined && code === 0 && drained !== undefined && stopped;
+  log(`${slot.name}.${slot.generation} exited code ${code} signal ${signal}; drained in ${drainMs ?? '?'} ms${ok ? '' : ' — NOT CLEAN'}`);
+  let restarted = false;
+  if (!final) {
+    try {
+      await ctx.stack.restartWorker(slot);
+      restarted = true;
+      log(`restarted ${slot.name}.${slot.generation}`);
+    } catch (e) {
+      error = `${error ?? ''} restart failed: ${String(e)}`.trim();
+    }
+  }
+  return { kind: 'sigterm', at, worker: slot.name, exitCode: code, signal, drainMs, drainedLogged: drained !== undefined, stoppedLogged: stopped, restarted, ok: ok && (final || restarted), ...(error ? { error } : {}) };
+}
+
+/** Stops PostgreSQL for `downMs`, probing the workers' health meanwhile, then starts it again. */
+export async function databaseOutage(ctx: FaultContext, downMs: number): Promise<DbOutageResult> {
+  const { stack, log } = ctx;
+  const workers = [...stack.workers];
+  const problems: string[] = [];
+  const logMarks = new Map(workers.map((w) => [w.name, w.handle.logs.length]));
+  const receivesBefore = await Promise.all(workers.map((w) => scrapeCounter(w.healthPort, 'form_data_worker_sqs_requests_total', 'action="ReceiveMessage"')));
+  const at = ctx.now();
+  log(`stopping PostgreSQL for ${downMs} ms`);
+  await stack.postgres.stop();
+  const stoppedAt = ctx.now();
+  const probes = workers.map((w) => ({ worker: w.name, ready: 0, notReady: 0, liveFailed: 0, receivesPerSecond: undefined as number | undefined }));
+  while (ctx.now() - stoppedAt < downMs) {
+    await Promise.all(
+      workers.map(async (w, i) => {
+        const [ready, live] = await Promise.all([probe(w.healthPort, '/healthz/ready'), probe(w.healthPort, '/healthz/live')]);
+        const p = probes[i]!;
+        if (ready === 200) p.ready += 1;
+        else p.notReady += 1;
+        if (live !== 200) p.liveFailed += 1;
+      }),
+    );
+    await sleep(300);
+  }
+  const receivesAfter = await Promise.all(workers.map((w) => scrapeCounter(w.healthPort, 'form_data_worker_sqs_requests_total', 'action="ReceiveMessage"')));
+  const measuredMs = ctx.now() - at;
+  log('starting PostgreSQL again');
+  await stack.postgres.start();
+  const startedAt = ctx.now();
+  const actualDownMs = startedAt - stoppedAt;
+
+  let recoveryMs: number | undefined;
+  const deadline = startedAt + 30_000;
+  while (ctx.now() < deadline) {
+    const statuses = await Promise.all(workers.map((w) => probe(w.healthPort, '/healthz/ready')));
+    if (statuses.every((s) => s === 200)) {
+      recoveryMs = ctx.now() - startedAt;
+      break;
+    }
+    await sleep(200);
+  }
+  let handedBack = 0;
+  let backoffs = 0;
+  let longestBackoffMs = 0;
+  for (const w of workers) {
+    const lines = w.handle.logs.slice(logMarks.get(w.name) ?? 0);
+    for (const l of lines) {
+      if (l.msg === 'could not store forms; handing them back') handedBack += Array.isArray(l.messageIds) ? l.messageIds.length : 1;
+      if (l.msg === 'poll loop backing off' && l.reason === 'database unavailable') {
+        backoffs += 1;
+        longestBackoffMs = Math.max(longestBackoffMs, Number(l.backoffMs) || 0);
+      }
+    }
+  }
+  // A poll loop that spins makes hundreds of requests a second; one that long-polls or backs off, about one per loop per second.
+  const spinBound = ctx.settings.workerConcurrency * 3;
+  workers.forEach((w, i) => {
+    const p = probes[i]!;
+    const before = receivesBefore[i];
+    const after = receivesAfter[i];
+    if (before !== undefined && after !== undefined) p.receivesPerSecond = Math.round(((after - before) / (measuredMs / 1000)) * 10) / 10;
+    if (p.notReady === 0) problems.push(`${w.name}: readiness never reported not ready while the database was down`);
+    if (p.liveFailed > 0) problems.push(`${w.name}: liveness failed ${p.liveFailed} times while the database was down`);
+    if (p.receivesPerSecond !== undefined && p.receivesPerSecond > spinBound) problems.push(`${w.name}: ${p.receivesPerSecond} ReceiveMessage/s while the database was down (spinning; bound ${spinBound}/s)`);
+  });
+  if (recoveryMs === undefined) problems.push('workers not all ready within 30 s of the database restart');
+  log(`PostgreSQL back after ${actualDownMs} ms; workers ready again after ${recoveryMs ?? '?'} ms; ${handedBack} messages handed back`);
+  return { kind: 'db-outage', at, downMs: actualDownMs, probes, handedBack, backoffs, longestBackoffMs, recoveryMs, ok: problems.length === 0, problems };
+}
+
+/** Cuts the web's path to SQS for `downMs`; checks the web answers 503 (fast) meanwhile and 202 again afterwards. */
+export async function sqsOutage(ctx: FaultContext, downMs: number): Promise<SqsOutageResult> {
+  const { stack, load, log } = ctx;
+  const problems: string[] = [];
+  const webPid = stack.web.child.pid;
+  const at = ctx.now();
+  log(`cutting the web's path to SQS for ${downMs} ms`);
+  stack.webSqsProxy.cut();
+  const cutAt = ctx.now();
+  await sleep(downMs);
+  stack.webSqsProxy.restore();
+  const restoredAt = ctx.now();
+  log('restored the web\'s path to SQS');
+
+  let recoveryMs: number | undefined;
+  const deadline = restoredAt + 20_000;
+  while (ctx.now() < deadline && recoveryMs === undefined) {
+    for (const r of load.records) {
+      for (const a of r.attempts) {
+        if (a.start >= restoredAt && a.status === 202) recoveryMs = Math.min(recoveryMs ?? Infinity, a.end - restoredAt);
+      }
+    }
+    if (recoveryMs === undefined) await sleep(200);
+  }
+  // Let the tries that started inside the window finish before counting them.
+  await sleep(ctx.settings.sqsRequestTimeoutMs * ctx.settings.sqsMaxAttempts + 1000);
+  let attemptsInside = 0;
+  let answered503 = 0;
+  let answered202 = 0;
+  let otherAnswers = 0;
+  let slowest503Ms = 0;
+  for (const r of load.records) {
+    for (const a of r.attempts) {
+      if (a.start < cutAt || a.end > restoredAt) continue;
+      attemptsInside += 1;
+      if (a.status === 503) {
+        answered503 += 1;
+        slowest503Ms = Math.max(slowest503Ms, a.end - a.start);
+      } else if (a.status === 202) answered202 += 1;
+      else otherAnswers += 1;
+    }
+  }
+  const bound503Ms = ctx.settings.sqsRequestTimeoutMs * ctx.settings.sqsMaxAttempts + ctx.settings.sendBatchWindowMs + 1000;
+  const webRestarted = stack.web.child.exitCode !== null || stack.web.child.pid !== webPid;
+  if (attemptsInside === 0) problems.push('no submission was made while SQS was unreachable');
+  if (answered202 > 0) problems.push(`${answered202} submissions answered 202 while SQS was unreachable`);
+  if (otherAnswers > 0) problems.push(`${otherAnswers} submissions answered neither 503 nor 202 while SQS was unreachable`);
+  if (slowest503Ms > bound503Ms) problems.push(`slowest 503 took ${slowest503Ms} ms (bound ${bound503Ms} ms)`);
+  if (recoveryMs === undefined) problems.push('no 202 within 20 s of SQS coming back');
+  if (webRestarted) problems.push('the web exited');
+  log(`SQS outage: ${attemptsInside} tries inside, ${answered503} × 503 (slowest ${slowest503Ms} ms), ${answered202} × 202; first 202 ${recoveryMs ?? '?'} ms after restore`);
+  return { kind: 'sqs-outage', at, downMs: restoredAt - cutAt, attemptsInside, answered503, answered202, otherAnswers, slowest503Ms, bound503Ms, recoveryMs, webRestarted, ok: problems.length === 0, problems };
+}
+
+/** Puts poison messages straight on the form queue (not through the web). */
+export async function injectPoison(ctx: FaultContext): Promise<PoisonResult> {
+  const { stack, log } = ctx;
+  const attrs = await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: stack.formQueueUrl, AttributeNames: ['MaximumMessageSize'] }));
+  const maximumMessageSize = Number(attrs.Attributes?.MaximumMessageSize ?? 262_144);
+  const stamp = { received_at: new Date().toISOString(), request_id: 'chaos-poison' };
+  const padded = (target: number): string => {
+    const head = JSON.stringify({ ...stamp, data: { company_name: '' } });
+    const filler = 'x'.repeat(Math.max(0, target - head.length - 2));
+    return JSON.stringify({ ...stamp, data: { company_name: filler } });
+  };
+  const bodies: { kind: string; body: string }[] = [
+    { kind: 'not JSON', body: `not json {${stack.formQueue}` },
+    { kind: 'JSON without data', body: JSON.stringify({ ...stamp, note: 'no data field' }) },
+    { kind: 'data failing the schema', body: JSON.stringify({ ...stamp, data: { company_name: 'Poison Ltd', email_address1: 'not-an-email', agree_terms: false } }) },
+    // Within SQS's historical 256 KiB limit, attributes included.
+    { kind: 'huge body (200 KiB)', body: padded(200 * 1024) },
+    // Close to the queue's maximum, leaving room for the two attributes of the copy.
+    { kind: `huge body (queue max ${maximumMessageSize} B − 2 KiB)`, body: padded(maximumMessageSize - 2048) },
+  ];
+  const messages: PoisonMessage[] = [];
+  for (const { kind, body } of bodies) {
+    const out = await stack.sqs.send(new SendMessageCommand({ QueueUrl: stack.formQueueUrl, MessageBody: body }));
+    messages.push({ kind, messageId: out.MessageId!, body, bytes: Buffer.byteLength(body) });
+  }
+  log(`injected ${messages.length} poison messages (${messages.map((m) => `${m.kind}: ${m.bytes} B`).join('; ')})`);
+  return { kind: 'poison', at: ctx.now(), messages, maximumMessageSize };
+}
