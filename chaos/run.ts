@@ -91,8 +91,8 @@ function parseOptions(argv: string[]): Options {
     duration: int('duration', values.duration, short ? 16 : 100, 5, 3600),
     kills: int('kills', values.kills, short ? 1 : 5, 1, 50),
     sigterms: int('sigterms', values.sigterms, short ? 1 : 2, 1, 50),
-    dbOutageMs: int('db-outage-ms', values['db-outage-ms'], short ? 4000 : 8000, 1000, 120_000),
-    sqsOutageMs: int('sqs-outage-ms', values['sqs-outage-ms'], short ? 3000 : 5000, 1000, 120_000),
+    dbOutageMs: int('db-outage-ms', values['db-outage-ms'], short ? 4000 : 8000, 1000, 3_600_000),
+    sqsOutageMs: int('sqs-outage-ms', values['sqs-outage-ms'], short ? 3000 : 5000, 1000, 3_600_000),
     seed: int('seed', values.seed, Math.floor(Math.random() * 1_000_000), 0, 2 ** 31),
     jsonOut: values['json-out'],
     logDir: values['log-dir'],
@@ -285,6 +285,12 @@ async function main(): Promise<number> {
     const dbOutages = results.filter((r) => r.kind === 'db-outage');
     const sqsOutages = results.filter((r) => r.kind === 'sqs-outage');
     const longestDrainMs = Math.max(0, ...sigterms.map((t) => t.drainMs ?? 0));
+    // Deliveries of messages already stored (a worker died between INSERT and DELETE): skipped by the unique message id.
+    const redeliveriesSkipped = s.workers
+      .flatMap((w) => w.history)
+      .flatMap((h) => h.handle.logs)
+      .filter((l) => l.msg === 'duplicate deliveries skipped')
+      .reduce((n, l) => n + (Array.isArray(l.messageIds) ? l.messageIds.length : 1), 0);
     const storageOk = f.acceptedMissing === 0 && f.duplicates === 0 && f.dataMismatches === 0 && f.foreignRows === 0 && f.acceptedWithOneRow === f.accepted && empty;
 
     if (f.accepted === 0) failures.push('no form was accepted');
@@ -321,6 +327,7 @@ async function main(): Promise<number> {
       { label: 'accepted but missing', value: f.acceptedMissing, expected: '0', ok: f.acceptedMissing === 0 },
       { label: 'duplicates (rows per message id > 1)', value: f.duplicates, expected: '0', ok: f.duplicates === 0 },
       { label: 'rows differing from their 202 data', value: f.dataMismatches, expected: '0', ok: f.dataMismatches === 0 },
+      { label: 'redeliveries skipped as already stored', value: redeliveriesSkipped, expected: 'reported' },
       { label: 'content duplicates (same chaos_id)', value: f.contentDuplicates, expected: 'reported' },
       { label: '  of which after a client retry', value: f.contentDuplicatesAfterRetry },
       { label: 'rows without a 202 (503 but queued)', value: f.rowsWithoutAccepted, expected: 'reported' },
@@ -365,6 +372,7 @@ async function main(): Promise<number> {
       accepted_missing: f.acceptedMissing,
       duplicates: f.duplicates,
       data_mismatches: f.dataMismatches,
+      redeliveries_skipped: redeliveriesSkipped,
       content_duplicates: f.contentDuplicates,
       content_duplicates_after_retry: f.contentDuplicatesAfterRetry,
       rows_without_202: f.rowsWithoutAccepted,
