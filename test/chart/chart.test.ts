@@ -275,7 +275,10 @@ describe('chart: helm lint and template', function () {
       const c = podSpec(d).containers[0];
       expect(c.image).to.equal('123456789012.dkr.ecr.eu-west-1.amazonaws.com/form-data@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef');
       const env = Object.fromEntries((c.env as { name: string; valueFrom: { secretKeyRef: { name: string; optional?: boolean } } }[]).map((e) => [e.name, e.valueFrom.secretKeyRef]));
-      expect(env.DATABASE_URL).to.deep.equal({ name: 'form-data-credentials', key: 'DATABASE_URL' });
+      // Each component gets only the secrets it reads.
+      const own = c.name === 'web' ? 'UI_SECRET' : 'DATABASE_URL';
+      expect(Object.keys(env).sort()).to.deep.equal(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', own].sort());
+      expect(env[own]).to.deep.equal({ name: 'form-data-credentials', key: own });
       expect(env.AWS_ACCESS_KEY_ID?.optional).to.equal(true);
     }
     const web = find(manifests, 'Deployment', `${FULL}-web`);
