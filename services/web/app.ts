@@ -28,7 +28,8 @@ export function createApp(options: AppOptions): Koa {
   const { logger, metrics } = options;
   const app = new Koa({ proxy: false });
   app.silent = true;
-  const router = new Router();
+  // strict: /form and /form/ only, not /form// and the like.
+  const router = new Router({ strict: true });
   const submit = formHandler(options);
   const body = readBody(options.maxBodyBytes);
   router.post(['/form', '/form/'], body, submit);

@@ -32,7 +32,7 @@ export function readBody(maxBytes: number) {
     jsonLimit: String(maxBytes),
     formLimit: String(maxBytes),
     strict: true,
-    queryString: { depth: FORM_DEPTH, arrayLimit: FORM_ARRAY_ITEMS, parameterLimit: FORM_PARAMETERS, allowPrototypes: false, throwOnLimitExceeded: true, strictDepth: true },
+    queryString: { depth: FORM_DEPTH, arrayLimit: FORM_ARRAY_ITEMS, parameterLimit: FORM_PARAMETERS, allowPrototypes: false, allowDots: false, throwOnLimitExceeded: true, strictDepth: true },
     onerror: (error: Error, ctx: Context) => {
       const status = (error as { status?: number }).status;
       if (status === 413) throw new ProblemError(413, 'Content Too Large', `request body is larger than ${maxBytes} bytes`);
@@ -67,7 +67,8 @@ export function readBody(maxBytes: number) {
         ctx.req.off('data', tap);
         const state = ctx.state as BodyState;
         state.rawBody = Buffer.concat(chunks, Math.min(size, maxBytes));
-        if (!state.bodyError && !isUtf8(state.rawBody)) {
+        // Bytes that are not UTF-8 are the first thing wrong with a body, whatever the parser made of them.
+        if (size <= maxBytes && !isUtf8(state.rawBody)) {
           state.bodyError = new ProblemError(400, 'Bad Request', 'request body is not valid UTF-8');
         }
         await next();

@@ -35,9 +35,10 @@ function checkingInterval(limits: ServerLimits): number {
 }
 
 /** A whole HTTP/1.1 problem+json response, for sockets that have no ServerResponse. */
-function rawProblem(status: number, title: string, detail: string): string {
+function rawProblem(status: number, title: string, detail: string, headers: Record<string, string> = {}): string {
   const body = JSON.stringify({ type: 'about:blank', title, status, detail });
-  return `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
+  return `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`;
 }
 
 /** Status, title and detail of a request Node's HTTP parser refused (no internals, only what was wrong). */
@@ -143,7 +144,7 @@ export async function createWebService(config: Config, options: WebServiceOption
     res.end(body);
   });
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
-    socket.end(rawProblem(405, 'Method Not Allowed', 'CONNECT is not allowed'));
+    socket.end(rawProblem(405, 'Method Not Allowed', 'CONNECT is not allowed', { Allow: 'GET, HEAD, POST' }));
   });
 
   let ready = true;
