@@ -174,7 +174,7 @@ export async function validateManifest(manifest: Manifest): Promise<void> {
   try {
     mod = (await import(moduleName)) as Record<string, unknown>;
   } catch (error) {
-    throw new Error(`no schema for apiVersion ${apiVersion} (${kind} ${manifest.metadata.name}): ${(error as Error).message}`);
+    throw new Error(`no schema for apiVersion ${apiVersion} (${kind} ${manifest.metadata.name}): ${(error as Error).message}`, { cause: error });
   }
   const Model = mod[kind] as (new (data: unknown) => { validate(): void }) | undefined;
   if (typeof Model !== 'function') throw new Error(`no schema for ${apiVersion} ${kind} (${manifest.metadata.name})`);
@@ -183,6 +183,6 @@ export async function validateManifest(manifest: Manifest): Promise<void> {
   } catch (error) {
     const details = (error as { errors?: { instancePath: string; message?: string }[] }).errors;
     const text = details ? details.map((e) => `${e.instancePath} ${e.message ?? ''}`).join('; ') : (error as Error).message;
-    throw new Error(`${kind} ${manifest.metadata.name} is not a valid ${apiVersion} ${kind}: ${text}`);
+    throw new Error(`${kind} ${manifest.metadata.name} is not a valid ${apiVersion} ${kind}: ${text}`, { cause: error });
   }
 }

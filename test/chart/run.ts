@@ -142,7 +142,7 @@ export function start(prepared: PreparedContainer, cwd: string): ProcessHandle {
 /** Polls `url` until it answers with `status` (or any 2xx when omitted), within `timeoutMs`. */
 export async function waitForHttp(url: string, timeoutMs: number, status?: number, stillRunning?: () => boolean): Promise<number> {
   const deadline = Date.now() + timeoutMs;
-  let last = 'no answer';
+  let last: string;
   for (let delay = 25; ; delay = Math.min(delay * 2, 250)) {
     try {
       const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
