@@ -8,7 +8,7 @@ import type { Logger } from '../common/logger.ts';
 import { readBody } from './body.ts';
 import { formHandler } from './form-route.ts';
 import type { WebMetrics } from './metrics.ts';
-import { ProblemError, problemMiddleware, sendProblem } from './problem.ts';
+import { echo, ProblemError, problemMiddleware, sendProblem } from './problem.ts';
 import type { FormSender } from './sender.ts';
 
 export interface AppOptions {
@@ -60,14 +60,14 @@ export function createApp(options: AppOptions): Koa {
   app.use(async function methodProblems(ctx: Context, next: Next) {
     await next();
     if (ctx.body !== undefined && ctx.body !== null) return;
-    if (ctx.status === 405) sendProblem(ctx, 405, 'Method Not Allowed', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${ctx.response.get('Allow')}`);
+    if (ctx.status === 405) sendProblem(ctx, 405, 'Method Not Allowed', `${ctx.method} is not allowed on ${echo(ctx.path)}; allowed: ${ctx.response.get('Allow')}`);
     else if (ctx.status === 501) {
       // A method @koa/router does not know at all (PROPFIND, …): still "not allowed here", never a 5xx.
       const allow = ctx.response.get('Allow');
       if (allow) {
-        sendProblem(ctx, 405, 'Method Not Allowed', `${ctx.method} is not allowed on ${ctx.path}; allowed: ${allow}`);
+        sendProblem(ctx, 405, 'Method Not Allowed', `${ctx.method} is not allowed on ${echo(ctx.path)}; allowed: ${allow}`);
       } else {
-        sendProblem(ctx, 404, 'Not Found', `no resource at ${ctx.path}`);
+        sendProblem(ctx, 404, 'Not Found', `no resource at ${echo(ctx.path)}`);
       }
     }
   });

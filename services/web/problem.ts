@@ -36,6 +36,11 @@ const TITLES: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
+/** Request input repeated in an answer, capped in length. */
+export function echo(text: string, max = 200): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
 /** Writes a problem+json response. */
 export function sendProblem(ctx: Context, status: number, title: string, detail: string, errors?: readonly FieldError[]): void {
   if (!ctx.req.complete && ctx.req.readable) {
@@ -46,7 +51,7 @@ export function sendProblem(ctx: Context, status: number, title: string, detail:
   }
   ctx.status = status;
   ctx.type = 'application/problem+json';
-  ctx.body = { type: 'about:blank', title, status, detail, instance: ctx.path, request_id: ctx.state.requestId as string, ...(errors ? { errors } : {}) };
+  ctx.body = { type: 'about:blank', title, status, detail, instance: echo(ctx.path), request_id: ctx.state.requestId as string, ...(errors ? { errors } : {}) };
 }
 
 /** Maps errors thrown below it to problem+json; unknown errors become a generic 500 and a log line. */
@@ -54,7 +59,7 @@ export function problemMiddleware(logger: Logger) {
   return async function problems(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) sendProblem(ctx, 404, 'Not Found', `no resource at ${ctx.path}`);
+      if (ctx.status === 404 && ctx.body === undefined) sendProblem(ctx, 404, 'Not Found', `no resource at ${echo(ctx.path)}`);
     } catch (error) {
       if (error instanceof ProblemError) {
         ctx.set(error.headers);
