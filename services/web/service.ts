@@ -138,7 +138,7 @@ export async function createWebService(config: Config, options: WebServiceOption
     socket.end(rawProblem(...clientErrorProblem(error, limits)));
   });
   // Node's own answers to these carry no body; answer them as problem+json too.
-  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => {
+  server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
     const body = JSON.stringify({ type: 'about:blank', title: 'Expectation Failed', status: 417, detail: 'only "Expect: 100-continue" is supported' });
     res.writeHead(417, { 'Content-Type': 'application/problem+json', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
     res.end(body);
