@@ -1,0 +1,83 @@
+/**
+ * Worker memory: `node services/worker/main.ts` as a process of its own, at
+ * default settings, drains N messages; its RSS (/proc/<pid>/status VmRSS) is
+ * read at start, after the first 10 % and at the end.
+ */
+import { fileURLToPath } from 'node:url';
+import { startProcess } from '../test/support/process.ts';
+import type { BenchContext } from './context.ts';
+import { cpuMsOf, ROOT, rssOf, stopChild } from './processes.ts';
+import { createQueue, deleteQueue, fillQueue, queueName } from './sqs.ts';
+
+export interface MemoryRun {
+  messages: number;
+  checkpoint: number;
+  rssStartBytes: number;
+  rssCheckpointBytes: number;
+  rssEndBytes: number;
+  rssPeakBytes: number;
+  /** rssEnd / rssCheckpoint. */
+  growth: number;
+  /** Throughput of the worker process between the checkpoint and the end. */
+  messagesPerSecond: number;
+  /** CPU of the worker process per 1000 messages, ms. */
+  cpuMsPer1000: number;
+}
+
+const WORKER_MAIN = fileURLToPath(new URL('../services/worker/main.ts', import.meta.url));
+
+export async function runMemory(ctx: BenchContext, options: { messages: number; timeoutMs: number }): Promise<MemoryRun> {
+  await ctx.truncate();
+  const n = options.messages;
+  const checkpoint = Math.max(1, Math.round(n / 10));
+  const name = queueName('bench-mem');
+  const formUrl = await createQueue(ctx.direct, name);
+  const invalidUrl = await createQueue(ctx.direct, `${name}-invalid`);
+  const env = ctx.env({ SQS_FORM_DATA_QUEUE_NAME: name, SQS_INVALID_MESAGES_QUEUE_NAME: `${name}-invalid`, LOG_LEVEL: 'info' });
+  const worker = startProcess(process.execPath, [WORKER_MAIN], env, { cwd: ROOT });
+  try {
+    await worker.waitForLog((l) => l.msg === 'worker polling');
+    const pid = worker.child.pid!;
+    await new Promise((r) => setTimeout(r, 500));
+    const rssStartBytes = await rssOf(pid);
+    let rssPeakBytes = rssStartBytes;
+    await fillQueue(ctx.emulator.url, formUrl, n);
+    const deadline = Date.now() + options.timeoutMs;
+    let rssCheckpointBytes = 0;
+    let checkpointAt = 0;
+    let cpuAtCheckpoint = 0;
+    for (;;) {
+      const stored = await ctx.rowCount();
+      const rss = await rssOf(pid);
+      rssPeakBytes = Math.max(rssPeakBytes, rss);
+      if (rssCheckpointBytes === 0 && stored >= checkpoint) {
+        rssCheckpointBytes = rss;
+        checkpointAt = performance.now();
+        cpuAtCheckpoint = await cpuMsOf(pid);
+      }
+      if (stored >= n) {
+        const elapsed = performance.now() - checkpointAt;
+        const cpu = (await cpuMsOf(pid)) - cpuAtCheckpoint;
+        const rssEndBytes = await rssOf(pid);
+        rssPeakBytes = Math.max(rssPeakBytes, rssEndBytes);
+        return {
+          messages: n,
+          checkpoint,
+          rssStartBytes,
+          rssCheckpointBytes,
+          rssEndBytes,
+          rssPeakBytes,
+          growth: rssEndBytes / rssCheckpointBytes,
+          messagesPerSecond: ((n - checkpoint) * 1000) / elapsed,
+          cpuMsPer1000: (cpu * 1000) / (n - checkpoint),
+        };
+      }
+      if (Date.now() > deadline) throw new Error(`memory run: ${stored} of ${n} messages stored within ${options.timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await deleteQueue(ctx.direct, formUrl);
+    await stopChild(worker);
+    await deleteQueue(ctx.direct, invalidUrl);
+  }
+}

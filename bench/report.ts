@@ -1,0 +1,111 @@
+/**
+ * The human-readable table of a benchmark result (Markdown, so that it can be
+ * pasted into docs/performance.md as it is).
+ */
+import type { WebMode } from './processes.ts';
+import type { BenchResult } from './run.ts';
+import { round } from './stats.ts';
+import { WEB_MODES } from './web-bench.ts';
+import { WORKER_VARIANTS, type WorkerVariant } from './worker-bench.ts';
+
+function table(header: string[], rows: (string | number)[][]): string {
+  const cells = [header, ...rows.map((r) => r.map(String))];
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string => `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(cells[0]!), rule, ...cells.slice(1).map(line)].join('\n');
+}
+
+const fmt = (x: number | undefined, digits = 0): string => (x === undefined || !Number.isFinite(x) ? '–' : round(x, digits).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
+const ratio = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '–' : `${fmt(x, x < 10 ? 2 : 1)}×`);
+const mib = (bytes: number): string => fmt(bytes / 2 ** 20, 1);
+
+export function renderTable(result: BenchResult): string {
+  const s = result.settings;
+  const m = result.machine;
+  const out: string[] = [];
+  out.push(
+    `Benchmark: ${String(m.cpus)} CPUs (${String(m.cpuModel)}), ${String(m.memoryGiB)} GiB, Node ${String(m.node)}, commit ${String(m.commit)}; ` +
+      `SQS round trip ${s.delayMs} ms; ${s.rounds} round(s); load average ${result.loadAverage.start.join(' ')} → ${result.loadAverage.end.join(' ')}; ${result.durationS} s.`,
+  );
+
+  if (result.web) {
+    const w = result.web;
+    out.push('', `### Web: ${s.connections} concurrent clients posting valid signed forms, ${s.durationS} s per measurement (medians)`, '');
+    out.push(
+      table(
+        ['mode', 'forms/s', 'p50 ms', 'p99 ms', 'SQS sends / 1000 forms', 'failed'],
+        (Object.keys(WEB_MODES) as WebMode[]).map((mode) => {
+          const r = w.modes[mode];
+          return [WEB_MODES[mode], fmt(r.requestsPerSecond), fmt(r.p50Ms), fmt(r.p99Ms), mode === 'noop' ? '–' : fmt(r.sendsPer1000, 1), r.failed];
+        }),
+      ),
+    );
+  }
+
+  if (result.worker) {
+    const w = result.worker;
+    out.push('', `### Worker: draining ${s.messages.toLocaleString('en-US')} messages (slow baselines: first ${s.baselineS} s) (medians)`, '');
+    const ours = w.variants.ours?.messagesPerSecond;
+    out.push(
+      table(
+        ['worker', 'messages/s', 'vs ours', 'receives / 1000', 'deletes / 1000', 'worker CPU ms / 1000'],
+        (Object.keys(WORKER_VARIANTS) as WorkerVariant[])
+          .filter((v) => w.variants[v])
+          .map((v) => {
+            const r = w.variants[v]!;
+            const label = WORKER_VARIANTS[v].target ? WORKER_VARIANTS[v].label : `${WORKER_VARIANTS[v].label} (extra)`;
+            return [
+              label,
+              fmt(r.messagesPerSecond),
+              v === 'ours' || ours === undefined ? '' : ratio(ours / r.messagesPerSecond),
+              v === 'pgCeiling' ? '–' : fmt(r.receivePer1000, 1),
+              v === 'pgCeiling' ? '–' : fmt(r.deletePer1000, 1),
+              fmt(r.cpuMsPer1000),
+            ];
+          }),
+      ),
+    );
+    const b = w.breakdown;
+    if (b) {
+      out.push(
+        '',
+        `Where a batch's time goes (ours, median round; ${fmt(b.avgBatch, 1)} messages per batch, per poll loop): ` +
+          `cycle ${fmt(b.cycleMs, 1)} ms = receive ${fmt(b.receiveMs, 1)} ms (of which ${s.delayMs} ms round trip, ${fmt(b.emulatorReceiveMs, 1)} ms emulator) ` +
+          `+ insert ${fmt(b.insertMs, 1)} ms + delete and decode ${fmt(b.deleteAndOtherMs, 1)} ms (of which ${s.delayMs} ms round trip, ${fmt(b.emulatorDeleteMs, 1)} ms emulator).`,
+      );
+    }
+  }
+
+  if (result.endToEnd) {
+    const e = result.endToEnd;
+    out.push('', `### End to end: web (coalescing on) under load, worker (defaults) draining behind it`, '');
+    out.push(
+      table(
+        ['design', 'SQS requests / stored form', 'send', 'receive', 'delete', 'other', 'cost / million forms'],
+        [
+          ['ours', fmt(e.requestsPerForm, 3), fmt(e.sendPerForm, 3), fmt(e.receivePerForm, 3), fmt(e.deletePerForm, 3), fmt(e.otherPerForm, 3), `$${fmt(e.costPerMillionForms, 3)}`],
+          ['replaced design (SendMessage + naive worker, from this run)', fmt(e.replacedRequestsPerForm, 3), '', '', '', '', `$${fmt(e.replacedCostPerMillionForms, 3)}`],
+        ],
+      ),
+    );
+    out.push('', `${e.stored.toLocaleString('en-US')} forms stored; $0.40 per million SQS requests.`);
+  }
+
+  if (result.memory) {
+    const r = result.memory;
+    out.push('', `### Worker memory: \`node services/worker/main.ts\` at defaults draining ${r.messages.toLocaleString('en-US')} messages`, '');
+    out.push(
+      table(
+        ['RSS at start MiB', `after ${r.checkpoint.toLocaleString('en-US')} MiB`, `after ${r.messages.toLocaleString('en-US')} MiB`, 'peak MiB', 'end / after first 10 %', 'messages/s'],
+        [[mib(r.rssStartBytes), mib(r.rssCheckpointBytes), mib(r.rssEndBytes), mib(r.rssPeakBytes), ratio(r.growth), fmt(r.messagesPerSecond)]],
+      ),
+    );
+  }
+
+  if (result.targets.length > 0) {
+    out.push('', '### Targets', '');
+    out.push(table(['target', 'measured', 'wanted', 'met'], result.targets.map((t) => [t.name, fmt(t.value, t.value < 10 ? 2 : 1), t.target, t.met ? 'yes' : 'no'])));
+  }
+  return out.join('\n');
+}

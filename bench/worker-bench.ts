@@ -1,0 +1,218 @@
+/**
+ * Worker throughput: each variant drains a queue pre-filled with N valid
+ * messages (or runs until a time cap, for the slow baselines) through the
+ * delaying proxy, in this process; the emulator and the proxy run in
+ * processes of their own.
+ */
+import type { Knex } from 'knex';
+import { loadConfig } from '../services/common/config.ts';
+import { createDatabase } from '../services/common/db.ts';
+import { createSqsClient } from '../services/common/sqs.ts';
+import { createWorkerService } from '../services/worker/service.ts';
+import { FormRepository } from '../services/worker/repository.ts';
+import type { BenchContext } from './context.ts';
+import { naiveWorker } from './baselines/naive-worker.ts';
+import { sqsConsumerWorker } from './baselines/sqs-consumer-worker.ts';
+import { ceilingRows, insertAll } from './baselines/pg-ceiling.ts';
+import type { BenchWorker } from './baselines/types.ts';
+import { cpuMsOf } from './processes.ts';
+import { createQueue, deleteQueue, fillQueue, queueName } from './sqs.ts';
+import { Progress, sumActions } from './stats.ts';
+
+export type WorkerVariant = 'ours' | 'naive' | 'sqsConsumer' | 'pgCeiling' | 'oursConcurrency16' | 'sqsConsumerBatch10';
+
+export const WORKER_VARIANTS: Record<WorkerVariant, { label: string; target: boolean }> = {
+  ours: { label: 'ours (defaults: WORKER_CONCURRENCY=4)', target: true },
+  naive: { label: 'naive (replaced design)', target: true },
+  sqsConsumer: { label: 'sqs-consumer (defaults)', target: true },
+  pgCeiling: { label: 'PostgreSQL ceiling (no SQS)', target: true },
+  oursConcurrency16: { label: 'ours, WORKER_CONCURRENCY=16', target: false },
+  sqsConsumerBatch10: { label: 'sqs-consumer, batchSize=10', target: false },
+};
+
+export interface WorkerRun {
+  variant: WorkerVariant;
+  messages: number;
+  elapsedMs: number;
+  messagesPerSecond: number;
+  /** True when the run hit the time cap before draining the queue. */
+  capped: boolean;
+  receivePer1000: number;
+  deletePer1000: number;
+  requests: Record<string, number>;
+  /** CPU time per 1000 messages of this process (the worker under test), the emulator and the proxy, in ms. */
+  cpuMsPer1000: { worker: number; emulator: number; proxy: number };
+  /** Where a batch's time goes (ours only), in ms per batch: the full cycle of one poll loop and its parts. */
+  breakdown?: { batches: number; avgBatch: number; cycleMs: number; receiveMs: number; handleMs: number; insertMs: number; deleteAndOtherMs: number; emulatorReceiveMs: number; emulatorDeleteMs: number };
+}
+
+export interface WorkerBenchOptions {
+  messages: number;
+  /** Cap on one run of a slow baseline, in ms. */
+  baselineCapMs: number;
+}
+
+/** Times every INSERT on a knex instance. */
+function timeInserts(db: Knex): { count: number; totalMs: number } {
+  const stats = { count: 0, totalMs: 0 };
+  const started = new Map<string, number>();
+  db.on('query', (q: { __knexQueryUid: string }) => started.set(q.__knexQueryUid, performance.now()));
+  db.on('query-response', (_r: unknown, q: { __knexQueryUid: string; sql: string }) => {
+    const t = started.get(q.__knexQueryUid);
+    started.delete(q.__knexQueryUid);
+    if (t !== undefined && q.sql.startsWith('insert')) {
+      stats.count += 1;
+      stats.totalMs += performance.now() - t;
+    }
+  });
+  return stats;
+}
+
+export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant, options: WorkerBenchOptions): Promise<WorkerRun> {
+  const n = options.messages;
+  await ctx.truncate();
+  if (variant === 'pgCeiling') return runCeiling(ctx, n);
+
+  const name = queueName(`bench-${variant}`);
+  const invalidName = `${name}-invalid`;
+  const formUrl = await createQueue(ctx.direct, name);
+  const invalidUrl = await createQueue(ctx.direct, invalidName);
+  await fillQueue(ctx.emulator.url, formUrl, n);
+  const config = loadConfig(
+    ctx.env({
+      SQS_FORM_DATA_QUEUE_NAME: name,
+      SQS_INVALID_MESAGES_QUEUE_NAME: invalidName,
+      LOG_LEVEL: 'silent',
+      ...(variant === 'oursConcurrency16' ? { WORKER_CONCURRENCY: '16' } : {}),
+    }),
+  );
+  const capMs = variant === 'ours' || variant === 'oursConcurrency16' ? 600_000 : options.baselineCapMs;
+  const db = createDatabase(config.database);
+  const inserts = timeInserts(db);
+  const sqs = createSqsClient(config.sqs, { extraTimeoutMs: config.sqs.waitTimeSeconds * 1000, maxSockets: config.worker.concurrency * 2 + 4 });
+  let worker: BenchWorker;
+  let progress = new Progress(n);
+  const batches = { count: 0, handleMs: 0 };
+  if (variant === 'ours' || variant === 'oursConcurrency16') {
+    const service = await createWorkerService(config, { db, sqs });
+    service.consumer.on('batch', (r) => {
+      batches.count += 1;
+      batches.handleMs += r.durationMs;
+      progress.add(r.stored + r.duplicates + r.invalid - r.notDeleted);
+    });
+    worker = {
+      start: () => void service.start(),
+      stop: async () => {
+        await service.stop();
+      },
+    };
+  } else if (variant === 'naive') {
+    const w = naiveWorker({
+      sqs,
+      queueUrl: formUrl,
+      db,
+      waitTimeSeconds: config.sqs.waitTimeSeconds,
+      visibilityTimeoutSeconds: config.sqs.visibilityTimeoutSeconds,
+      onProcessed: (k) => progress.add(k),
+    });
+    worker = { start: () => w.start(), stop: async () => {
+      await w.stop();
+      sqs.destroy();
+      await db.destroy();
+    } };
+  } else {
+    const w = sqsConsumerWorker({
+      sqs,
+      queueUrl: formUrl,
+      repository: new FormRepository(db),
+      onProcessed: (k) => progress.add(k),
+      ...(variant === 'sqsConsumerBatch10' ? { overrides: { batchSize: 10 } } : {}),
+    });
+    worker = { start: () => w.start(), stop: async () => {
+      await w.stop();
+      sqs.destroy();
+      await db.destroy();
+    } };
+  }
+
+  await ctx.proxy.reset();
+  const pids = { emulator: ctx.emulator.handle.child.pid!, proxy: ctx.proxy.handle.child.pid! };
+  const cpu0 = { worker: process.cpuUsage(), emulator: await cpuMsOf(pids.emulator), proxy: await cpuMsOf(pids.proxy) };
+  progress = new Progress(n);
+  worker.start();
+  const { count, elapsedMs, capped } = await progress.wait(capMs);
+  const stats = await ctx.proxy.stats();
+  const workerCpu = process.cpuUsage(cpu0.worker);
+  const cpu = {
+    worker: (workerCpu.user + workerCpu.system) / 1000,
+    emulator: (await cpuMsOf(pids.emulator)) - cpu0.emulator,
+    proxy: (await cpuMsOf(pids.proxy)) - cpu0.proxy,
+  };
+  // Stop: no new polls; deleting the queue ends the long polls still waiting.
+  const stopped = worker.stop();
+  await deleteQueue(ctx.direct, formUrl);
+  await stopped;
+  await deleteQueue(ctx.direct, invalidUrl);
+
+  const stored = await ctx.rowCount();
+  if (!capped && stored < n) throw new Error(`${variant}: ${n} messages reported done but ${stored} rows stored`);
+  const per1000 = (x: number): number => (count > 0 ? (x * 1000) / count : Number.NaN);
+  const run: WorkerRun = {
+    variant,
+    messages: count,
+    elapsedMs,
+    messagesPerSecond: count / (elapsedMs / 1000),
+    capped,
+    receivePer1000: per1000(sumActions(stats.counts, ['ReceiveMessage'])),
+    deletePer1000: per1000(sumActions(stats.counts, ['DeleteMessage', 'DeleteMessageBatch'])),
+    requests: stats.counts,
+    cpuMsPer1000: { worker: per1000(cpu.worker), emulator: per1000(cpu.emulator), proxy: per1000(cpu.proxy) },
+  };
+  if ((variant === 'ours' || variant === 'oursConcurrency16') && batches.count > 0) {
+    const loops = config.worker.concurrency;
+    const cycleMs = (elapsedMs * loops) / batches.count;
+    const handleMs = batches.handleMs / batches.count;
+    const insertMs = inserts.count > 0 ? inserts.totalMs / inserts.count : 0;
+    const up = stats.upstream;
+    run.breakdown = {
+      batches: batches.count,
+      avgBatch: count / batches.count,
+      cycleMs,
+      receiveMs: cycleMs - handleMs,
+      handleMs,
+      insertMs,
+      deleteAndOtherMs: handleMs - insertMs,
+      emulatorReceiveMs: up.ReceiveMessage ? up.ReceiveMessage.totalMs / up.ReceiveMessage.n : 0,
+      emulatorDeleteMs: up.DeleteMessageBatch ? up.DeleteMessageBatch.totalMs / up.DeleteMessageBatch.n : 0,
+    };
+  }
+  return run;
+}
+
+async function runCeiling(ctx: BenchContext, n: number): Promise<WorkerRun> {
+  const config = loadConfig(ctx.env());
+  const rows = ceilingRows(n);
+  const db = createDatabase(config.database);
+  try {
+    const repository = new FormRepository(db);
+    await repository.ping();
+    const cpu0 = process.cpuUsage();
+    const elapsedMs = await insertAll(repository, rows, config.worker.concurrency, () => undefined);
+    const cpu = process.cpuUsage(cpu0);
+    const stored = await ctx.rowCount();
+    if (stored !== n) throw new Error(`pgCeiling: ${stored} rows stored, expected ${n}`);
+    return {
+      variant: 'pgCeiling',
+      messages: n,
+      elapsedMs,
+      messagesPerSecond: n / (elapsedMs / 1000),
+      capped: false,
+      receivePer1000: 0,
+      deletePer1000: 0,
+      requests: {},
+      cpuMsPer1000: { worker: ((cpu.user + cpu.system) / 1000) * (1000 / n), emulator: 0, proxy: 0 },
+    };
+  } finally {
+    await db.destroy();
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * A tiny run of the benchmark (`npm run bench -- --smoke`): it must finish,
+ * print the table, and end with one JSON line carrying every figure. The
+ * figures themselves are not checked (a loaded CI machine says nothing about
+ * them); the request counts, which do not depend on speed, are.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+function runSmoke(): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['bench/main.ts', '--smoke'], { cwd: ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', reject);
+    child.on('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('benchmark smoke run', function () {
+  this.timeout(240_000);
+  this.slow(60_000);
+
+  it('runs every part and ends with the table and one JSON line', async () => {
+    const { code, stdout, stderr } = await runSmoke();
+    expect(code, stderr.split('\n').slice(-20).join('\n')).to.equal(0);
+    const lines = stdout.trimEnd().split('\n');
+    expect(stdout).to.include('### Web').and.include('### Worker').and.include('### End to end').and.include('### Worker memory').and.include('### Targets');
+    const result = JSON.parse(lines.at(-1)!) as Record<string, any>;
+    expect(result.settings.smoke).to.equal(true);
+
+    for (const mode of ['batching', 'direct', 'noop']) {
+      expect(result.web.modes[mode].requestsPerSecond, mode).to.be.greaterThan(0);
+      expect(result.web.modes[mode].failed, mode).to.equal(0);
+    }
+    // Coalescing: fewer sends than forms; without it, one per form.
+    expect(result.web.modes.batching.sendsPer1000).to.be.lessThan(1000);
+    expect(result.web.modes.direct.sendsPer1000).to.be.within(990, 1100);
+
+    const v = result.worker.variants;
+    for (const name of ['ours', 'naive', 'sqsConsumer', 'pgCeiling']) expect(v[name].messagesPerSecond, name).to.be.greaterThan(0);
+    // Ours: one delete per batch of 10; the naive worker: one per message.
+    expect(v.ours.deletePer1000).to.be.within(99, 120);
+    expect(v.naive.deletePer1000).to.be.within(990, 1100);
+    expect(v.sqsConsumer.receivePer1000).to.be.at.least(990);
+
+    // Requests cut off at the end of the load may have been accepted too.
+    expect(result.endToEnd.stored).to.be.at.least(result.endToEnd.accepted);
+    expect(result.endToEnd.requestsPerForm).to.be.greaterThan(0);
+    expect(result.memory.rssEndBytes).to.be.greaterThan(0);
+    expect(result.targets).to.have.length(8);
+  });
+});
