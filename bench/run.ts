@@ -20,7 +20,7 @@ import { runMemory, type MemoryRun } from './memory-bench.ts';
 import type { WebMode } from './processes.ts';
 import { median, round } from './stats.ts';
 import { runWebMode, startWebServers, WEB_MODES, type WebRun } from './web-bench.ts';
-import { runWorkerVariant, WORKER_VARIANTS, type WorkerRun, type WorkerVariant } from './worker-bench.ts';
+import { runWorkerVariant, type WorkerRun, type WorkerVariant } from './worker-bench.ts';
 
 export interface BenchOptions {
   messages: number;
@@ -94,7 +94,7 @@ function rotate<T>(items: readonly T[], i: number): T[] {
 }
 
 function machine(): Record<string, unknown> {
-  let commit = 'unknown';
+  let commit: string;
   try {
     const git = (...args: string[]): string => execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     commit = git('rev-parse', '--short', 'HEAD');

@@ -31,6 +31,7 @@ describe('benchmark smoke run', function () {
     expect(code, stderr.split('\n').slice(-20).join('\n')).to.equal(0);
     const lines = stdout.trimEnd().split('\n');
     expect(stdout).to.include('### Web').and.include('### Worker').and.include('### End to end').and.include('### Worker memory').and.include('### Targets');
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a JSON document checked field by field
     const result = JSON.parse(lines.at(-1)!) as Record<string, any>;
     expect(result.settings.smoke).to.equal(true);
 
