@@ -74,8 +74,9 @@ export interface SqsOutageResult {
   kind: 'sqs-outage';
   at: number;
   downMs: number;
-  /** Tries started and answered while the web's path to SQS was cut. */
+  /** Tries started and answered while the web's path to SQS was cut (probe forms included). */
   attemptsInside: number;
+  probeForms: number;
   answered503: number;
   answered202: number;
   otherAnswers: number;
@@ -208,7 +209,7 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
     const lines = w.handle.logs.slice(logMarks.get(w.name) ?? 0);
     for (const l of lines) {
       if (l.msg === 'could not store forms; handing them back') handedBack += Array.isArray(l.messageIds) ? l.messageIds.length : 1;
-      if (l.msg === 'poll loop backing off' && l.reason === 'database unavailable') {
+      if (l.msg === 'poll loop backing off' && String(l.reason).startsWith('database unavailable')) {
         backoffs += 1;
         longestBackoffMs = Math.max(longestBackoffMs, Number(l.backoffMs) || 0);
       }
@@ -239,10 +240,16 @@ export async function sqsOutage(ctx: FaultContext, downMs: number): Promise<SqsO
   log(`cutting the web's path to SQS for ${downMs} ms`);
   stack.webSqsProxy.cut();
   const cutAt = ctx.now();
-  await sleep(downMs);
+  // Probe forms of the fault's own, so that it is tested even when the stream is thin or over.
+  const probes: Promise<unknown>[] = [];
+  while (ctx.now() - cutAt < downMs) {
+    probes.push(load.extra());
+    await sleep(Math.min(250, Math.max(0, downMs - (ctx.now() - cutAt))));
+  }
   stack.webSqsProxy.restore();
   const restoredAt = ctx.now();
   log('restored the web\'s path to SQS');
+  probes.push(load.extra());
 
   let recoveryMs: number | undefined;
   const deadline = restoredAt + 20_000;
@@ -255,6 +262,7 @@ export async function sqsOutage(ctx: FaultContext, downMs: number): Promise<SqsO
     if (recoveryMs === undefined) await sleep(200);
   }
   // Let the tries that started inside the window finish before counting them.
+  await Promise.race([Promise.all(probes), sleep(30_000, undefined, { ref: false })]);
   await sleep(ctx.settings.sqsRequestTimeoutMs * ctx.settings.sqsMaxAttempts + 1000);
   let attemptsInside = 0;
   let answered503 = 0;
@@ -281,7 +289,7 @@ export async function sqsOutage(ctx: FaultContext, downMs: number): Promise<SqsO
   if (recoveryMs === undefined) problems.push('no 202 within 20 s of SQS coming back');
   if (webRestarted) problems.push('the web exited');
   log(`SQS outage: ${attemptsInside} tries inside, ${answered503} × 503 (slowest ${slowest503Ms} ms), ${answered202} × 202; first 202 ${recoveryMs ?? '?'} ms after restore`);
-  return { kind: 'sqs-outage', at, downMs: restoredAt - cutAt, attemptsInside, answered503, answered202, otherAnswers, slowest503Ms, bound503Ms, recoveryMs, webRestarted, ok: problems.length === 0, problems };
+  return { kind: 'sqs-outage', at, downMs: restoredAt - cutAt, attemptsInside, probeForms: probes.length, answered503, answered202, otherAnswers, slowest503Ms, bound503Ms, recoveryMs, webRestarted, ok: problems.length === 0, problems };
 }
 
 /** Puts poison messages straight on the form queue (not through the web). */

@@ -46,8 +46,13 @@ export interface LoadOptions {
 
 export interface Load {
   records: FormRecord[];
-  /** Share of forms whose first try has started, 0–1. */
+  /** Share of the stream's forms whose first try has started, 0–1. */
   progress(): number;
+  /**
+   * Submits one more distinct form now, outside the paced stream (a fault's
+   * probe), with the same retries; resolves when it is accepted or given up.
+   */
+  extra(): Promise<FormRecord>;
   done: Promise<void>;
   /** Stops starting forms and tries (tries in flight finish). */
   abort(): void;
@@ -94,6 +99,17 @@ export function startLoad(options: LoadOptions): Load {
     }
   };
 
+  let started = 0;
+  let extras = 0;
+  const send = async (index: number): Promise<FormRecord> => {
+    const chaosId = `${options.runId}-${index}`;
+    const record: FormRecord = { index, chaosId, attempts: [] };
+    records.push(record);
+    const form = validForm({ chaos_id: chaosId, company_name: `Chaos Co ${index}`, contact_name: `Tester ${index}` });
+    await submit(record, jsonBody(form));
+    return record;
+  };
+
   const client = async (): Promise<void> => {
     while (!aborted && next < options.forms) {
       const index = next++;
@@ -101,18 +117,16 @@ export function startLoad(options: LoadOptions): Load {
       const wait = due - options.now();
       if (wait > 0) await sleep(wait);
       if (aborted) return;
-      const chaosId = `${options.runId}-${index}`;
-      const record: FormRecord = { index, chaosId, attempts: [] };
-      records.push(record);
-      const form = validForm({ chaos_id: chaosId, company_name: `Chaos Co ${index}`, contact_name: `Tester ${index}` });
-      await submit(record, jsonBody(form));
+      started += 1;
+      await send(index);
     }
   };
 
   const done = Promise.all(Array.from({ length: options.clients }, () => client())).then(() => undefined);
   return {
     records,
-    progress: () => Math.min(1, records.length / options.forms),
+    progress: () => Math.min(1, started / options.forms),
+    extra: () => send(options.forms + extras++),
     done,
     abort: () => {
       aborted = true;

@@ -45,6 +45,7 @@ describe('chaos run (short): every 202 ends up in PostgreSQL exactly once', func
   this.slow(60_000);
   let run: ProcessHandle | undefined;
   let logDir: string;
+  let passed = false;
 
   before(async () => {
     logDir = await mkdtemp(join(tmpdir(), 'form-data-chaos-logs-'));
@@ -56,7 +57,9 @@ describe('chaos run (short): every 202 ends up in PostgreSQL exactly once', func
       const exited = await Promise.race([run.exited, new Promise((r) => setTimeout(r, 20_000, undefined))]);
       if (!exited) await run.ensureStopped();
     }
-    await rm(logDir, { recursive: true, force: true });
+    // The logs of a failed run stay for inspection.
+    if (passed) await rm(logDir, { recursive: true, force: true });
+    else console.log(`chaos run logs kept in ${logDir}`);
   });
 
   it('survives worker kills, a SIGTERM, a database outage, an SQS outage and poison messages', async () => {
@@ -70,7 +73,7 @@ describe('chaos run (short): every 202 ends up in PostgreSQL exactly once', func
     expect(code, output).to.equal(0);
     expect(s.ok).to.equal(true);
 
-    expect(s.forms_sent).to.equal(300);
+    expect(s.forms_sent).to.be.at.least(300);
     expect(s.accepted_202).to.be.greaterThan(0);
     expect(s.accepted_with_exactly_one_row).to.equal(s.accepted_202);
     expect(s.accepted_missing).to.equal(0);
@@ -90,5 +93,6 @@ describe('chaos run (short): every 202 ends up in PostgreSQL exactly once', func
     expect(s.db_outages_survived).to.equal(1);
     expect(s.sqs_outages_survived).to.equal(1);
     expect(s.answered_503).to.be.greaterThan(0);
+    passed = true;
   });
 });
