@@ -42,7 +42,7 @@ export const SETTINGS: readonly Setting[] = [
   { names: ['SQS_MAX_ATTEMPTS'], default: '2', allowed: '1–10', description: 'Attempts per SQS call, the first included.' },
   { names: ['SQS_SEND_BATCHING'], default: 'true', allowed: 'true/false', description: 'Web: coalesce concurrent submissions into SendMessageBatch.' },
   { names: ['SQS_SEND_BATCH_WINDOW_MS'], default: '2', allowed: '0–100', description: 'Web: how long a batch waits for more entries before it is sent.' },
-  { names: ['SQS_RETRY_BACKOFF_BASE_SECONDS'], default: '5', allowed: '1–3600', description: 'Worker: visibility backoff for messages that could not be stored, times the receive count.' },
+  { names: ['SQS_RETRY_BACKOFF_BASE_SECONDS'], default: '5', allowed: '1–3600', description: 'Worker: visibility delay of a message that could not be stored, doubled at each further receive.' },
   { names: ['SQS_RETRY_BACKOFF_MAX_SECONDS'], default: '300', allowed: '1–43200', description: 'Worker: cap of that backoff.' },
   { names: ['WORKER_CONCURRENCY'], default: '4', allowed: '1–32', description: 'Worker: concurrent poll loops per process.' },
   { names: ['DATABASE_URL'], default: 'postgres://test:test@localhost:5432/directory-form-data-test', allowed: 'postgres:// URL', description: 'PostgreSQL connection string.' },

@@ -21,7 +21,8 @@ export function createDatabase(config: Config['database'], logger?: Logger): Kne
     pool: { min: 0, max: config.poolMax, idleTimeoutMillis: 30_000 },
     acquireConnectionTimeout: config.timeoutMs,
     log: {
-      warn: (message: unknown) => logger?.warn({ knex: String(message) }, 'knex warning'),
+      // Connection failures surface as typed errors where the call is made; Knex's own echo of them is noise.
+      warn: (message: unknown) => logger?.debug({ knex: String(message) }, 'knex warning'),
       error: (message: unknown) => logger?.error({ knex: String(message) }, 'knex error'),
       deprecate: (method: string, alternative: string) => logger?.debug({ method, alternative }, 'knex deprecation'),
       debug: () => undefined,

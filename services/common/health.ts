@@ -5,6 +5,8 @@
  */
 import { createTerminus, HealthCheckError } from '@godaddy/terminus';
 import type { Server } from 'node:http';
+import { describe } from './errors.ts';
+import type { Logger } from './logger.ts';
 
 /** A health check: resolves when healthy, throws a HealthCheckError with its reasons otherwise. */
 export type Check = () => Promise<Record<string, unknown> | void>;
@@ -19,7 +21,8 @@ export interface HealthOptions {
   closeTimeoutMs: number;
   /** Install terminus' SIGTERM/SIGINT handlers (exit 0 after a clean shutdown, 1 after a failed one). */
   handleSignals: boolean;
-  onLog: (message: string, error?: unknown) => void;
+  /** Failed probes are logged at warn with their reason; a failed shutdown at error. */
+  logger: Logger;
 }
 
 /** Fails a check with a reason shown in the probe's JSON body. */
@@ -42,7 +45,10 @@ export function attachHealth(server: Server, options: HealthOptions): void {
     timeout: options.closeTimeoutMs,
     beforeShutdown: options.beforeClose,
     onSignal: options.afterClose,
-    logger: options.onLog,
+    logger: (message: string, error?: unknown) => {
+      if (message === 'healthcheck failed') options.logger.warn({ reason: describe(error) }, message);
+      else options.logger.error({ err: error }, message);
+    },
   });
   if (!options.handleSignals) {
     for (const signal of signals) {

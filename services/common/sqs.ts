@@ -92,3 +92,16 @@ async function queueArn(client: SQSClient, url: string, name: string): Promise<s
     throw new SqsError({ operation: 'GetQueueAttributes', queue: name }, error);
   }
 }
+
+/**
+ * The queue's MaximumMessageSize (bytes), or `fallback` when it cannot be read.
+ */
+export async function maxMessageBytes(client: SQSClient, url: string, fallback: number): Promise<number> {
+  try {
+    const out = await client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['MaximumMessageSize'] }));
+    const size = Number(out.Attributes?.MaximumMessageSize);
+    return Number.isSafeInteger(size) && size > 0 ? size : fallback;
+  } catch {
+    return fallback;
+  }
+}

@@ -61,7 +61,7 @@ export function formHandler(options: FormRouteOptions) {
       messageId = await sender.send(message);
     } catch (error) {
       if (error instanceof SqsError) {
-        throw new ProblemError(503, 'Service Unavailable', 'the form could not be queued; it was not accepted, try again later', { headers: { 'Retry-After': '5' }, cause: error });
+        throw new ProblemError(503, 'Service Unavailable', 'the form may not have been queued; try again later', { headers: { 'Retry-After': '5' }, cause: error });
       }
       throw error;
     }

@@ -167,7 +167,7 @@ export async function createWebService(config: Config, options: WebServiceOption
     },
     closeTimeoutMs: config.sqs.requestTimeoutMs * config.sqs.maxAttempts + 1000,
     handleSignals: options.handleSignals ?? false,
-    onLog: (message, error) => logger.error({ err: error }, message),
+    logger,
   });
 
   return {

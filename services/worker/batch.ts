@@ -29,7 +29,7 @@ export interface BatchHandlerOptions {
   queue: WorkerQueue;
   repository: FormRepository;
   logger: Logger;
-  /** Visibility backoff of a retried message: base × receive count, capped; seconds. */
+  /** Visibility backoff of a retried message: base × 2^(receive count − 1), capped; seconds. */
   backoffBaseSeconds: number;
   backoffMaxSeconds: number;
 }
@@ -45,7 +45,8 @@ export class BatchHandler {
   /** Delay before a retried message is visible again. */
   backoffSeconds(message: Received): number {
     const { backoffBaseSeconds, backoffMaxSeconds } = this.options;
-    return Math.min(backoffBaseSeconds * Math.max(1, message.receiveCount), backoffMaxSeconds);
+    const doublings = Math.min(Math.max(0, message.receiveCount - 1), 20);
+    return Math.min(backoffBaseSeconds * 2 ** doublings, backoffMaxSeconds);
   }
 
   async handle(messages: readonly Received[]): Promise<BatchResult> {

@@ -16,6 +16,8 @@ export interface ConsumerOptions extends ReceiveOptions {
   logger: Logger;
   /** Concurrent poll loops. */
   concurrency: number;
+  /** Resolves when the database answers; while it does not, the loops do not poll. */
+  checkDatabase: () => Promise<void>;
   /** First and largest pause of a loop after a failure, in ms. Defaults 500 and 30 000. */
   backoffMinMs?: number;
   backoffMaxMs?: number;
@@ -80,13 +82,26 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     while (!this.stopping) {
       let reason: string | undefined;
       let messages: Awaited<ReturnType<WorkerQueue['receive']>> = [];
-      try {
-        messages = await queue.receive(this.options);
-        this.sqsHealthy = true;
-        this.lastProgress = Date.now();
-      } catch (error) {
-        this.sqsHealthy = false;
-        reason = describe(error);
+      if (!this.databaseHealthy) {
+        // Polling now would only hand the messages back and raise their receive
+        // counts towards the redrive limit: wait for the database first.
+        try {
+          await this.options.checkDatabase();
+          this.databaseHealthy = true;
+          logger.info({ loop: index }, 'database answers again; polling resumes');
+        } catch (error) {
+          reason = `database unavailable: ${describe(error)}`;
+        }
+      }
+      if (reason === undefined) {
+        try {
+          messages = await queue.receive(this.options);
+          this.sqsHealthy = true;
+          this.lastProgress = Date.now();
+        } catch (error) {
+          this.sqsHealthy = false;
+          reason = describe(error);
+        }
       }
       if (messages.length > 0) {
         const started = performance.now();
@@ -95,7 +110,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
           this.lastProgress = Date.now();
           this.databaseHealthy = !result.databaseFailed;
           this.emit('batch', { ...result, loop: index, durationMs: performance.now() - started });
-          if (result.databaseFailed) reason = 'database unavailable';
+          if (result.databaseFailed) reason = 'database unavailable: could not store a batch';
           else if (result.sqsFailed) reason = 'SQS failed while handling a batch';
         } catch (error) {
           // A bug, not an outage: the messages return after their visibility timeout.

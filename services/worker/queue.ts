@@ -42,8 +42,12 @@ export class WorkerQueue {
   /** Called once per SQS request with its action name (metrics, benchmark). */
   private readonly onRequest: (action: string) => void;
 
-  constructor(client: SQSClient, urls: { form: string; invalid: string }, onRequest: (action: string) => void = () => {}) {
+  /** Largest message (and batch) the invalid queue takes, attributes included. */
+  private readonly maxMessageBytes: number;
+
+  constructor(client: SQSClient, urls: { form: string; invalid: string }, onRequest: (action: string) => void = () => {}, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {
     this.client = client;
+    this.maxMessageBytes = maxMessageBytes;
     this.formUrl = urls.form;
     this.invalidUrl = urls.invalid;
     this.onRequest = onRequest;
@@ -138,8 +142,8 @@ export class WorkerQueue {
    */
   async copyInvalid(copies: readonly InvalidCopy[]): Promise<Set<string>> {
     const accepted = new Set<string>();
-    for (const group of groupBySize(copies)) {
-      const tooLarge = group.length === 1 && entrySize(group[0]!) > MAX_BATCH_BYTES;
+    for (const group of groupBySize(copies, this.maxMessageBytes)) {
+      const tooLarge = group.length === 1 && entrySize(group[0]!) > this.maxMessageBytes;
       for (const id of await this.sendInvalid(group, !tooLarge)) accepted.add(id);
     }
     return accepted;
@@ -176,22 +180,24 @@ export class WorkerQueue {
   }
 }
 
-/** SQS's limit on a message, and on the sum of a batch's messages, attributes included. */
-export const MAX_BATCH_BYTES = 256 * 1024;
+/** SQS's limit on a message, and on the sum of a batch's messages, attributes included, when the queue does not say. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024;
 const MAX_REASON = 512;
 
+/** Size of a copy as SQS counts it: body plus each attribute's name, data type and value. */
 function entrySize(copy: InvalidCopy): number {
-  return Buffer.byteLength(copy.message.body ?? '', 'utf8') + copy.message.messageId.length + MAX_REASON + 64;
+  const attributes = 'original_message_id'.length + copy.message.messageId.length + 'reason'.length + Buffer.byteLength(copy.reason.slice(0, MAX_REASON), 'utf8') + 2 * 'String'.length;
+  return Buffer.byteLength(copy.message.body ?? '', 'utf8') + attributes;
 }
 
-/** Groups of at most 10 copies whose sizes add up to at most MAX_BATCH_BYTES (a larger one goes alone). */
-function groupBySize(copies: readonly InvalidCopy[]): InvalidCopy[][] {
+/** Groups of at most 10 copies whose sizes add up to at most `limit` (a larger one goes alone). */
+function groupBySize(copies: readonly InvalidCopy[], limit: number): InvalidCopy[][] {
   const groups: InvalidCopy[][] = [];
   let current: InvalidCopy[] = [];
   let bytes = 0;
   for (const copy of copies) {
     const size = entrySize(copy);
-    if (current.length > 0 && (current.length === 10 || bytes + size > MAX_BATCH_BYTES)) {
+    if (current.length > 0 && (current.length === 10 || bytes + size > limit)) {
       groups.push(current);
       current = [];
       bytes = 0;

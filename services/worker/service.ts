@@ -10,11 +10,11 @@ import { createDatabase, type Knex } from '../common/db.ts';
 import { describe } from '../common/errors.ts';
 import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
-import { createSqsClient, resolveQueueUrls } from '../common/sqs.ts';
+import { createSqsClient, maxMessageBytes, resolveQueueUrls } from '../common/sqs.ts';
 import { BatchHandler } from './batch.ts';
 import { Consumer } from './consumer.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
-import { WorkerQueue } from './queue.ts';
+import { DEFAULT_MAX_MESSAGE_BYTES, WorkerQueue } from './queue.ts';
 import { FormRepository } from './repository.ts';
 
 export interface WorkerServiceOptions {
@@ -49,7 +49,8 @@ export async function createWorkerService(config: Config, options: WorkerService
   const sqs = options.sqs ?? createSqsClient(config.sqs, { extraTimeoutMs: config.sqs.waitTimeSeconds * 1000, maxSockets: config.worker.concurrency * 2 + 4 });
   const db = options.db ?? createDatabase(config.database, logger);
   const urls = await resolveQueueUrls(sqs, config.sqs, logger);
-  const queue = new WorkerQueue(sqs, urls, (action) => metrics.sqsRequests.inc({ action }));
+  const invalidLimit = await maxMessageBytes(sqs, urls.invalid, DEFAULT_MAX_MESSAGE_BYTES);
+  const queue = new WorkerQueue(sqs, urls, (action) => metrics.sqsRequests.inc({ action }), invalidLimit);
   const repository = new FormRepository(db);
   const handler = new BatchHandler({
     queue,
@@ -63,6 +64,7 @@ export async function createWorkerService(config: Config, options: WorkerService
     handler,
     logger,
     concurrency: config.worker.concurrency,
+    checkDatabase: () => repository.ping(),
     waitTimeSeconds: config.sqs.waitTimeSeconds,
     maxNumberOfMessages: config.sqs.maxNumberOfMessages,
     visibilityTimeoutSeconds: config.sqs.visibilityTimeoutSeconds,
@@ -76,7 +78,7 @@ export async function createWorkerService(config: Config, options: WorkerService
     if (r.notDeleted) metrics.messages.inc({ outcome: 'not_deleted' }, r.notDeleted);
     logger.debug({ loop: r.loop, received: r.received, stored: r.stored, duplicates: r.duplicates, invalid: r.invalid, retried: r.retried }, 'batch handled');
   });
-  consumer.on('backoff', ({ reason }) => metrics.backoffs.inc({ reason: reason === 'database unavailable' ? 'database' : 'sqs' }));
+  consumer.on('backoff', ({ reason }) => metrics.backoffs.inc({ reason: reason.startsWith('database unavailable') ? 'database' : 'sqs' }));
 
   const server: Server = createServer(async (req, res) => {
     if (req.method === 'GET' && req.url === '/metrics') {
@@ -131,7 +133,7 @@ export async function createWorkerService(config: Config, options: WorkerService
     },
     closeTimeoutMs: 1000,
     handleSignals: options.handleSignals ?? false,
-    onLog: (message, error) => logger.error({ err: error }, message),
+    logger,
   });
 
   return {
