@@ -51,10 +51,10 @@ describe('chaos run (short): every 202 ends up in PostgreSQL exactly once', func
     logDir = await mkdtemp(join(tmpdir(), 'form-data-chaos-logs-'));
   });
   after(async () => {
-    if (run) {
+    if (run && run.child.exitCode === null && run.child.signalCode === null) {
       // SIGTERM lets the run stop its own children (web, workers, emulator, PostgreSQL).
       run.kill('SIGTERM');
-      const exited = await Promise.race([run.exited, new Promise((r) => setTimeout(r, 20_000, undefined))]);
+      const exited = await Promise.race([run.exited, new Promise((r) => setTimeout(r, 20_000, undefined).unref())]);
       if (!exited) await run.ensureStopped();
     }
     // The logs of a failed run stay for inspection.
