@@ -398,8 +398,8 @@ async function main(): Promise<number> {
       await mkdir(join(options.jsonOut, '..'), { recursive: true });
       await writeFile(options.jsonOut, `${JSON.stringify(summary, null, 2)}\n`);
     }
-    const { faults: _faults, ...line } = summary;
-    process.stdout.write(`${JSON.stringify(line)}\n`);
+    // The final line leaves out the per-fault details (they are in --json-out).
+    process.stdout.write(`${JSON.stringify({ ...summary, faults: undefined })}\n`);
     return failures.length === 0 ? 0 : 1;
   } catch (error) {
     log(`chaos run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
