@@ -77,8 +77,8 @@ describe('configuration', () => {
 
   it('README configuration table matches the settings the code reads', async () => {
     const rows = tableRows(await readmeSection('Configuration'));
-    const fromReadme = rows.map(([names, def, allowed]) => ({ names: names!.split(' / ').map((n) => n.replaceAll('`', '')), default: def, allowed }));
-    expect(fromReadme).to.deep.equal(SETTINGS.map((s) => ({ names: [...s.names], default: s.default, allowed: s.allowed })));
+    const fromReadme = rows.map(([names, def, allowed, description]) => ({ names: names!.split(' / ').map((n) => n.replaceAll('`', '')), default: def, allowed, description }));
+    expect(fromReadme).to.deep.equal(SETTINGS.map((s) => ({ names: [...s.names], default: s.default, allowed: s.allowed, description: s.description })));
   });
 
   it('every default in the table is accepted by the code', () => {
