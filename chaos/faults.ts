@@ -3,6 +3,7 @@
  */
 import { SendMessageCommand, GetQueueAttributesCommand } from '@aws-sdk/client-sqs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import type { Load } from './load.ts';
 import { probe, scrapeCounter, type Stack, type WorkerSlot } from './stack.ts';
 
@@ -66,6 +67,8 @@ export interface DbOutageResult {
   longestBackoffMs: number;
   /** Time from the restart until every worker was ready again. */
   recoveryMs: number | undefined;
+  /** Time from the restart until the first new row (undefined: none within 60 s, e.g. nothing was waiting). */
+  storingAgainMs: number | undefined;
   ok: boolean;
   problems: string[];
 }
@@ -104,6 +107,20 @@ export interface PoisonResult {
 }
 
 export type FaultResult = KillResult | SigtermResult | DbOutageResult | SqsOutageResult | PoisonResult;
+
+/** Rows in form_form, or undefined when the database does not answer. */
+async function countRows(databaseUrl: string): Promise<number | undefined> {
+  const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 2000 });
+  try {
+    await client.connect();
+    const out = await client.query<{ n: string }>('SELECT count(*) AS n FROM form_form');
+    return Number(out.rows[0]?.n ?? 0);
+  } catch {
+    return undefined;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
 
 function pick<T>(rng: () => number, items: readonly T[]): T {
   return items[Math.floor(rng() * items.length)]!;
@@ -168,6 +185,7 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
   const problems: string[] = [];
   const logMarks = new Map(workers.map((w) => [w.name, w.handle.logs.length]));
   const receivesBefore = await Promise.all(workers.map((w) => scrapeCounter(w.healthPort, 'form_data_worker_sqs_requests_total', 'action="ReceiveMessage"')));
+  const rowsBefore = await countRows(stack.databaseUrl);
   const at = ctx.now();
   log(`stopping PostgreSQL for ${downMs} ms`);
   await stack.postgres.stop();
@@ -193,15 +211,17 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
   const actualDownMs = startedAt - stoppedAt;
 
   let recoveryMs: number | undefined;
-  const deadline = startedAt + 30_000;
-  while (ctx.now() < deadline) {
-    const statuses = await Promise.all(workers.map((w) => probe(w.healthPort, '/healthz/ready')));
-    if (statuses.every((s) => s === 200)) {
-      recoveryMs = ctx.now() - startedAt;
-      break;
+  let storingAgainMs: number | undefined;
+  const deadline = startedAt + 60_000;
+  while (ctx.now() < deadline && (recoveryMs === undefined || storingAgainMs === undefined)) {
+    if (recoveryMs === undefined) {
+      const statuses = await Promise.all(workers.map((w) => probe(w.healthPort, '/healthz/ready')));
+      if (statuses.every((s) => s === 200)) recoveryMs = ctx.now() - startedAt;
     }
+    if (storingAgainMs === undefined && ((await countRows(stack.databaseUrl)) ?? 0) > (rowsBefore ?? Infinity)) storingAgainMs = ctx.now() - startedAt;
     await sleep(200);
   }
+  if (recoveryMs !== undefined && recoveryMs > 30_000) recoveryMs = undefined;
   let handedBack = 0;
   let backoffs = 0;
   let longestBackoffMs = 0;
@@ -227,8 +247,8 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
     if (p.receivesPerSecond !== undefined && p.receivesPerSecond > spinBound) problems.push(`${w.name}: ${p.receivesPerSecond} ReceiveMessage/s while the database was down (spinning; bound ${spinBound}/s)`);
   });
   if (recoveryMs === undefined) problems.push('workers not all ready within 30 s of the database restart');
-  log(`PostgreSQL back after ${actualDownMs} ms; workers ready again after ${recoveryMs ?? '?'} ms; ${handedBack} messages handed back`);
-  return { kind: 'db-outage', at, downMs: actualDownMs, probes, handedBack, backoffs, longestBackoffMs, recoveryMs, ok: problems.length === 0, problems };
+  log(`PostgreSQL back after ${actualDownMs} ms; workers ready again after ${recoveryMs ?? '?'} ms, storing again after ${storingAgainMs ?? '?'} ms; ${handedBack} messages handed back`);
+  return { kind: 'db-outage', at, downMs: actualDownMs, probes, handedBack, backoffs, longestBackoffMs, recoveryMs, storingAgainMs, ok: problems.length === 0, problems };
 }
 
 /** Cuts the web's path to SQS for `downMs`; checks the web answers 503 (fast) meanwhile and 202 again afterwards. */

@@ -341,6 +341,7 @@ async function main(): Promise<number> {
       { label: 'longest drain (ms)', value: longestDrainMs },
       { label: 'database outages survived', value: `${dbOutages.filter((d) => d.ok && storageOk).length}/${dbOutages.length}`, expected: 'all', ok: dbOutages.length > 0 && dbOutages.every((d) => d.ok) && storageOk },
       { label: '  down (ms) / workers ready again after (ms)', value: dbOutage0 ? `${dbOutage0.downMs} / ${dbOutage0.recoveryMs ?? '-'}` : '-' },
+      { label: '  first row stored after the restart (ms)', value: dbOutage0?.storingAgainMs ?? '-' },
       { label: '  not-ready probes / liveness failures', value: dbOutage0 ? `${dbOutage0.probes.reduce((n, p) => n + p.notReady, 0)} / ${dbOutage0.probes.reduce((n, p) => n + p.liveFailed, 0)}` : '-' },
       { label: '  ReceiveMessage/s per worker while down', value: dbOutage0 ? dbOutage0.probes.map((p) => p.receivesPerSecond ?? '?').join(', ') : '-' },
       { label: '  messages handed back / longest backoff (ms)', value: dbOutage0 ? `${dbOutage0.handedBack} / ${dbOutage0.longestBackoffMs}` : '-' },
