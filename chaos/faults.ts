@@ -184,14 +184,20 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
   const workers = [...stack.workers];
   const problems: string[] = [];
   const logMarks = new Map(workers.map((w) => [w.name, w.handle.logs.length]));
-  const receivesBefore = await Promise.all(workers.map((w) => scrapeCounter(w.healthPort, 'form_data_worker_sqs_requests_total', 'action="ReceiveMessage"')));
   const rowsBefore = await countRows(stack.databaseUrl);
   const at = ctx.now();
   log(`stopping PostgreSQL for ${downMs} ms`);
   await stack.postgres.stop();
   const stoppedAt = ctx.now();
   const probes = workers.map((w) => ({ worker: w.name, ready: 0, notReady: 0, liveFailed: 0, receivesPerSecond: undefined as number | undefined }));
+  // The request rate is measured once the outage has been noticed (the batches in hand have failed), until the restart.
+  let receivesBefore: (number | undefined)[] | undefined;
+  let measureFrom = 0;
   while (ctx.now() - stoppedAt < downMs) {
+    if (receivesBefore === undefined && ctx.now() - stoppedAt >= Math.min(1500, downMs / 3)) {
+      measureFrom = ctx.now();
+      receivesBefore = await Promise.all(workers.map((w) => scrapeCounter(w.healthPort, 'form_data_worker_sqs_requests_total', 'action="ReceiveMessage"')));
+    }
     await Promise.all(
       workers.map(async (w, i) => {
         const [ready, live] = await Promise.all([probe(w.healthPort, '/healthz/ready'), probe(w.healthPort, '/healthz/live')]);
@@ -204,7 +210,7 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
     await sleep(300);
   }
   const receivesAfter = await Promise.all(workers.map((w) => scrapeCounter(w.healthPort, 'form_data_worker_sqs_requests_total', 'action="ReceiveMessage"')));
-  const measuredMs = ctx.now() - at;
+  const measuredMs = ctx.now() - measureFrom;
   log('starting PostgreSQL again');
   await stack.postgres.start();
   const startedAt = ctx.now();
@@ -239,7 +245,7 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
   const spinBound = ctx.settings.workerConcurrency * 3;
   workers.forEach((w, i) => {
     const p = probes[i]!;
-    const before = receivesBefore[i];
+    const before = receivesBefore?.[i];
     const after = receivesAfter[i];
     if (before !== undefined && after !== undefined) p.receivesPerSecond = Math.round(((after - before) / (measuredMs / 1000)) * 10) / 10;
     if (p.notReady === 0) problems.push(`${w.name}: readiness never reported not ready while the database was down`);
