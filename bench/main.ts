@@ -5,7 +5,12 @@
 import { renderTable } from './report.ts';
 import { parseOptions, runBenchmark, toJsonLine } from './run.ts';
 
-const options = parseOptions(process.argv.slice(2));
-const result = await runBenchmark(options);
-process.stdout.write(`${renderTable(result)}\n`);
-process.stdout.write(`${toJsonLine(result)}\n`);
+try {
+  const result = await runBenchmark(parseOptions(process.argv.slice(2)));
+  process.stdout.write(`${renderTable(result)}\n`);
+  // Exit once stdout is flushed, whatever handles a stopped baseline left behind.
+  process.stdout.write(`${toJsonLine(result)}\n`, () => process.exit(0));
+} catch (error) {
+  process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+  process.exit(1);
+}

@@ -34,10 +34,11 @@ export function renderTable(result: BenchResult): string {
     out.push('', `### Web: ${s.connections} concurrent clients posting valid signed forms, ${s.durationS} s per measurement (medians)`, '');
     out.push(
       table(
-        ['mode', 'forms/s', 'p50 ms', 'p99 ms', 'SQS sends / 1000 forms', 'failed'],
+        ['mode', 'forms/s', 'p50 ms', 'p99 ms', 'SQS sends / 1000 forms', 'web CPU ms / 1000 forms', 'proxy + emulator CPU ms / 1000', 'failed'],
         (Object.keys(WEB_MODES) as WebMode[]).map((mode) => {
           const r = w.modes[mode];
-          return [WEB_MODES[mode], fmt(r.requestsPerSecond), fmt(r.p50Ms), fmt(r.p99Ms), mode === 'noop' ? '–' : fmt(r.sendsPer1000, 1), r.failed];
+          const sqs = mode === 'noop';
+          return [WEB_MODES[mode], fmt(r.requestsPerSecond), fmt(r.p50Ms), fmt(r.p99Ms), sqs ? '–' : fmt(r.sendsPer1000, 1), fmt(r.webCpuMsPer1000), sqs ? '–' : fmt(r.sqsSideCpuMsPer1000), r.failed];
         }),
       ),
     );

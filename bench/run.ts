@@ -5,9 +5,9 @@
  * with every figure (the last line of stdout). Progress goes to stderr.
  *
  * Flags: --messages N (worker queue size, 20000), --delay-ms (15),
- * --duration-s (web load per measurement, 10), --rounds (3), --smoke (a
+ * --duration-s (web load per measurement, 8), --rounds (3), --smoke (a
  * tiny run for the test suite), --connections (64), --memory-messages
- * (100000), --baseline-s (time cap of one slow-baseline run, 15),
+ * (100000), --baseline-s (time cap of one slow-baseline run, 10),
  * --warmup-s (2), --e2e-s (load time of the end-to-end run, 5),
  * --no-extras (skip the informative variants), --only web,worker,e2e,memory.
  */
@@ -70,11 +70,11 @@ export function parseOptions(argv: string[]): BenchOptions {
   return {
     messages: Math.round(num('messages', values.messages, 20_000, 200, 10)),
     delayMs: num('delay-ms', values['delay-ms'], 15, 2),
-    durationS: num('duration-s', values['duration-s'], 10, 1, 1),
+    durationS: num('duration-s', values['duration-s'], 8, 1, 1),
     rounds: Math.round(num('rounds', values.rounds, 3, 1, 1)),
     connections: Math.round(num('connections', values.connections, 64, 8, 1)),
     memoryMessages: Math.round(num('memory-messages', values['memory-messages'], 100_000, 1000, 10)),
-    baselineS: num('baseline-s', values['baseline-s'], 15, 1, 1),
+    baselineS: num('baseline-s', values['baseline-s'], 10, 1, 1),
     warmupS: num('warmup-s', values['warmup-s'], 2, 0),
     e2eS: num('e2e-s', values['e2e-s'], 5, 1, 1),
     extras: !(values['no-extras'] ?? smoke),
@@ -112,7 +112,7 @@ function machine(): Record<string, unknown> {
 }
 
 export interface WebSummary {
-  modes: Record<WebMode, { requestsPerSecond: number; p50Ms: number; p99Ms: number; sendsPer1000: number; failed: number }>;
+  modes: Record<WebMode, { requestsPerSecond: number; p50Ms: number; p99Ms: number; sendsPer1000: number; failed: number; webCpuMsPer1000: number; sqsSideCpuMsPer1000: number }>;
   onVsNoop: number;
   onVsOff: number;
   runs: WebRun[];
@@ -161,7 +161,7 @@ async function benchWeb(ctx: BenchContext, o: BenchOptions): Promise<WebSummary>
       for (const mode of rotate(modes, r)) {
         log(`web round ${r + 1}/${o.rounds}: ${mode}, ${o.connections} connections, ${o.durationS} s`);
         const run = await runWebMode(ctx, web, mode, { connections: o.connections, durationS: o.durationS, warmupS: o.warmupS });
-        log(`  ${Math.round(run.requestsPerSecond)} req/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, ${round2(run.sendsPer1000)} sends/1000 forms`);
+        log(`  ${Math.round(run.requestsPerSecond)} req/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, ${round2(run.sendsPer1000)} sends/1000 forms, web CPU ${Math.round(run.cpuMsPer1000.web)} ms/1000 forms`);
         round.push(run);
       }
       rounds.push(round);
@@ -178,6 +178,8 @@ async function benchWeb(ctx: BenchContext, o: BenchOptions): Promise<WebSummary>
       p99Ms: median(runs.map((r) => r.p99Ms)),
       sendsPer1000: median(runs.map((r) => r.sendsPer1000)),
       failed: runs.reduce((s, r) => s + r.failed, 0),
+      webCpuMsPer1000: median(runs.map((r) => r.cpuMsPer1000.web)),
+      sqsSideCpuMsPer1000: median(runs.map((r) => r.cpuMsPer1000.proxy + r.cpuMsPer1000.emulator)),
     };
   };
   const rps = (mode: WebMode) => (r: WebRun[]) => r.find((x) => x.mode === mode)?.requestsPerSecond;

@@ -50,16 +50,30 @@ export class Progress {
     }
   }
 
-  /** Waits for the target or `capMs`, whichever comes first; resolves with the count and elapsed time at that moment. */
-  async wait(capMs: number): Promise<{ count: number; elapsedMs: number; capped: boolean }> {
+  /**
+   * Waits for the target or `capMs`, whichever comes first; resolves with the
+   * count and elapsed time at that moment. Rejects when the count has not
+   * moved for `stallMs`.
+   */
+  async wait(capMs: number, stallMs = 60_000): Promise<{ count: number; elapsedMs: number; capped: boolean }> {
     let timer: NodeJS.Timeout | undefined;
+    let watchdog: NodeJS.Timeout | undefined;
+    let last = { count: -1, at: performance.now() };
     const capped = await Promise.race([
       this.reached.then(() => false),
       new Promise<boolean>((r) => {
         timer = setTimeout(() => r(true), Math.max(0, capMs - (performance.now() - this.startedAt)));
       }),
-    ]);
-    clearTimeout(timer);
+      new Promise<boolean>((_, reject) => {
+        watchdog = setInterval(() => {
+          if (this.count !== last.count) last = { count: this.count, at: performance.now() };
+          else if (performance.now() - last.at > stallMs) reject(new Error(`no progress for ${Math.round(stallMs / 1000)} s (${this.count} done)`));
+        }, 1000);
+      }),
+    ]).finally(() => {
+      clearTimeout(timer);
+      clearInterval(watchdog);
+    });
     const end = capped ? performance.now() : this.reachedAt;
     return { count: this.count, elapsedMs: end - this.startedAt, capped };
   }

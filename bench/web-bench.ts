@@ -5,7 +5,7 @@
  */
 import type { BenchContext } from './context.ts';
 import { load } from './load.ts';
-import { startWebProcess, type Child, type WebMode } from './processes.ts';
+import { cpuMsOf, startWebProcess, type Child, type WebMode } from './processes.ts';
 import { createQueue, deleteQueue, purgeQueue, queueName } from './sqs.ts';
 import { sumActions } from './stats.ts';
 
@@ -24,6 +24,8 @@ export interface WebRun {
   p99Ms: number;
   /** SQS send requests (SendMessage + SendMessageBatch) per 1000 accepted forms. */
   sendsPer1000: number;
+  /** CPU time per 1000 accepted forms of the web process, the proxy, the emulator and the load generator (this process), in ms. */
+  cpuMsPer1000: { web: number; proxy: number; emulator: number; load: number };
 }
 
 export interface WebServers {
@@ -63,7 +65,17 @@ export async function runWebMode(ctx: BenchContext, web: WebServers, mode: WebMo
   if (options.warmupS > 0) await load(base, options.connections, options.warmupS);
   await purgeQueue(ctx.direct, web.queueUrl);
   await ctx.proxy.reset();
+  const pids = { web: web.servers[mode].handle.child.pid!, proxy: ctx.proxy.handle.child.pid!, emulator: ctx.emulator.handle.child.pid! };
+  const before = { web: await cpuMsOf(pids.web), proxy: await cpuMsOf(pids.proxy), emulator: await cpuMsOf(pids.emulator), load: process.cpuUsage() };
   const result = await load(base, options.connections, options.durationS);
+  const loadCpu = process.cpuUsage(before.load);
+  const per1000 = (ms: number): number => (result.accepted > 0 ? (ms * 1000) / result.accepted : Number.NaN);
+  const cpuMsPer1000 = {
+    web: per1000((await cpuMsOf(pids.web)) - before.web),
+    proxy: per1000((await cpuMsOf(pids.proxy)) - before.proxy),
+    emulator: per1000((await cpuMsOf(pids.emulator)) - before.emulator),
+    load: per1000((loadCpu.user + loadCpu.system) / 1000),
+  };
   const stats = await ctx.proxy.stats();
   await purgeQueue(ctx.direct, web.queueUrl);
   const sends = sumActions(stats.counts, ['SendMessage', 'SendMessageBatch']);
@@ -75,5 +87,6 @@ export async function runWebMode(ctx: BenchContext, web: WebServers, mode: WebMo
     p50Ms: result.p50Ms,
     p99Ms: result.p99Ms,
     sendsPer1000: result.accepted > 0 ? (sends * 1000) / result.accepted : Number.NaN,
+    cpuMsPer1000,
   };
 }

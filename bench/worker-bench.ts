@@ -82,7 +82,7 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
     ctx.env({
       SQS_FORM_DATA_QUEUE_NAME: name,
       SQS_INVALID_MESAGES_QUEUE_NAME: invalidName,
-      LOG_LEVEL: 'silent',
+      LOG_LEVEL: process.env.BENCH_WORKER_LOG ?? 'silent',
       ...(variant === 'oursConcurrency16' ? { WORKER_CONCURRENCY: '16' } : {}),
     }),
   );
