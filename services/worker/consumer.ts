@@ -21,6 +21,8 @@ export interface ConsumerOptions extends ReceiveOptions {
   /** First and largest pause of a loop after a failure, in ms. Defaults 500 and 30 000. */
   backoffMinMs?: number;
   backoffMaxMs?: number;
+  /** Largest pause between database checks while the database is down, in ms. Default 5 000. */
+  databaseBackoffMaxMs?: number;
 }
 
 /** Events: `batch` (BatchResult), `backoff` ({ loop, ms, reason }), `stopped` ({ drainMs }). */
@@ -35,12 +37,30 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   private stopping = false;
   private stopRequestedAt = 0;
   private loops: Promise<void>[] = [];
-  private readonly sleeps = new AbortController();
+  /** Aborted to end the loops' backoff sleeps early: on stop, and when the database answers again. */
+  private sleeps = new AbortController();
+  private database = true;
   /** Time the loops last made progress (a poll returned, a batch was handled, a backoff ended). */
   lastProgress = Date.now();
-  /** Outcome of the latest receive and of the latest store; for readiness. */
+  /** Outcome of the latest receive; for readiness. */
   sqsHealthy = true;
-  databaseHealthy = true;
+
+  /** Outcome of the latest store or database check; for readiness and the loops' database gate. */
+  get databaseHealthy(): boolean {
+    return this.database;
+  }
+
+  /** Records a database outcome; when it answers again, sleeping loops resume at once. */
+  set databaseHealthy(healthy: boolean) {
+    const recovered = healthy && !this.database;
+    this.database = healthy;
+    if (recovered) this.wake();
+  }
+
+  private wake(): void {
+    this.sleeps.abort();
+    if (!this.stopping) this.sleeps = new AbortController();
+  }
 
   constructor(options: ConsumerOptions) {
     super();
@@ -63,7 +83,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     if (!this.stopping) {
       this.stopping = true;
       this.stopRequestedAt = Date.now();
-      this.sleeps.abort();
+      this.wake();
     }
     await Promise.all(this.loops);
     const drainMs = Date.now() - this.stopRequestedAt;
@@ -78,6 +98,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     const { queue, handler, logger } = this.options;
     const minMs = this.options.backoffMinMs ?? 500;
     const maxMs = this.options.backoffMaxMs ?? 30_000;
+    const databaseMaxMs = Math.min(maxMs, this.options.databaseBackoffMaxMs ?? 5_000);
     let failures = 0;
     while (!this.stopping) {
       let reason: string | undefined;
@@ -123,7 +144,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
         continue;
       }
       failures += 1;
-      const ms = Math.min(maxMs, minMs * 2 ** Math.min(failures - 1, 16));
+      const cap = this.databaseHealthy ? maxMs : databaseMaxMs;
+      const ms = Math.min(cap, minMs * 2 ** Math.min(failures - 1, 16));
       logger.warn({ loop: index, backoffMs: ms, reason }, 'poll loop backing off');
       this.emit('backoff', { loop: index, ms, reason });
       await sleep(ms, undefined, { signal: this.sleeps.signal }).catch(() => undefined);
