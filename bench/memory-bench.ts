@@ -6,6 +6,7 @@
 import { fileURLToPath } from 'node:url';
 import { startProcess } from '../test/support/process.ts';
 import type { BenchContext } from './context.ts';
+import { freePort } from '../test/support/ports.ts';
 import { cpuMsOf, ROOT, rssOf, stopChild } from './processes.ts';
 import { createQueue, deleteQueue, fillQueue, queueName } from './sqs.ts';
 
@@ -22,18 +23,43 @@ export interface MemoryRun {
   messagesPerSecond: number;
   /** CPU of the worker process per 1000 messages, ms. */
   cpuMsPer1000: number;
+  /** RSS and V8 heap in use (from the worker's /metrics) after every 10 % of the messages, in bytes. */
+  series: { stored: number; rssBytes: number; heapUsedBytes: number; heapTotalBytes: number }[];
+  /** NODE_OPTIONS given to the worker process, if any. */
+  nodeOptions: string;
+}
+
+/** V8 heap figures from the worker's Prometheus endpoint. */
+async function heapOf(port: number): Promise<{ used: number; total: number }> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    const read = (name: string): number => Number(new RegExp(`^${name} (\\S+)`, 'm').exec(text)?.[1] ?? Number.NaN);
+    return { used: read('nodejs_heap_size_used_bytes'), total: read('nodejs_heap_size_total_bytes') };
+  } catch {
+    return { used: Number.NaN, total: Number.NaN };
+  }
 }
 
 const WORKER_MAIN = fileURLToPath(new URL('../services/worker/main.ts', import.meta.url));
 
-export async function runMemory(ctx: BenchContext, options: { messages: number; timeoutMs: number }): Promise<MemoryRun> {
+export async function runMemory(ctx: BenchContext, options: { messages: number; timeoutMs: number; nodeOptions?: string }): Promise<MemoryRun> {
   await ctx.truncate();
   const n = options.messages;
   const checkpoint = Math.max(1, Math.round(n / 10));
   const name = queueName('bench-mem');
   const formUrl = await createQueue(ctx.direct, name);
   const invalidUrl = await createQueue(ctx.direct, `${name}-invalid`);
-  const env = ctx.env({ SQS_FORM_DATA_QUEUE_NAME: name, SQS_INVALID_MESAGES_QUEUE_NAME: `${name}-invalid`, LOG_LEVEL: 'info' });
+  const healthPort = await freePort();
+  const nodeOptions = options.nodeOptions ?? '';
+  const env = ctx.env({
+    SQS_FORM_DATA_QUEUE_NAME: name,
+    SQS_INVALID_MESAGES_QUEUE_NAME: `${name}-invalid`,
+    LOG_LEVEL: 'info',
+    HEALTH_PORT: String(healthPort),
+    ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
+  });
+  const series: MemoryRun['series'] = [];
+  let nextSample = checkpoint;
   const worker = startProcess(process.execPath, [WORKER_MAIN], env, { cwd: ROOT });
   try {
     await worker.waitForLog((l) => l.msg === 'worker polling');
@@ -50,6 +76,11 @@ export async function runMemory(ctx: BenchContext, options: { messages: number; 
       const stored = await ctx.rowCount();
       const rss = await rssOf(pid);
       rssPeakBytes = Math.max(rssPeakBytes, rss);
+      if (stored >= nextSample) {
+        const heap = await heapOf(healthPort);
+        series.push({ stored, rssBytes: rss, heapUsedBytes: heap.used, heapTotalBytes: heap.total });
+        while (nextSample <= stored) nextSample += checkpoint;
+      }
       if (rssCheckpointBytes === 0 && stored >= checkpoint) {
         rssCheckpointBytes = rss;
         checkpointAt = performance.now();
@@ -70,6 +101,8 @@ export async function runMemory(ctx: BenchContext, options: { messages: number; 
           growth: rssEndBytes / rssCheckpointBytes,
           messagesPerSecond: ((n - checkpoint) * 1000) / elapsed,
           cpuMsPer1000: (cpu * 1000) / (n - checkpoint),
+          series,
+          nodeOptions,
         };
       }
       if (Date.now() > deadline) throw new Error(`memory run: ${stored} of ${n} messages stored within ${options.timeoutMs} ms`);

@@ -102,6 +102,11 @@ export function renderTable(result: BenchResult): string {
         [[mib(r.rssStartBytes), mib(r.rssCheckpointBytes), mib(r.rssEndBytes), mib(r.rssPeakBytes), ratio(r.growth), fmt(r.messagesPerSecond)]],
       ),
     );
+    out.push(
+      '',
+      `${r.nodeOptions ? `NODE_OPTIONS=${r.nodeOptions}. ` : ''}RSS / V8 heap in use, MiB, every 10 %: ` +
+        r.series.map((p) => `${(p.stored / 1000).toFixed(p.stored < 10_000 ? 1 : 0)}k ${mib(p.rssBytes)}/${mib(p.heapUsedBytes)}`).join(', ') + '.',
+    );
   }
 
   if (result.targets.length > 0) {

@@ -9,7 +9,8 @@
  * tiny run for the test suite), --connections (64), --memory-messages
  * (100000), --baseline-s (time cap of one slow-baseline run, 10),
  * --warmup-s (2), --e2e-s (load time of the end-to-end run, 5),
- * --no-extras (skip the informative variants), --only web,worker,e2e,memory.
+ * --no-extras (skip the informative variants), --only web,worker,e2e,memory,
+ * --worker-node-options '<NODE_OPTIONS of the memory run's worker>'.
  */
 import { execFileSync } from 'node:child_process';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
@@ -35,6 +36,8 @@ export interface BenchOptions {
   extras: boolean;
   smoke: boolean;
   only: Set<string>;
+  /** NODE_OPTIONS of the worker process of the memory run (default none). */
+  workerNodeOptions: string;
 }
 
 const PARTS = ['web', 'worker', 'e2e', 'memory'] as const;
@@ -54,6 +57,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'e2e-s': { type: 'string' },
       'no-extras': { type: 'boolean' },
       only: { type: 'string' },
+      'worker-node-options': { type: 'string' },
       smoke: { type: 'boolean' },
     },
     strict: true,
@@ -80,6 +84,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     extras: !(values['no-extras'] ?? smoke),
     smoke,
     only,
+    workerNodeOptions: values['worker-node-options'] ?? '',
   };
 }
 
@@ -280,7 +285,7 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchResult> {
     }
     if (o.only.has('memory')) {
       log(`memory: worker process draining ${o.memoryMessages} messages`);
-      result.memory = await runMemory(ctx, { messages: o.memoryMessages, timeoutMs: 900_000 });
+      result.memory = await runMemory(ctx, { messages: o.memoryMessages, timeoutMs: 900_000, nodeOptions: o.workerNodeOptions });
       log(`  RSS ${mb(result.memory.rssStartBytes)} → ${mb(result.memory.rssCheckpointBytes)} → ${mb(result.memory.rssEndBytes)} MiB`);
     }
   } finally {
