@@ -10,9 +10,11 @@
  * (100000), --baseline-s (time cap of one slow-baseline run, 10),
  * --warmup-s (2), --e2e-s (load time of the end-to-end run, 5),
  * --no-extras (skip the informative variants), --only web,worker,e2e,memory,
- * --worker-node-options '<NODE_OPTIONS of the memory run's worker>'.
+ * --worker-node-options '<NODE_OPTIONS of the memory run's worker; default the chart's worker.nodeOptions>'.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createBenchContext, type BenchContext } from './context.ts';
@@ -36,11 +38,17 @@ export interface BenchOptions {
   extras: boolean;
   smoke: boolean;
   only: Set<string>;
-  /** NODE_OPTIONS of the worker process of the memory run (default none). */
+  /** NODE_OPTIONS of the worker process of the memory run (default: the chart's worker.nodeOptions, as deployed). */
   workerNodeOptions: string;
 }
 
 const PARTS = ['web', 'worker', 'e2e', 'memory'] as const;
+
+/** The worker's NODE_OPTIONS as the Helm chart deploys it, so the memory run measures what runs in production. */
+function chartWorkerNodeOptions(): string {
+  const values = parseYaml(readFileSync(new URL('../charts/form-data/values.yaml', import.meta.url), 'utf8')) as { worker?: { nodeOptions?: string } };
+  return values.worker?.nodeOptions ?? '';
+}
 
 export function parseOptions(argv: string[]): BenchOptions {
   const { values } = parseArgs({
@@ -84,7 +92,7 @@ export function parseOptions(argv: string[]): BenchOptions {
     extras: !(values['no-extras'] ?? smoke),
     smoke,
     only,
-    workerNodeOptions: values['worker-node-options'] ?? '',
+    workerNodeOptions: values['worker-node-options'] ?? chartWorkerNodeOptions(),
   };
 }
 

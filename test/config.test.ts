@@ -37,7 +37,9 @@ describe('configuration', () => {
     expect(c.database.url).to.equal('postgres://test:test@localhost:5432/directory-form-data-test');
     expect(c.web).to.include({ port: 8000, uiSecret: undefined, signatureCheck: true });
     expect(c.healthPort).to.equal(8001);
-    expect(c.database.poolMax).to.equal(c.worker.concurrency + 1);
+    expect(c.database.poolMax).to.equal(Math.min(c.worker.concurrency, 10));
+    expect(loadConfig({ WORKER_CONCURRENCY: '3' }).database.poolMax).to.equal(3);
+    expect(loadConfig({ DATABASE_POOL_MAX: '4' }).database.poolMax).to.equal(4);
   });
 
   it('reads the misspelt invalid queue variable first and the corrected one too', () => {

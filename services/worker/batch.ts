@@ -25,6 +25,13 @@ export interface BatchResult {
   sqsFailed: boolean;
 }
 
+/** A batch whose forms are stored (or refused) and whose handled messages still await deletion. */
+export interface StoredBatch {
+  result: BatchResult;
+  /** Messages to delete. */
+  done: Received[];
+}
+
 export interface BatchHandlerOptions {
   queue: WorkerQueue;
   repository: FormRepository;
@@ -49,7 +56,17 @@ export class BatchHandler {
     return Math.min(backoffBaseSeconds * 2 ** doublings, backoffMaxSeconds);
   }
 
+  /** Stores a batch and deletes what it handled. */
   async handle(messages: readonly Received[]): Promise<BatchResult> {
+    return this.acknowledge(await this.store(messages));
+  }
+
+  /**
+   * Stores the valid forms, copies the invalid messages and hands back what
+   * failed; the handled messages are left for `acknowledge` to delete, so a
+   * poll loop can overlap that delete with its next poll.
+   */
+  async store(messages: readonly Received[]): Promise<StoredBatch> {
     const { queue, repository, logger } = this.options;
     const result: BatchResult = { received: messages.length, stored: 0, duplicates: 0, invalid: 0, retried: 0, notDeleted: 0, databaseFailed: false, sqsFailed: false };
     const rows: FormRow[] = [];
@@ -100,19 +117,6 @@ export class BatchHandler {
       result.invalid = accepted.size;
     }
 
-    if (done.length > 0) {
-      try {
-        const failed = await queue.delete(done);
-        result.notDeleted = failed.length;
-        if (failed.length > 0) logger.warn({ messageIds: failed }, 'handled messages could not be deleted; they will be seen again as duplicates');
-      } catch (error) {
-        if (!(error instanceof SqsError)) throw error;
-        result.sqsFailed = true;
-        result.notDeleted = done.length;
-        logger.warn({ err: describe(error), messageIds: error.messageIds }, 'handled messages could not be deleted; they will be seen again as duplicates');
-      }
-    }
-
     if (retry.length > 0) {
       result.retried = retry.length;
       try {
@@ -122,6 +126,23 @@ export class BatchHandler {
         result.sqsFailed = true;
         logger.warn({ err: describe(error), messageIds: error.messageIds }, 'could not hand messages back; they return after the visibility timeout');
       }
+    }
+    return { result, done };
+  }
+
+  /** Deletes the messages a stored batch handled (their rows are committed, or their copies accepted). */
+  async acknowledge({ result, done }: StoredBatch): Promise<BatchResult> {
+    const { queue, logger } = this.options;
+    if (done.length === 0) return result;
+    try {
+      const failed = await queue.delete(done);
+      result.notDeleted = failed.length;
+      if (failed.length > 0) logger.warn({ messageIds: failed }, 'handled messages could not be deleted; they will be seen again as duplicates');
+    } catch (error) {
+      if (!(error instanceof SqsError)) throw error;
+      result.sqsFailed = true;
+      result.notDeleted = done.length;
+      logger.warn({ err: describe(error), messageIds: error.messageIds }, 'handled messages could not be deleted; they will be seen again as duplicates');
     }
     return result;
   }

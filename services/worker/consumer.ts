@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
-import type { BatchHandler, BatchResult } from './batch.ts';
+import type { BatchHandler, BatchResult, StoredBatch } from './batch.ts';
 import type { ReceiveOptions, WorkerQueue } from './queue.ts';
 
 export interface ConsumerOptions extends ReceiveOptions {
@@ -100,6 +100,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     const maxMs = this.options.backoffMaxMs ?? 30_000;
     const databaseMaxMs = Math.min(maxMs, this.options.databaseBackoffMaxMs ?? 5_000);
     let failures = 0;
+    /** The delete of the previous batch; resolves true if SQS failed it. */
+    let deleting: Promise<boolean> | undefined;
     while (!this.stopping) {
       let reason: string | undefined;
       let messages: Awaited<ReturnType<WorkerQueue['receive']>> = [];
@@ -127,12 +129,14 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       if (messages.length > 0) {
         const started = performance.now();
         try {
-          const result = await handler.handle(messages);
+          const stored = await handler.store(messages);
           this.lastProgress = Date.now();
-          this.databaseHealthy = !result.databaseFailed;
-          this.emit('batch', { ...result, loop: index, durationMs: performance.now() - started });
-          if (result.databaseFailed) reason = 'database unavailable: could not store a batch';
-          else if (result.sqsFailed) reason = 'SQS failed while handling a batch';
+          this.databaseHealthy = !stored.result.databaseFailed;
+          if (stored.result.databaseFailed) reason = 'database unavailable: could not store a batch';
+          else if (stored.result.sqsFailed) reason = 'SQS failed while handling a batch';
+          // One delete in flight per loop, overlapping the next poll.
+          if (deleting && (await deleting)) reason ??= 'SQS failed while deleting a batch';
+          deleting = this.acknowledge(stored, index, started);
         } catch (error) {
           // A bug, not an outage: the messages return after their visibility timeout.
           logger.error({ err: error, messageIds: messages.map((m) => m.messageId) }, 'batch handling failed');
@@ -150,6 +154,19 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       this.emit('backoff', { loop: index, ms, reason });
       await sleep(ms, undefined, { signal: this.sleeps.signal }).catch(() => undefined);
       this.lastProgress = Date.now();
+    }
+    if (deleting) await deleting;
+  }
+
+  /** Deletes what a stored batch handled and reports the batch; resolves true if SQS failed the delete. */
+  private async acknowledge(stored: StoredBatch, loop: number, started: number): Promise<boolean> {
+    try {
+      const result = await this.options.handler.acknowledge(stored);
+      this.emit('batch', { ...result, loop, durationMs: performance.now() - started });
+      return result.sqsFailed;
+    } catch (error) {
+      this.options.logger.error({ err: error, messageIds: stored.done.map((m) => m.messageId) }, 'deleting a batch failed');
+      return true;
     }
   }
 }

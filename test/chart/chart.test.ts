@@ -274,7 +274,10 @@ describe('chart: helm lint and template', function () {
       expect(podSpec(d).serviceAccountName).to.equal(FULL);
       const c = podSpec(d).containers[0];
       expect(c.image).to.equal('123456789012.dkr.ecr.eu-west-1.amazonaws.com/form-data@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef');
-      const env = Object.fromEntries((c.env as { name: string; valueFrom: { secretKeyRef: { name: string; optional?: boolean } } }[]).map((e) => [e.name, e.valueFrom.secretKeyRef]));
+      const fromSecrets = (c.env as { name: string; valueFrom?: { secretKeyRef: { name: string; optional?: boolean } } }[]).filter((e) => e.valueFrom);
+      const env = Object.fromEntries(fromSecrets.map((e) => [e.name, e.valueFrom!.secretKeyRef]));
+      const nodeOptions = (c.env as { name: string; value?: string }[]).find((e) => e.name === 'NODE_OPTIONS')?.value;
+      expect(nodeOptions, `NODE_OPTIONS of ${c.name}`).to.equal(c.name === 'worker' ? '--max-semi-space-size=4' : undefined);
       // Each component gets only the secrets it reads.
       const own = c.name === 'web' ? 'UI_SECRET' : 'DATABASE_URL';
       expect(Object.keys(env).sort()).to.deep.equal(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', own].sort());
