@@ -206,7 +206,7 @@ async function benchWeb(ctx: BenchContext, o: BenchOptions): Promise<WebSummary>
 
 async function benchWorker(ctx: BenchContext, o: BenchOptions): Promise<WorkerSummary> {
   const variants: WorkerVariant[] = ['ours', 'naive', 'sqsConsumer', 'pgCeiling'];
-  if (o.extras) variants.push('oursConcurrency16', 'sqsConsumerBatch10');
+  if (o.extras) variants.push('oursConcurrency4', 'sqsConsumerBatch10');
   const rounds: WorkerRun[][] = [];
   for (let r = 0; r < o.rounds; r++) {
     const round: WorkerRun[] = [];

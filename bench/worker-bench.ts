@@ -4,6 +4,7 @@
  * delaying proxy, in this process; the emulator and the proxy run in
  * processes of their own.
  */
+import { SETTINGS } from '../services/common/config.ts';
 import type { Knex } from 'knex';
 import { loadConfig } from '../services/common/config.ts';
 import { createDatabase } from '../services/common/db.ts';
@@ -19,14 +20,14 @@ import { cpuMsOf } from './processes.ts';
 import { createQueue, deleteQueue, fillQueue, queueName } from './sqs.ts';
 import { Progress, sumActions } from './stats.ts';
 
-export type WorkerVariant = 'ours' | 'naive' | 'sqsConsumer' | 'pgCeiling' | 'oursConcurrency16' | 'sqsConsumerBatch10';
+export type WorkerVariant = 'ours' | 'naive' | 'sqsConsumer' | 'pgCeiling' | 'oursConcurrency4' | 'sqsConsumerBatch10';
 
 export const WORKER_VARIANTS: Record<WorkerVariant, { label: string; target: boolean }> = {
-  ours: { label: 'ours (defaults: WORKER_CONCURRENCY=4)', target: true },
+  ours: { label: `ours (defaults: WORKER_CONCURRENCY=${SETTINGS.find((s) => s.names[0] === 'WORKER_CONCURRENCY')?.default ?? '?'})`, target: true },
   naive: { label: 'naive (replaced design)', target: true },
   sqsConsumer: { label: 'sqs-consumer (defaults)', target: true },
   pgCeiling: { label: 'PostgreSQL ceiling (no SQS)', target: true },
-  oursConcurrency16: { label: 'ours, WORKER_CONCURRENCY=16', target: false },
+  oursConcurrency4: { label: 'ours, WORKER_CONCURRENCY=4', target: false },
   sqsConsumerBatch10: { label: 'sqs-consumer, batchSize=10', target: false },
 };
 
@@ -83,17 +84,17 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
       SQS_FORM_DATA_QUEUE_NAME: name,
       SQS_INVALID_MESAGES_QUEUE_NAME: invalidName,
       LOG_LEVEL: process.env.BENCH_WORKER_LOG ?? 'silent',
-      ...(variant === 'oursConcurrency16' ? { WORKER_CONCURRENCY: '16' } : {}),
+      ...(variant === 'oursConcurrency4' ? { WORKER_CONCURRENCY: '4' } : {}),
     }),
   );
-  const capMs = variant === 'ours' || variant === 'oursConcurrency16' ? 600_000 : options.baselineCapMs;
+  const capMs = variant === 'ours' || variant === 'oursConcurrency4' ? 600_000 : options.baselineCapMs;
   const db = createDatabase(config.database);
   const inserts = timeInserts(db);
   const sqs = createSqsClient(config.sqs, { extraTimeoutMs: config.sqs.waitTimeSeconds * 1000, maxSockets: config.worker.concurrency * 2 + 4 });
   let worker: BenchWorker;
   let progress = new Progress(n);
   const batches = { count: 0, handleMs: 0 };
-  if (variant === 'ours' || variant === 'oursConcurrency16') {
+  if (variant === 'ours' || variant === 'oursConcurrency4') {
     const service = await createWorkerService(config, { db, sqs });
     service.consumer.on('batch', (r) => {
       batches.count += 1;
@@ -168,7 +169,7 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
     requests: stats.counts,
     cpuMsPer1000: { worker: per1000(cpu.worker), emulator: per1000(cpu.emulator), proxy: per1000(cpu.proxy) },
   };
-  if ((variant === 'ours' || variant === 'oursConcurrency16') && batches.count > 0) {
+  if ((variant === 'ours' || variant === 'oursConcurrency4') && batches.count > 0) {
     const loops = config.worker.concurrency;
     const cycleMs = (elapsedMs * loops) / batches.count;
     const handleMs = batches.handleMs / batches.count;
