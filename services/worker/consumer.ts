@@ -40,6 +40,14 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   /** Aborted to end the loops' backoff sleeps early: on stop, and when the database answers again. */
   private sleeps = new AbortController();
   private database = true;
+  /**
+   * Set when a poll brought fewer messages than it asked for: the queue has no
+   * backlog, so one loop polls and the others wait for a full batch. This keeps
+   * batches full (requests per message low) whatever WORKER_CONCURRENCY is.
+   */
+  private shallow = false;
+  /** Aborted when a poll brings a full batch (or on stop): waiting loops resume. */
+  private backlog = new AbortController();
   /** Time the loops last made progress (a poll returned, a batch was handled, a backoff ended). */
   lastProgress = Date.now();
   /** Outcome of the latest receive; for readiness. */
@@ -60,6 +68,25 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   private wake(): void {
     this.sleeps.abort();
     if (!this.stopping) this.sleeps = new AbortController();
+  }
+
+  private noteReceived(count: number): void {
+    if (count < this.options.maxNumberOfMessages) {
+      this.shallow = true;
+    } else if (this.shallow) {
+      this.shallow = false;
+      this.backlog.abort();
+      this.backlog = new AbortController();
+    }
+  }
+
+  /** Resolves when a full batch arrives or the consumer stops. */
+  private untilBacklog(): Promise<void> {
+    const signal = AbortSignal.any([this.backlog.signal, this.sleeps.signal]);
+    return new Promise((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', () => resolve(), { once: true });
+    });
   }
 
   constructor(options: ConsumerOptions) {
@@ -103,6 +130,10 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     /** The delete of the previous batch; resolves true if SQS failed it. */
     let deleting: Promise<boolean> | undefined;
     while (!this.stopping) {
+      if (index > 0 && this.shallow) {
+        await this.untilBacklog();
+        continue;
+      }
       let reason: string | undefined;
       let messages: Awaited<ReturnType<WorkerQueue['receive']>> = [];
       if (!this.databaseHealthy) {
@@ -119,6 +150,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       if (reason === undefined) {
         try {
           messages = await queue.receive(this.options);
+          this.noteReceived(messages.length);
           this.sqsHealthy = true;
           this.lastProgress = Date.now();
         } catch (error) {
