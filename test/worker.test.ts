@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
-import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { SendMessageBatchCommand, SendMessageCommand } from '@aws-sdk/client-sqs';
 import { loadConfig } from '../services/common/config.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { createSqsClient } from '../services/common/sqs.ts';
@@ -93,6 +93,22 @@ describe('worker', () => {
         return r.length === 2 ? r : undefined;
       });
       expect(Object.fromEntries(stored.map((r) => [r.sqs_message_id, r.data.company_name]))).to.deep.equal({ [a]: 'A', [b]: 'B' });
+    });
+
+    it('polls with one loop while the queue has no backlog and with all of them while it has one', async () => {
+      // The worker of this block runs WORKER_CONCURRENCY (default 16) loops on a queue that starts empty.
+      await eventually(async () => (worker.consumer.activeLoops === 1 ? true : undefined), 20_000, 'one polling loop on an empty queue');
+      let most = 0;
+      worker.consumer.on('batch', () => {
+        most = Math.max(most, worker.consumer.activeLoops);
+      });
+      const { form } = await t.queueUrls();
+      for (let i = 0; i < 60; i++) {
+        await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: form, Entries: Array.from({ length: 10 }, (_, j) => ({ Id: String(j), MessageBody: envelope(validForm({ company_name: `backlog ${i}.${j}` })) })) }));
+      }
+      await eventually(async () => ((await rows()).length === 600 ? true : undefined), 30_000, 'the backlog stored');
+      expect(most, 'loops polling during the backlog').to.be.greaterThan(1);
+      await eventually(async () => (worker.consumer.activeLoops === 1 ? true : undefined), 20_000, 'back to one loop');
     });
 
     it('routes invalid messages to the invalid queue with bodies unchanged, and removes them from the form queue', async () => {

@@ -44,7 +44,7 @@ export const SETTINGS: readonly Setting[] = [
   { names: ['SQS_SEND_BATCH_WINDOW_MS'], default: '2', allowed: '0–100', description: 'Web: how long a batch waits for more entries before it is sent.' },
   { names: ['SQS_RETRY_BACKOFF_BASE_SECONDS'], default: '5', allowed: '1–3600', description: 'Worker: visibility delay of a message that could not be stored, doubled at each further receive.' },
   { names: ['SQS_RETRY_BACKOFF_MAX_SECONDS'], default: '300', allowed: '1–43200', description: 'Worker: cap of that backoff.' },
-  { names: ['WORKER_CONCURRENCY'], default: '16', allowed: '1–32', description: 'Worker: most concurrent poll loops per process; beyond the first, loops poll only while polls bring full batches (a backlog).' },
+  { names: ['WORKER_CONCURRENCY'], default: '16', allowed: '1–32', description: 'Worker: most concurrent poll loops per process; a full poll lets one more loop poll, a partial one one fewer (at least one).' },
   { names: ['DATABASE_URL'], default: 'postgres://test:test@localhost:5432/directory-form-data-test', allowed: 'postgres:// URL', description: 'PostgreSQL connection string.' },
   { names: ['DATABASE_POOL_MAX'], default: '0', allowed: '0–100', description: 'Worker: pool size; 0 means min(WORKER_CONCURRENCY, 10) (a loop holds a connection only for its insert).' },
   { names: ['DATABASE_TIMEOUT_MS'], default: '5000', allowed: '100–600000', description: 'Connect, pool-acquire and statement timeout.' },

@@ -41,13 +41,15 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   private sleeps = new AbortController();
   private database = true;
   /**
-   * Set when a poll brought fewer messages than it asked for: the queue has no
-   * backlog, so one loop polls and the others wait for a full batch. This keeps
-   * batches full (requests per message low) whatever WORKER_CONCURRENCY is.
+   * How many loops may poll now: one more after each full batch, one fewer
+   * after each poll that brought less (never below one). Loops past it wait,
+   * so polls stay full (few requests per message) whatever WORKER_CONCURRENCY
+   * is, and all loops poll while there is a backlog.
    */
-  private shallow = false;
-  /** Aborted when a poll brings a full batch (or on stop): waiting loops resume. */
+  private allowed = 1;
+  /** Aborted when `allowed` grows (or on stop): waiting loops look again. */
   private backlog = new AbortController();
+  private waiting = 0;
   /** Time the loops last made progress (a poll returned, a batch was handled, a backoff ended). */
   lastProgress = Date.now();
   /** Outcome of the latest receive; for readiness. */
@@ -72,16 +74,30 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
 
   private noteReceived(count: number): void {
     if (count < this.options.maxNumberOfMessages) {
-      this.shallow = true;
-    } else if (this.shallow) {
-      this.shallow = false;
+      this.allowed = Math.max(1, this.allowed - 1);
+    } else if (this.allowed < this.options.concurrency) {
+      this.allowed += 1;
       this.backlog.abort();
       this.backlog = new AbortController();
     }
   }
 
-  /** Resolves when a full batch arrives or the consumer stops. */
-  private untilBacklog(): Promise<void> {
+  /** Loops polling now (the others wait for a backlog). */
+  get activeLoops(): number {
+    return this.loops.length - this.waiting;
+  }
+
+  /** Resolves when more loops may poll or the consumer stops. */
+  private async untilBacklog(): Promise<void> {
+    this.waiting += 1;
+    try {
+      await this.backlogOrStop();
+    } finally {
+      this.waiting -= 1;
+    }
+  }
+
+  private backlogOrStop(): Promise<void> {
     const signal = AbortSignal.any([this.backlog.signal, this.sleeps.signal]);
     return new Promise((resolve) => {
       if (signal.aborted) resolve();
@@ -130,7 +146,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     /** The delete of the previous batch; resolves true if SQS failed it. */
     let deleting: Promise<boolean> | undefined;
     while (!this.stopping) {
-      if (index > 0 && this.shallow) {
+      if (index >= this.allowed) {
         await this.untilBacklog();
         continue;
       }
