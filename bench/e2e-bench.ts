@@ -3,6 +3,7 @@
  * worker (defaults, in this process) draining behind it, both through the
  * counting proxy. Every SQS request either makes, divided by the forms stored.
  */
+import { EMPTY_RECEIVES } from './proxy.ts';
 import { loadConfig } from '../services/common/config.ts';
 import { createWorkerService } from '../services/worker/service.ts';
 import type { BenchContext } from './context.ts';
@@ -17,6 +18,8 @@ export interface E2eRun {
   requestsPerForm: number;
   sendPerForm: number;
   receivePerForm: number;
+  /** Receives that brought no message, per stored form (part of receivePerForm). */
+  emptyReceivePerForm: number;
   deletePerForm: number;
   otherPerForm: number;
   requests: Record<string, number>;
@@ -49,7 +52,8 @@ export async function runEndToEnd(ctx: BenchContext, options: { connections: num
     const elapsedMs = performance.now() - started;
     const stats = await ctx.proxy.stats();
     if (stored < result.accepted) throw new Error(`end to end: ${result.accepted} forms accepted, only ${stored} stored within ${options.drainTimeoutMs} ms`);
-    const total = Object.values(stats.counts).reduce((a, b) => a + b, 0);
+    const total = Object.entries(stats.counts).reduce((a, [action, n]) => (action === EMPTY_RECEIVES ? a : a + n), 0);
+    const emptyReceives = stats.counts[EMPTY_RECEIVES] ?? 0;
     const send = sumActions(stats.counts, ['SendMessage', 'SendMessageBatch']);
     const receive = sumActions(stats.counts, ['ReceiveMessage']);
     const del = sumActions(stats.counts, ['DeleteMessage', 'DeleteMessageBatch']);
@@ -59,6 +63,7 @@ export async function runEndToEnd(ctx: BenchContext, options: { connections: num
       requestsPerForm: total / stored,
       sendPerForm: send / stored,
       receivePerForm: receive / stored,
+      emptyReceivePerForm: emptyReceives / stored,
       deletePerForm: del / stored,
       otherPerForm: (total - send - receive - del) / stored,
       requests: stats.counts,

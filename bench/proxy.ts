@@ -28,6 +28,9 @@ export interface DelayProxy {
   close(): Promise<void>;
 }
 
+/** Counter of ReceiveMessage answers without messages (also counted under ReceiveMessage; not an action). */
+export const EMPTY_RECEIVES = 'ReceiveMessage (empty)';
+
 /** The SQS action of a request, or `unknown`. */
 export function actionOf(headers: IncomingMessage['headers'], url: string | undefined, body: Buffer): string {
   const target = headers['x-amz-target'];
@@ -94,7 +97,12 @@ export async function startDelayProxy(target: string, delayMs: number, port = 0)
           (answer) => {
             res.writeHead(answer.statusCode ?? 502, answer.headers);
             answer.pipe(res);
+            const parts: Buffer[] = [];
+            if (action === 'ReceiveMessage') answer.on('data', (chunk: Buffer) => parts.push(chunk));
             answer.on('end', () => {
+              if (action === 'ReceiveMessage' && !/"Messages"\s*:\s*\[\s*\{/.test(Buffer.concat(parts).toString('utf8'))) {
+                counts[EMPTY_RECEIVES] = (counts[EMPTY_RECEIVES] ?? 0) + 1;
+              }
               const t = (upstreamTime[action] ??= { n: 0, totalMs: 0 });
               t.n += 1;
               t.totalMs += performance.now() - started;

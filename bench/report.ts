@@ -90,7 +90,7 @@ export function renderTable(result: BenchResult): string {
         ],
       ),
     );
-    out.push('', `${e.stored.toLocaleString('en-US')} forms stored; $0.40 per million SQS requests.`);
+    out.push('', `${e.stored.toLocaleString('en-US')} forms stored; $0.40 per million SQS requests. Of the receives, ${fmt(e.emptyReceivePerForm, 3)} per form came back empty: when a message arrives the emulator answers every waiting long poll and all but one return empty, where SQS keeps them waiting; without those, ${fmt(e.requestsPerForm - e.emptyReceivePerForm, 3)} requests per stored form.`);
   }
 
   if (result.memory) {
