@@ -10,7 +10,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../services/common/config.ts';
@@ -21,6 +20,7 @@ import { createSqsClient, resolveQueueUrls } from '../services/common/sqs.ts';
 import { computeSignature } from '../services/web/signature.ts';
 import { migrationConfig } from '../migrations/config.ts';
 import { startEmbeddedPostgres } from './embedded-postgres.ts';
+import { freePort } from './ports.ts';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const DATA_DIR = join(ROOT, '.data', 'postgres');
@@ -32,26 +32,6 @@ const say = (line = ''): void => {
   process.stdout.write(`${line}\n`);
 };
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((done) => {
-    const s = createServer();
-    s.once('error', () => done(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => done(true)));
-  });
-}
-
-async function pickPort(preferred: number): Promise<number> {
-  if (await portFree(preferred)) return preferred;
-  return new Promise((done, fail) => {
-    const s = createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const address = s.address();
-      s.close(() => done(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
-
 interface Stoppable {
   name: string;
   stop(): Promise<void>;
@@ -61,7 +41,7 @@ async function startLocalPostgres(): Promise<{ url: string } & Stoppable> {
   if (!existsSync(join(DATA_DIR, 'data', 'PG_VERSION'))) say('Initialising an embedded PostgreSQL in .data/postgres ...');
   const pg = await startEmbeddedPostgres({
     dir: DATA_DIR,
-    port: await pickPort(PG_PORT),
+    port: await freePort(PG_PORT),
     onError: (error: unknown) => process.stderr.write(`postgres: ${String(error)}\n`),
   });
   return { name: 'PostgreSQL', url: await pg.createDatabase('form_data'), stop: () => pg.stop() };
@@ -69,7 +49,7 @@ async function startLocalPostgres(): Promise<{ url: string } & Stoppable> {
 
 async function startEmulator(): Promise<{ endpoint: string } & Stoppable> {
   const { startFauxqs } = await import('fauxqs');
-  const server = await startFauxqs({ port: await pickPort(SQS_PORT), logger: false });
+  const server = await startFauxqs({ port: await freePort(SQS_PORT), logger: false });
   return { name: 'SQS emulator', endpoint: server.address, stop: () => server.stop() };
 }
 

@@ -37,6 +37,9 @@ export function createSqsClient(config: Config['sqs'], options: SqsClientOptions
   });
 }
 
+/** SQS's limit on one message and on a batch's total, attributes included, where a queue does not say otherwise (256 KiB). */
+export const SQS_MAX_MESSAGE_BYTES = 256 * 1024;
+
 /** URLs of the two queues. */
 export interface QueueUrls {
   form: string;

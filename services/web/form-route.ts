@@ -7,7 +7,8 @@ import { encodeFormMessage, parseData, summarise } from '../common/message.ts';
 import { SqsError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { BodyState } from './body.ts';
-import { MAX_BATCH_BYTES, type FormSender } from './sender.ts';
+import type { FormSender } from './sender.ts';
+import { SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
 import { ProblemError } from './problem.ts';
 import { verifySignature } from './signature.ts';
 import type { WebMetrics } from './metrics.ts';
@@ -53,8 +54,8 @@ export function formHandler(options: FormRouteOptions) {
     }
     const message = encodeFormMessage({ data: result.value, received_at: new Date(now()).toISOString(), request_id: state.requestId });
     // Serialising can grow a body (1e20 is written out in full): refuse here what SQS would refuse, rather than answer 503.
-    if (Buffer.byteLength(message, 'utf8') > MAX_BATCH_BYTES) {
-      throw new ProblemError(413, 'Content Too Large', `the form is larger than ${MAX_BATCH_BYTES} bytes once serialised for the queue`);
+    if (Buffer.byteLength(message, 'utf8') > SQS_MAX_MESSAGE_BYTES) {
+      throw new ProblemError(413, 'Content Too Large', `the form is larger than ${SQS_MAX_MESSAGE_BYTES} bytes once serialised for the queue`);
     }
     let messageId: string;
     try {

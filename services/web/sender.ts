@@ -5,6 +5,7 @@
  */
 import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { SqsError } from '../common/errors.ts';
+import { SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
 
 /** Sends one message body; resolves with the SQS message id once SQS has accepted it. */
 export interface FormSender {
@@ -52,7 +53,6 @@ export class DirectSender implements FormSender {
 
 /** SendMessageBatch limits. */
 export const MAX_BATCH_ENTRIES = 10;
-export const MAX_BATCH_BYTES = 256 * 1024;
 
 interface Entry {
   body: string;
@@ -82,7 +82,7 @@ export class BatchingSender implements FormSender {
   send(body: string): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       const bytes = Buffer.byteLength(body, 'utf8');
-      if (this.pendingBytes + bytes > MAX_BATCH_BYTES) this.flush();
+      if (this.pendingBytes + bytes > SQS_MAX_MESSAGE_BYTES) this.flush();
       this.pending.push({ body, bytes, resolve, reject });
       this.pendingBytes += bytes;
       if (this.pending.length >= MAX_BATCH_ENTRIES) this.flush();

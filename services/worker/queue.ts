@@ -13,6 +13,7 @@ import {
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { SqsError } from '../common/errors.ts';
+import { SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
 
 /** A received message with what the worker needs of it. */
 export interface Received {
@@ -45,7 +46,7 @@ export class WorkerQueue {
   /** Largest message (and batch) the invalid queue takes, attributes included. */
   private readonly maxMessageBytes: number;
 
-  constructor(client: SQSClient, urls: { form: string; invalid: string }, onRequest: (action: string) => void = () => {}, maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES) {
+  constructor(client: SQSClient, urls: { form: string; invalid: string }, onRequest: (action: string) => void = () => {}, maxMessageBytes = SQS_MAX_MESSAGE_BYTES) {
     this.client = client;
     this.maxMessageBytes = maxMessageBytes;
     this.formUrl = urls.form;
@@ -180,8 +181,7 @@ export class WorkerQueue {
   }
 }
 
-/** SQS's limit on a message, and on the sum of a batch's messages, attributes included, when the queue does not say. */
-export const DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024;
+/** Characters of the `reason` attribute. */
 const MAX_REASON = 512;
 
 /** Size of a copy as SQS counts it: body plus each attribute's name, data type and value. */

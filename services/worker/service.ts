@@ -10,11 +10,11 @@ import { createDatabase, type Knex } from '../common/db.ts';
 import { describe } from '../common/errors.ts';
 import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
-import { createSqsClient, maxMessageBytes, resolveQueueUrls } from '../common/sqs.ts';
+import { createSqsClient, maxMessageBytes, resolveQueueUrls, SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
 import { BatchHandler } from './batch.ts';
 import { Consumer } from './consumer.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
-import { DEFAULT_MAX_MESSAGE_BYTES, WorkerQueue } from './queue.ts';
+import { WorkerQueue } from './queue.ts';
 import { FormRepository } from './repository.ts';
 
 export interface WorkerServiceOptions {
@@ -49,7 +49,7 @@ export async function createWorkerService(config: Config, options: WorkerService
   const sqs = options.sqs ?? createSqsClient(config.sqs, { extraTimeoutMs: config.sqs.waitTimeSeconds * 1000, maxSockets: config.worker.concurrency * 2 + 4 });
   const db = options.db ?? createDatabase(config.database, logger);
   const urls = await resolveQueueUrls(sqs, config.sqs, logger);
-  const invalidLimit = await maxMessageBytes(sqs, urls.invalid, DEFAULT_MAX_MESSAGE_BYTES);
+  const invalidLimit = await maxMessageBytes(sqs, urls.invalid, SQS_MAX_MESSAGE_BYTES);
   const queue = new WorkerQueue(sqs, urls, (action) => metrics.sqsRequests.inc({ action }), invalidLimit);
   const repository = new FormRepository(db);
   const handler = new BatchHandler({

@@ -1,15 +1,2 @@
-import { createServer } from 'node:net';
-
-/** A port free at the time of the call, chosen by the OS. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** Ephemeral ports for the tests (the same helper `npm start` uses). */
+export { freePort } from '../../scripts/ports.ts';
