@@ -32,6 +32,16 @@ const say = (line = ''): void => {
   process.stdout.write(`${line}\n`);
 };
 
+/** Waits until `url` answers 200, so the printed command works when pasted at once (at most 30 s). */
+async function untilReady(url: string, gaveUp: () => boolean): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!gaveUp() && Date.now() < deadline) {
+    const ok = await fetch(url, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 interface Stoppable {
   name: string;
   stop(): Promise<void>;
@@ -151,6 +161,7 @@ async function main(): Promise<number> {
       },
     });
     const signature = config.web.uiSecret ? ` -H 'X-Signature: ${computeSignature(path, Buffer.from(sample), config.web.uiSecret)}'` : '';
+    await untilReady(`http://127.0.0.1:${config.web.port}/healthz/ready`, () => stopping);
     say();
     say(`form-data is running. Web: ${base}${path}  (health: ${base}/healthz/ready, metrics: ${base}/metrics)`);
     say(`  database: ${config.database.url}`);
