@@ -11,6 +11,9 @@ export type Env = Readonly<Record<string, string | undefined>>;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+const LOG_FORMATS = ['json', 'pretty'] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 /** Declaration of one environment variable. */
 export interface Setting {
   /** Variable name; the first of `names` wins when several are given. */
@@ -53,6 +56,10 @@ export const SETTINGS: readonly Setting[] = [
   { names: ['PORT'], default: '8000', allowed: '0–65535', description: 'Web: HTTP port (also health and metrics).' },
   { names: ['HEALTH_PORT'], default: '8001', allowed: '0–65535', description: 'Worker: port of health probes and metrics.' },
   { names: ['LOG_LEVEL'], default: 'info', allowed: LOG_LEVELS.join(', '), description: 'pino log level.' },
+  { names: ['LOG_FORMAT'], default: 'json', allowed: LOG_FORMATS.join(', '), description: 'JSON lines, or coloured one-line text for local runs (pino-pretty).' },
+  { names: ['QUEUE_METRICS_INTERVAL_SECONDS'], default: '30', allowed: '0–3600', description: 'Worker: how often it reads the queues\' depth (GetQueueAttributes) for its metrics; 0 turns it off.' },
+  { names: ['SENTRY_DSN'], default: 'none', allowed: 'Sentry DSN', description: 'Send unexpected errors to Sentry; unset sends nothing and loads no Sentry code.' },
+  { names: ['SENTRY_ENVIRONMENT'], default: 'none', allowed: 'string', description: 'Environment name attached to Sentry events (production, staging, …).' },
   { names: ['MAX_BODY_BYTES'], default: '65536', allowed: '1024–204800', description: 'Web: largest accepted request body.' },
   { names: ['SHUTDOWN_DELAY_MS'], default: '5000', allowed: '0–120000', description: 'Web: time between failing readiness and closing the server on SIGTERM.' },
 ];
@@ -86,6 +93,10 @@ export interface Config {
   };
   healthPort: number;
   logLevel: LogLevel;
+  logFormat: LogFormat;
+  /** Worker: interval of queue depth reads, in ms; 0 = off. */
+  queueMetricsIntervalMs: number;
+  sentry: { dsn: string | undefined; environment: string | undefined };
 }
 
 class Reader {
@@ -221,6 +232,9 @@ export function loadConfig(env: Env = process.env): Config {
     },
     healthPort: r.int('HEALTH_PORT', 0, 65535),
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS),
+    logFormat: r.oneOf('LOG_FORMAT', LOG_FORMATS),
+    queueMetricsIntervalMs: r.int('QUEUE_METRICS_INTERVAL_SECONDS', 0, 3600) * 1000,
+    sentry: { dsn: r.url('SENTRY_DSN', ['http:', 'https:']), environment: r.optional('SENTRY_ENVIRONMENT') },
   };
 }
 

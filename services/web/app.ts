@@ -10,6 +10,7 @@ import { formHandler } from './form-route.ts';
 import type { WebMetrics } from './metrics.ts';
 import { echo, ProblemError, problemMiddleware, sendProblem } from './problem.ts';
 import type { FormSender } from './sender.ts';
+import openapiDocument from './openapi.json' with { type: 'json' };
 
 export interface AppOptions {
   sender: FormSender;
@@ -19,6 +20,8 @@ export interface AppOptions {
   secret: string | undefined;
   /** Largest accepted body, in bytes. */
   maxBodyBytes: number;
+  /** OpenAPI document served at /openapi.json. Default: services/web/openapi.json. */
+  openapi?: unknown;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -33,6 +36,11 @@ export function createApp(options: AppOptions): Koa {
   const submit = formHandler(options);
   const body = readBody(options.maxBodyBytes);
   router.post(['/form', '/form/'], body, submit);
+  const openapi = JSON.stringify(options.openapi ?? openapiDocument);
+  router.get('/openapi.json', (ctx) => {
+    ctx.type = 'application/json';
+    ctx.body = openapi;
+  });
   router.get('/metrics', async (ctx) => {
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();

@@ -280,9 +280,10 @@ describe('chart: helm lint and template', function () {
       expect(nodeOptions, `NODE_OPTIONS of ${c.name}`).to.equal(c.name === 'worker' ? '--max-semi-space-size=4' : undefined);
       // Each component gets only the secrets it reads.
       const own = c.name === 'web' ? 'UI_SECRET' : 'DATABASE_URL';
-      expect(Object.keys(env).sort()).to.deep.equal(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', own].sort());
+      expect(Object.keys(env).sort()).to.deep.equal(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'SENTRY_DSN', own].sort());
       expect(env[own]).to.deep.equal({ name: 'form-data-credentials', key: own });
       expect(env.AWS_ACCESS_KEY_ID?.optional).to.equal(true);
+      expect(env.SENTRY_DSN?.optional).to.equal(true);
     }
     const web = find(manifests, 'Deployment', `${FULL}-web`);
     expect(podSpec(web).topologySpreadConstraints[0].labelSelector.matchLabels['app.kubernetes.io/instance']).to.equal(RELEASE);

@@ -12,7 +12,7 @@ import { CHART, find, render } from './helm.ts';
 
 /** Read by the AWS SDK itself, not declared in SETTINGS. */
 const AWS_SDK_VARIABLES = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'];
-const SECRET_SETTINGS = ['DATABASE_URL', 'UI_SECRET'];
+const SECRET_SETTINGS = ['DATABASE_URL', 'UI_SECRET', 'SENTRY_DSN'];
 
 describe('chart configuration matches services/common/config.ts', function () {
   this.timeout(60_000);
@@ -27,7 +27,9 @@ describe('chart configuration matches services/common/config.ts', function () {
         'secrets.UI_SECRET': 's',
         'secrets.AWS_ACCESS_KEY_ID': 'a',
         'secrets.AWS_SECRET_ACCESS_KEY': 'b',
+        'secrets.SENTRY_DSN': 'https://key@sentry.example/1',
         'config.SQS_ENDPOINT_URL': 'http://sqs:4566',
+        'config.SENTRY_ENVIRONMENT': 'staging',
       },
     });
     return { config: find(manifests, 'ConfigMap', 'form-data').data, secret: find(manifests, 'Secret', 'form-data').data };
@@ -69,7 +71,7 @@ describe('chart configuration matches services/common/config.ts', function () {
     const props = schema.properties.config.properties;
     for (const setting of SETTINGS) {
       const name = setting.names[0]!;
-      if (['DATABASE_URL', 'UI_SECRET', 'PORT', 'HEALTH_PORT'].includes(name)) continue; // secrets; ports come from web.port / worker.healthPort
+      if ([...SECRET_SETTINGS, 'PORT', 'HEALTH_PORT'].includes(name)) continue; // secrets; ports come from web.port / worker.healthPort
       const prop = props[name];
       expect(prop, `schema of config.${name}`).to.not.equal(undefined);
       const range = /^(-?\d+)–(\d+)$/.exec(setting.allowed);
@@ -84,6 +86,6 @@ describe('chart configuration matches services/common/config.ts', function () {
         expect(prop!.type, name).to.equal('string');
       }
     }
-    expect(Object.keys(props).sort()).to.deep.equal(primary.filter((n) => !['DATABASE_URL', 'UI_SECRET', 'PORT', 'HEALTH_PORT'].includes(n)).sort());
+    expect(Object.keys(props).sort()).to.deep.equal(primary.filter((n) => ![...SECRET_SETTINGS, 'PORT', 'HEALTH_PORT'].includes(n)).sort());
   });
 });

@@ -83,7 +83,7 @@ Name of the Secret with DATABASE_URL, UI_SECRET (and optional AWS keys).
 True ("true") when the chart has secret settings to hand to the pods.
 */}}
 {{- define "form-data.hasSecret" -}}
-{{- if or .Values.existingSecret .Values.secrets.DATABASE_URL .Values.secrets.UI_SECRET .Values.secrets.AWS_ACCESS_KEY_ID .Values.secrets.AWS_SECRET_ACCESS_KEY }}true{{ end }}
+{{- if or .Values.existingSecret .Values.secrets.DATABASE_URL .Values.secrets.UI_SECRET .Values.secrets.AWS_ACCESS_KEY_ID .Values.secrets.AWS_SECRET_ACCESS_KEY .Values.secrets.SENTRY_DSN }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -106,13 +106,13 @@ inline secrets only keys that have a value are referenced.
 {{- end }}
 
 {{/*
-The env entries from the Secret for the given keys (AWS keys are optional).
+The env entries from the Secret for the given keys (AWS keys and SENTRY_DSN are optional).
 Call with (dict "ctx" $ "keys" (list ...)).
 */}}
 {{- define "form-data.secretEnvs" -}}
 {{- $ctx := .ctx }}
 {{- range .keys }}
-{{- include "form-data.secretEnv" (dict "ctx" $ctx "key" . "optional" (hasPrefix "AWS_" .)) }}
+{{- include "form-data.secretEnv" (dict "ctx" $ctx "key" . "optional" (or (hasPrefix "AWS_" .) (eq . "SENTRY_DSN"))) }}
 {{- end }}
 {{- end }}
 
@@ -121,7 +121,7 @@ Checks that fail rendering with a clear message.
 */}}
 {{- define "form-data.validate" -}}
 {{- $s := .Values.secrets }}
-{{- if and .Values.existingSecret (or $s.DATABASE_URL $s.UI_SECRET $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY) }}
+{{- if and .Values.existingSecret (or $s.DATABASE_URL $s.UI_SECRET $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY $s.SENTRY_DSN) }}
 {{- fail "existingSecret and inline secrets.* are mutually exclusive: put DATABASE_URL, UI_SECRET (and any AWS keys) into the existing Secret, or leave existingSecret empty" }}
 {{- end }}
 {{- if and (or $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY) (not (and $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY)) }}
