@@ -4,6 +4,7 @@ import { assertWebConfig, loadConfig, SETTINGS } from '../services/common/config
 import { ConfigError } from '../services/common/errors.ts';
 import { createWebMetrics } from '../services/web/metrics.ts';
 import { createWorkerMetrics } from '../services/worker/metrics.ts';
+import type { Registry } from 'prom-client';
 
 async function readmeSection(title: string): Promise<string> {
   const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
@@ -88,12 +89,22 @@ describe('configuration', () => {
     expect(() => loadConfig(env)).not.to.throw();
   });
 
-  it('README metrics table lists exactly the metrics the services register', async () => {
+  it('README metrics table lists exactly the metrics the services register, with their types and labels', async () => {
     const rows = tableRows(await readmeSection('Metrics'));
-    const documented = rows.map(([name, service]) => `${service}:${name!.replaceAll('`', '')}`).sort();
-    const own = (service: string, names: string[]): string[] => names.filter((n) => n.startsWith('form_data_')).map((n) => `${service}:${n}`);
-    const web = createWebMetrics(false).registry.getMetricsAsArray().map((m) => m.name);
-    const worker = createWorkerMetrics(false).registry.getMetricsAsArray().map((m) => m.name);
-    expect(documented).to.deep.equal([...own('web', web), ...own('worker', worker)].sort());
+    const documented = rows.map(([name, service, type, labels]) => `${service}:${name!.replaceAll('`', '')} ${type} ${labels === '—' ? '' : labels}`).sort();
+    const sources = { loops: () => 1, busyLoops: () => 0, lastPollAt: () => 0, up: () => ({ sqs: true, database: true }) };
+    const own = async (service: string, registry: Registry): Promise<string[]> => {
+      const metrics = await registry.getMetricsAsJSON();
+      return metrics
+        .filter((m) => m.name.startsWith('form_data_'))
+        .map((m) => {
+          const labels = (registry.getSingleMetric(m.name) as unknown as { labelNames: string[] }).labelNames;
+          return `${service}:${m.name} ${String(m.type)} ${labels.join(', ')}`;
+        });
+    };
+    const web = await own('web', createWebMetrics(false).registry);
+    const worker = await own('worker', createWorkerMetrics(sources, false).registry);
+    expect(documented).to.deep.equal([...web, ...worker].sort());
   });
+
 });

@@ -26,38 +26,49 @@ export function encodeFormMessage(message: FormMessage): string {
   return JSON.stringify(message).replace(SQS_UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
-export type DecodeResult = { ok: true; data: FormData } | { ok: false; reason: string };
+/** Why a message body is not a storable form; a bounded set, used as a metric label. */
+export type InvalidReason = 'empty_body' | 'not_json' | 'not_object' | 'data_missing' | 'data_not_json' | 'validation';
+
+/** A decoded body; `requestId` is the web's request id when the body carries one. */
+export type DecodeResult =
+  | { ok: true; data: FormData; requestId: string | undefined }
+  | { ok: false; code: InvalidReason; reason: string; requestId: string | undefined };
+
+/** A request id the web accepts from X-Request-Id (otherwise it makes one). */
+export const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
  * Decodes and validates a message body as the worker receives it. `data` may be
  * an object or a string holding one (messages of the replaced service).
  */
 export function decodeFormMessage(body: string | undefined): DecodeResult {
-  if (body === undefined || body === '') return { ok: false, reason: 'empty body' };
+  if (body === undefined || body === '') return { ok: false, code: 'empty_body', reason: 'empty body', requestId: undefined };
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
   } catch {
-    return { ok: false, reason: 'body is not JSON' };
+    return { ok: false, code: 'not_json', reason: 'body is not JSON', requestId: undefined };
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    return { ok: false, reason: 'body is not a JSON object' };
+    return { ok: false, code: 'not_object', reason: 'body is not a JSON object', requestId: undefined };
   }
+  const given = (parsed as Record<string, unknown>).request_id;
+  const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : undefined;
   const data = parseData((parsed as Record<string, unknown>).data);
-  if (!data.ok) return data;
+  if (!data.ok) return { ...data, requestId };
   const result = validateForm(data.value);
-  if (!result.ok) return { ok: false, reason: `data failed validation: ${summarise(result.errors)}` };
-  return { ok: true, data: result.value };
+  if (!result.ok) return { ok: false, code: 'validation', reason: `data failed validation: ${summarise(result.errors)}`, requestId };
+  return { ok: true, data: result.value, requestId };
 }
 
 /** `data` as an object: given as one, or as a string holding one. */
-export function parseData(data: unknown): { ok: true; value: unknown } | { ok: false; reason: string } {
-  if (data === undefined) return { ok: false, reason: 'data is missing' };
+export function parseData(data: unknown): { ok: true; value: unknown } | { ok: false; code: 'data_missing' | 'data_not_json'; reason: string } {
+  if (data === undefined) return { ok: false, code: 'data_missing', reason: 'data is missing' };
   if (typeof data !== 'string') return { ok: true, value: data };
   try {
     return { ok: true, value: JSON.parse(data) };
   } catch {
-    return { ok: false, reason: 'data is a string that is not JSON' };
+    return { ok: false, code: 'data_not_json', reason: 'data is a string that is not JSON' };
   }
 }
 

@@ -4,10 +4,14 @@
 import Koa, { type Context, type Next } from 'koa';
 import Router from '@koa/router';
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { pinoHttp } from 'pino-http';
+import type { ErrorReporter } from '../common/error-reporter.ts';
 import type { Logger } from '../common/logger.ts';
+import { REQUEST_ID } from '../common/message.ts';
 import { readBody } from './body.ts';
 import { formHandler } from './form-route.ts';
-import type { WebMetrics } from './metrics.ts';
+import { methodLabel, routeLabel, type RefusalReason, type WebMetrics } from './metrics.ts';
 import { echo, ProblemError, problemMiddleware, sendProblem } from './problem.ts';
 import type { FormSender } from './sender.ts';
 import openapiDocument from './openapi.json' with { type: 'json' };
@@ -20,11 +24,63 @@ export interface AppOptions {
   secret: string | undefined;
   /** Largest accepted body, in bytes. */
   maxBodyBytes: number;
+  /** Where unexpected errors are reported. Default: nowhere (the log only). */
+  reporter?: ErrorReporter;
   /** OpenAPI document served at /openapi.json. Default: services/web/openapi.json. */
   openapi?: unknown;
 }
 
-const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/**
+ * One log line per request (pino-http): request id, route, method, path
+ * without the query, status and duration. Never headers or the body.
+ */
+function requestLogger(logger: Logger, messageIds: WeakMap<IncomingMessage, string>) {
+  return pinoHttp({
+    logger,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    quietReqLogger: true,
+    quietResLogger: true,
+    customAttributeKeys: { reqId: 'requestId', responseTime: 'durationMs' },
+    customProps: (req) => {
+      const messageId = messageIds.get(req);
+      return messageId ? { route: routeLabel(pathOf(req.url)), messageId } : { route: routeLabel(pathOf(req.url)) };
+    },
+    customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'warn' : 'info'),
+    customSuccessMessage: () => 'request completed',
+    customErrorMessage: () => 'request failed',
+    // The cause of a 5xx is logged where it happens; the line here only reports the status.
+    customErrorObject: (_req, res, _error, value: Record<string, unknown>) => ({ ...value, err: undefined, status: res.statusCode }),
+    serializers: {
+      req: (req: { method: string; url: string }) => ({ method: req.method, path: echo(pathOf(req.url)) }),
+      res: (res: { statusCode: number }) => ({ status: res.statusCode }),
+    },
+  });
+}
+
+function pathOf(url: string | undefined): string {
+  const path = url ?? '';
+  const query = path.indexOf('?');
+  return query === -1 ? path : path.slice(0, query);
+}
+
+/** The refusal reason of a 4xx answer to POST /form/. */
+function refusalReason(status: number, formInvalid: boolean): RefusalReason {
+  switch (status) {
+    case 400:
+      return formInvalid ? 'invalid' : 'malformed';
+    case 401:
+      return 'signature';
+    case 413:
+      return 'too_large';
+    case 415:
+      return 'unsupported_media_type';
+    default:
+      return 'other';
+  }
+}
 
 /** Builds the Koa app (it listens nowhere until given to a server). */
 export function createApp(options: AppOptions): Koa {
@@ -46,21 +102,28 @@ export function createApp(options: AppOptions): Koa {
     ctx.body = await metrics.registry.metrics();
   });
 
+  /** SQS message id of each accepted form, for its request's log line. */
+  const messageIds = new WeakMap<IncomingMessage, string>();
+  const httpLogger = requestLogger(logger, messageIds);
   app.use(async function requestContext(ctx: Context, next: Next) {
-    const given = ctx.get('x-request-id');
-    ctx.state.requestId = REQUEST_ID.test(given) ? given : randomUUID();
-    ctx.set('X-Request-Id', ctx.state.requestId as string);
-    const route = (ctx.path === '/form' || ctx.path === '/form/') ? '/form/' : ctx.path === '/metrics' ? '/metrics' : 'other';
-    const end = metrics.duration.startTimer({ route });
+    httpLogger(ctx.req, ctx.res);
+    const requestId = String(ctx.req.id);
+    ctx.state.requestId = requestId;
+    ctx.set('X-Request-Id', requestId);
+    const labels = { route: routeLabel(ctx.path), method: methodLabel(ctx.method) };
+    const end = metrics.duration.startTimer(labels);
     try {
       await next();
     } finally {
       end();
-      metrics.requests.inc({ route, status: String(ctx.status) });
-      if (ctx.status >= 500) logger.warn({ requestId: ctx.state.requestId, status: ctx.status, path: ctx.path }, 'request failed');
+      if (typeof ctx.state.messageId === 'string') messageIds.set(ctx.req, ctx.state.messageId);
+      metrics.requests.inc({ ...labels, status: String(ctx.status) });
+      if (labels.route === '/form/' && ctx.method === 'POST' && ctx.status >= 400 && ctx.status < 500) {
+        metrics.refused.inc({ reason: refusalReason(ctx.status, ctx.state.formInvalid === true) });
+      }
     }
   });
-  app.use(problemMiddleware(logger));
+  app.use(problemMiddleware(logger, options.reporter));
   app.use(async function hostRequired(ctx: Context, next: Next) {
     if (ctx.req.httpVersion === '1.1' && !ctx.get('host')) throw new ProblemError(400, 'Bad Request', 'the Host header is missing');
     await next();

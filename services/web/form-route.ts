@@ -5,7 +5,6 @@ import type { Context } from 'koa';
 import { validateForm } from '../common/form-schema.ts';
 import { encodeFormMessage, parseData, summarise } from '../common/message.ts';
 import { SqsError } from '../common/errors.ts';
-import type { Logger } from '../common/logger.ts';
 import type { BodyState } from './body.ts';
 import type { FormSender } from './sender.ts';
 import { SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
@@ -17,7 +16,6 @@ const FORM_TYPE = 'application/x-www-form-urlencoded';
 
 export interface FormRouteOptions {
   sender: FormSender;
-  logger: Logger;
   metrics: WebMetrics;
   /** Shared secret; undefined turns the signature check off. */
   secret: string | undefined;
@@ -27,7 +25,7 @@ export interface FormRouteOptions {
 
 /** Handler of POST /form/. */
 export function formHandler(options: FormRouteOptions) {
-  const { sender, logger, metrics, secret } = options;
+  const { sender, metrics, secret } = options;
   const now = options.now ?? Date.now;
   return async function submitForm(ctx: Context): Promise<void> {
     const state = ctx.state as BodyState & { requestId: string };
@@ -49,6 +47,7 @@ export function formHandler(options: FormRouteOptions) {
     if (!parsed.ok) throw new ProblemError(400, 'Bad Request', parsed.reason, { errors: [{ field: 'data', message: parsed.reason }] });
     const result = validateForm(parsed.value);
     if (!result.ok) {
+      ctx.state.formInvalid = true;
       const errors = result.errors.map((e) => ({ field: e.field ? `data.${e.field}` : 'data', message: e.message }));
       throw new ProblemError(400, 'Bad Request', `the form is not valid: ${summarise(result.errors)}`, { errors });
     }
@@ -62,12 +61,13 @@ export function formHandler(options: FormRouteOptions) {
       messageId = await sender.send(message);
     } catch (error) {
       if (error instanceof SqsError) {
+        metrics.enqueueFailed.inc();
         throw new ProblemError(503, 'Service Unavailable', 'the form may not have been queued; try again later', { headers: { 'Retry-After': '5' }, cause: error });
       }
       throw error;
     }
     metrics.accepted.inc();
-    logger.debug({ requestId: state.requestId, messageId }, 'form queued');
+    ctx.state.messageId = messageId;
     ctx.status = 202;
     ctx.body = { id: messageId, data: result.value };
   };

@@ -2,6 +2,7 @@
  * RFC 9457 problem details, and the one Koa middleware that turns errors into them.
  */
 import type { Context, Next } from 'koa';
+import { noErrorReporter, type ErrorReporter } from '../common/error-reporter.ts';
 import type { Logger } from '../common/logger.ts';
 import type { FieldError } from '../common/form-schema.ts';
 
@@ -54,8 +55,8 @@ export function sendProblem(ctx: Context, status: number, title: string, detail:
   ctx.body = { type: 'about:blank', title, status, detail, instance: echo(ctx.path), request_id: ctx.state.requestId as string, ...(errors ? { errors } : {}) };
 }
 
-/** Maps errors thrown below it to problem+json; unknown errors become a generic 500 and a log line. */
-export function problemMiddleware(logger: Logger) {
+/** Maps errors thrown below it to problem+json; unknown errors become a generic 500, a log line and a report. */
+export function problemMiddleware(logger: Logger, reporter: ErrorReporter = noErrorReporter) {
   return async function problems(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
@@ -76,6 +77,7 @@ export function problemMiddleware(logger: Logger) {
         return;
       }
       logger.error({ err: error, requestId: ctx.state.requestId }, 'unhandled error');
+      reporter.capture(error, { requestId: ctx.state.requestId, route: ctx.path.slice(0, 200), method: ctx.method });
       sendProblem(ctx, 500, 'Internal Server Error', 'the request could not be handled; it was not accepted');
     }
   };

@@ -14,8 +14,8 @@ export interface FormSender {
   close(): Promise<void>;
 }
 
-/** Observer of sent batches (metrics). */
-export type BatchObserver = (entries: number, failed: number) => void;
+/** Observer of each send request (metrics): entries sent, entries failed, duration in seconds. */
+export type BatchObserver = (entries: number, failed: number, seconds: number) => void;
 
 /** One SendMessage per form. */
 export class DirectSender implements FormSender {
@@ -31,15 +31,16 @@ export class DirectSender implements FormSender {
   }
 
   async send(body: string): Promise<string> {
+    const started = performance.now();
     const call = this.client.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: body }));
     this.inflight.add(call);
     try {
       const out = await call;
       if (!out.MessageId) throw new Error('no MessageId in response');
-      this.observe(1, 0);
+      this.observe(1, 0, (performance.now() - started) / 1000);
       return out.MessageId;
     } catch (error) {
-      this.observe(1, 1);
+      this.observe(1, 1, (performance.now() - started) / 1000);
       throw new SqsError({ operation: 'SendMessage', queue: this.queueUrl }, error);
     } finally {
       this.inflight.delete(call);
@@ -113,6 +114,7 @@ export class BatchingSender implements FormSender {
 
   private async sendBatch(entries: Entry[]): Promise<void> {
     let failed = 0;
+    const started = performance.now();
     try {
       const out = await this.client.send(
         new SendMessageBatchCommand({
@@ -139,7 +141,7 @@ export class BatchingSender implements FormSender {
       const wrapped = new SqsError({ operation: 'SendMessageBatch', queue: this.queueUrl }, error);
       for (const entry of entries) entry.reject(wrapped);
     } finally {
-      this.observe(entries.length, failed);
+      this.observe(entries.length, failed, (performance.now() - started) / 1000);
     }
   }
 }

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assertWebConfig, type Config } from '../common/config.ts';
 import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
+import { createErrorReporter } from '../common/error-reporter.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
 import { createSqsClient, resolveQueueUrls } from '../common/sqs.ts';
 import { createApp } from './app.ts';
@@ -40,15 +41,18 @@ export type { ServerLimits };
 /** Builds the web service; resolves once the queue URL is known. */
 export async function createWebService(config: Config, options: WebServiceOptions = {}): Promise<WebService> {
   assertWebConfig(config);
-  const logger = options.logger ?? createLogger(config.logLevel, 'web');
+  const logger = options.logger ?? createLogger(config.logLevel, 'web', config.logFormat);
+  const reporter = await createErrorReporter({ ...config.sentry, service: 'web' }, logger);
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const sqs = options.sqs ?? createSqsClient(config.sqs);
   const metrics = createWebMetrics();
   let sender = options.sender;
   if (!sender) {
     const { form } = await resolveQueueUrls(sqs, config.sqs, logger);
-    const observe = (entries: number, failed: number): void => {
-      metrics.sqsSends.inc({ result: failed === entries ? 'failed' : 'ok' });
+    const observe = (entries: number, failed: number, seconds: number): void => {
+      const result = failed === entries ? 'failed' : 'ok';
+      metrics.sqsSends.inc({ result });
+      metrics.sqsSendDuration.observe({ result }, seconds);
       metrics.sendBatchSize.observe(entries);
     };
     sender = config.sqs.sendBatching ? new BatchingSender(sqs, form, config.sqs.sendBatchWindowMs, observe) : new DirectSender(sqs, form, observe);
@@ -57,6 +61,7 @@ export async function createWebService(config: Config, options: WebServiceOption
     sender,
     logger,
     metrics,
+    reporter,
     secret: config.web.signatureCheck ? config.web.uiSecret : undefined,
     maxBodyBytes: config.web.maxBodyBytes,
   });
@@ -66,6 +71,7 @@ export async function createWebService(config: Config, options: WebServiceOption
   const closeClients = async (): Promise<void> => {
     await sender.close();
     sqs.destroy();
+    await reporter.close();
   };
   const failReadinessAndWait = async (): Promise<void> => {
     ready = false;

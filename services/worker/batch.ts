@@ -5,7 +5,7 @@
  */
 import { DatabaseError, SqsError, describe } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
-import { decodeFormMessage } from '../common/message.ts';
+import { decodeFormMessage, type InvalidReason } from '../common/message.ts';
 import type { FormRepository, FormRow } from './repository.ts';
 import type { InvalidCopy, Received, WorkerQueue } from './queue.ts';
 
@@ -23,6 +23,8 @@ export interface BatchResult {
   databaseFailed: boolean;
   /** SQS failed while handling: the poll loop should back off. */
   sqsFailed: boolean;
+  /** Invalid messages moved to the invalid queue, by reason. */
+  invalidByReason: Partial<Record<InvalidReason, number>>;
 }
 
 /** A batch whose forms are stored (or refused) and whose handled messages still await deletion. */
@@ -68,15 +70,28 @@ export class BatchHandler {
    */
   async store(messages: readonly Received[]): Promise<StoredBatch> {
     const { queue, repository, logger } = this.options;
-    const result: BatchResult = { received: messages.length, stored: 0, duplicates: 0, invalid: 0, retried: 0, notDeleted: 0, databaseFailed: false, sqsFailed: false };
+    const result: BatchResult = {
+      received: messages.length,
+      stored: 0,
+      duplicates: 0,
+      invalid: 0,
+      retried: 0,
+      notDeleted: 0,
+      databaseFailed: false,
+      sqsFailed: false,
+      invalidByReason: {},
+    };
     const rows: FormRow[] = [];
     const byId = new Map<string, Received>();
+    const requestIds = new Map<string, string | undefined>();
     const invalid: InvalidCopy[] = [];
     for (const message of messages) {
       byId.set(message.messageId, message);
       const decoded = decodeFormMessage(message.body);
-      if (decoded.ok) rows.push({ messageId: message.messageId, data: decoded.data });
-      else invalid.push({ message, reason: decoded.reason });
+      if (decoded.ok) {
+        rows.push({ messageId: message.messageId, data: decoded.data });
+        requestIds.set(message.messageId, decoded.requestId);
+      } else invalid.push({ message, reason: decoded.reason, code: decoded.code, requestId: decoded.requestId });
     }
 
     const done: Received[] = [];
@@ -87,10 +102,13 @@ export class BatchHandler {
         const inserted = await repository.insertMany(rows);
         result.stored = inserted.size;
         result.duplicates = rows.length - inserted.size;
-        if (result.duplicates > 0) {
-          logger.info({ messageIds: rows.filter((r) => !inserted.has(r.messageId)).map((r) => r.messageId) }, 'duplicate deliveries skipped');
+        for (const row of rows) {
+          const message = byId.get(row.messageId)!;
+          const fields = { messageId: row.messageId, requestId: requestIds.get(row.messageId), receiveCount: message.receiveCount };
+          if (inserted.has(row.messageId)) logger.info(fields, 'form stored');
+          else logger.info(fields, 'duplicate delivery skipped; the form was already stored');
+          done.push(message);
         }
-        for (const row of rows) done.push(byId.get(row.messageId)!);
       } catch (error) {
         if (!(error instanceof DatabaseError)) throw error;
         result.databaseFailed = true;
@@ -111,7 +129,8 @@ export class BatchHandler {
       for (const copy of invalid) {
         if (accepted.has(copy.message.messageId)) {
           done.push(copy.message);
-          logger.info({ messageId: copy.message.messageId, reason: copy.reason }, 'invalid message moved to the invalid queue');
+          result.invalidByReason[copy.code] = (result.invalidByReason[copy.code] ?? 0) + 1;
+          logger.info({ messageId: copy.message.messageId, requestId: copy.requestId, reason: copy.reason }, 'invalid message moved to the invalid queue');
         } else retry.push(copy.message);
       }
       result.invalid = accepted.size;

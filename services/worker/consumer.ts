@@ -8,7 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describe } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { BatchHandler, BatchResult, StoredBatch } from './batch.ts';
-import type { ReceiveOptions, WorkerQueue } from './queue.ts';
+import type { ErrorReporter } from '../common/error-reporter.ts';
+import type { Received, ReceiveOptions, WorkerQueue } from './queue.ts';
 
 export interface ConsumerOptions extends ReceiveOptions {
   queue: WorkerQueue;
@@ -23,12 +24,16 @@ export interface ConsumerOptions extends ReceiveOptions {
   backoffMaxMs?: number;
   /** Largest pause between database checks while the database is down, in ms. Default 5 000. */
   databaseBackoffMaxMs?: number;
+  /** Where unexpected errors (bugs, not outages) are reported besides the log. Default: nowhere. */
+  reporter?: ErrorReporter;
 }
 
-/** Events: `batch` (BatchResult), `backoff` ({ loop, ms, reason }), `stopped` ({ drainMs }). */
+/** Events: `received` ({ loop, messages }) after each successful poll, `batch` (BatchResult), `backoff` ({ loop, ms, reason }), `stopped` ({ drainMs }). */
 export interface ConsumerEvents {
+  received: [{ loop: number; messages: readonly Received[] }];
   batch: [BatchResult & { loop: number; durationMs: number }];
-  backoff: [{ loop: number; ms: number; reason: string }];
+  /** `kind`: what failed; `error` is a bug, not an outage. */
+  backoff: [{ loop: number; ms: number; reason: string; kind: 'database' | 'sqs' | 'error' }];
   stopped: [{ drainMs: number }];
 }
 
@@ -54,6 +59,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   lastProgress = Date.now();
   /** Outcome of the latest receive; for readiness. */
   sqsHealthy = true;
+  /** Time of the latest successful receive (ms since the epoch); 0 before the first. */
+  lastPollAt = 0;
 
   /** Outcome of the latest store or database check; for readiness and the loops' database gate. */
   get databaseHealthy(): boolean {
@@ -168,7 +175,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
           messages = await queue.receive(this.options);
           this.noteReceived(messages.length);
           this.sqsHealthy = true;
-          this.lastProgress = Date.now();
+          this.lastProgress = this.lastPollAt = Date.now();
+          this.emit('received', { loop: index, messages });
         } catch (error) {
           this.sqsHealthy = false;
           reason = describe(error);
@@ -188,6 +196,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
         } catch (error) {
           // A bug, not an outage: the messages return after their visibility timeout.
           logger.error({ err: error, messageIds: messages.map((m) => m.messageId) }, 'batch handling failed');
+          this.options.reporter?.capture(error, { messageIds: messages.map((m) => m.messageId) });
           reason = describe(error);
         }
       }
@@ -199,7 +208,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       const cap = this.databaseHealthy ? maxMs : databaseMaxMs;
       const ms = Math.min(cap, minMs * 2 ** Math.min(failures - 1, 16));
       logger.warn({ loop: index, backoffMs: ms, reason }, 'poll loop backing off');
-      this.emit('backoff', { loop: index, ms, reason });
+      const kind = reason.startsWith('database unavailable') ? 'database' : /^(SqsError|SQS )/.test(reason) ? 'sqs' : 'error';
+      this.emit('backoff', { loop: index, ms, reason, kind });
       await sleep(ms, undefined, { signal: this.sleeps.signal }).catch(() => undefined);
       this.lastProgress = Date.now();
     }
@@ -214,6 +224,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       return result.sqsFailed;
     } catch (error) {
       this.options.logger.error({ err: error, messageIds: stored.done.map((m) => m.messageId) }, 'deleting a batch failed');
+      this.options.reporter?.capture(error, { messageIds: stored.done.map((m) => m.messageId) });
       return true;
     }
   }

@@ -7,12 +7,15 @@ import {
   ChangeMessageVisibilityBatchCommand,
   DeleteMessageBatchCommand,
   DeleteMessageCommand,
+  GetQueueAttributesCommand,
   ReceiveMessageCommand,
   SendMessageBatchCommand,
   type Message,
+  type QueueAttributeName,
   type SQSClient,
 } from '@aws-sdk/client-sqs';
 import { SqsError } from '../common/errors.ts';
+import type { InvalidReason } from '../common/message.ts';
 import { SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
 
 /** A received message with what the worker needs of it. */
@@ -21,12 +24,33 @@ export interface Received {
   receiptHandle: string;
   body: string | undefined;
   receiveCount: number;
+  /** When SQS received the message (SentTimestamp), in ms since the epoch. */
+  sentAt: number | undefined;
+}
+
+/** Approximate message counts of a queue (GetQueueAttributes). */
+export interface QueueDepth {
+  visible: number;
+  inFlight: number;
+  delayed: number;
+}
+
+/** Observers of the SQS requests a WorkerQueue makes (metrics, benchmark). */
+export interface QueueHooks {
+  /** Called once per SQS request with its action name. */
+  onRequest?: (action: string) => void;
+  /** Called once per failed SQS request (or entry retried alone) with its action name. */
+  onError?: (action: string) => void;
 }
 
 /** An invalid message to copy, with the reason it was refused. */
 export interface InvalidCopy {
   message: Received;
   reason: string;
+  /** The reason as a bounded code (metrics). */
+  code: InvalidReason;
+  /** The web's request id, when the body carries one. */
+  requestId: string | undefined;
 }
 
 export interface ReceiveOptions {
@@ -40,18 +64,39 @@ export class WorkerQueue {
   private readonly client: SQSClient;
   private readonly formUrl: string;
   private readonly invalidUrl: string;
-  /** Called once per SQS request with its action name (metrics, benchmark). */
   private readonly onRequest: (action: string) => void;
+  private readonly onError: (action: string) => void;
 
   /** Largest message (and batch) the invalid queue takes, attributes included. */
   private readonly maxMessageBytes: number;
 
-  constructor(client: SQSClient, urls: { form: string; invalid: string }, onRequest: (action: string) => void = () => {}, maxMessageBytes = SQS_MAX_MESSAGE_BYTES) {
+  /** `maxMessageBytes`: the invalid queue's MaximumMessageSize. Default: SQS's 256 KiB. */
+  constructor(client: SQSClient, urls: { form: string; invalid: string }, hooks: QueueHooks = {}, maxMessageBytes = SQS_MAX_MESSAGE_BYTES) {
     this.client = client;
     this.maxMessageBytes = maxMessageBytes;
     this.formUrl = urls.form;
     this.invalidUrl = urls.invalid;
-    this.onRequest = onRequest;
+    this.onRequest = hooks.onRequest ?? (() => {});
+    this.onError = hooks.onError ?? (() => {});
+  }
+
+  /** Approximate depth of the form queue and of the invalid queue. */
+  async depth(which: 'form' | 'invalid'): Promise<QueueDepth> {
+    const queue = which === 'form' ? this.formUrl : this.invalidUrl;
+    this.onRequest('GetQueueAttributes');
+    try {
+      const out = await this.client.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: queue,
+          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+        }),
+      );
+      const count = (name: QueueAttributeName): number => Number(out.Attributes?.[name] ?? 0) || 0;
+      return { visible: count('ApproximateNumberOfMessages'), inFlight: count('ApproximateNumberOfMessagesNotVisible'), delayed: count('ApproximateNumberOfMessagesDelayed') };
+    } catch (error) {
+      this.onError('GetQueueAttributes');
+      throw new SqsError({ operation: 'GetQueueAttributes', queue }, error);
+    }
   }
 
   /** One long poll. Never aborted: messages it was handed would stay invisible. */
@@ -65,11 +110,12 @@ export class WorkerQueue {
           WaitTimeSeconds: options.waitTimeSeconds,
           MaxNumberOfMessages: options.maxNumberOfMessages,
           VisibilityTimeout: options.visibilityTimeoutSeconds,
-          MessageSystemAttributeNames: ['ApproximateReceiveCount'],
+          MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
         }),
       );
       messages = out.Messages ?? [];
     } catch (error) {
+      this.onError('ReceiveMessage');
       throw new SqsError({ operation: 'ReceiveMessage', queue: this.formUrl }, error);
     }
     const received: Received[] = [];
@@ -80,6 +126,7 @@ export class WorkerQueue {
         receiptHandle: m.ReceiptHandle,
         body: m.Body,
         receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1') || 1,
+        sentAt: Number(m.Attributes?.SentTimestamp) || undefined,
       });
     }
     return received;
@@ -103,9 +150,11 @@ export class WorkerQueue {
       );
       failedIndexes = (out.Failed ?? []).map((f) => Number(f.Id));
     } catch (error) {
+      this.onError('DeleteMessageBatch');
       throw new SqsError({ operation: 'DeleteMessageBatch', queue: this.formUrl, messageIds: ids }, error);
     }
     const stillFailed: string[] = [];
+    if (failedIndexes.length > 0) this.onError('DeleteMessageBatch');
     for (const i of failedIndexes) {
       const message = messages[i];
       if (!message) continue;
@@ -113,6 +162,7 @@ export class WorkerQueue {
         this.onRequest('DeleteMessage');
         await this.client.send(new DeleteMessageCommand({ QueueUrl: this.formUrl, ReceiptHandle: message.receiptHandle }));
       } catch {
+        this.onError('DeleteMessage');
         stillFailed.push(message.messageId);
       }
     }
@@ -131,6 +181,7 @@ export class WorkerQueue {
         }),
       );
     } catch (error) {
+      this.onError('ChangeMessageVisibilityBatch');
       throw new SqsError({ operation: 'ChangeMessageVisibilityBatch', queue: this.formUrl, messageIds: messages.map((m) => m.messageId) }, error);
     }
   }
@@ -171,11 +222,13 @@ export class WorkerQueue {
           })),
         }),
       );
+      if ((out.Successful ?? []).length < copies.length) this.onError('SendMessageBatch');
       return (out.Successful ?? []).flatMap((ok) => {
         const copy = copies[Number(ok.Id)];
         return copy ? [copy.message.messageId] : [];
       });
     } catch (error) {
+      this.onError('SendMessageBatch');
       throw new SqsError({ operation: 'SendMessageBatch', queue: this.invalidUrl, messageIds: copies.map((c) => c.message.messageId) }, error);
     }
   }

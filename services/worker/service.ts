@@ -9,12 +9,14 @@ import type { Config } from '../common/config.ts';
 import { createDatabase, type Knex } from '../common/db.ts';
 import { describe } from '../common/errors.ts';
 import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
+import { createErrorReporter } from '../common/error-reporter.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
 import { createSqsClient, maxMessageBytes, resolveQueueUrls, SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
 import { BatchHandler } from './batch.ts';
 import { Consumer } from './consumer.ts';
 import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
 import { WorkerQueue } from './queue.ts';
+import { QueueMetrics } from './queue-metrics.ts';
 import { FormRepository } from './repository.ts';
 
 export interface WorkerServiceOptions {
@@ -44,13 +46,25 @@ export function livenessBoundMs(config: Config): number {
 
 /** Builds the worker; resolves once the queue URLs are known. */
 export async function createWorkerService(config: Config, options: WorkerServiceOptions = {}): Promise<WorkerService> {
-  const logger = options.logger ?? createLogger(config.logLevel, 'worker');
-  const metrics = createWorkerMetrics();
+  const logger = options.logger ?? createLogger(config.logLevel, 'worker', config.logFormat);
+  const reporter = await createErrorReporter({ ...config.sentry, service: 'worker' }, logger);
+  const startedAt = Date.now();
+  const metrics = createWorkerMetrics({
+    loops: () => config.worker.concurrency,
+    busyLoops: () => consumer.activeLoops,
+    lastPollAt: () => consumer.lastPollAt || startedAt,
+    up: () => ({ sqs: consumer.sqsHealthy, database: consumer.databaseHealthy }),
+  });
   const sqs = options.sqs ?? createSqsClient(config.sqs, { extraTimeoutMs: config.sqs.waitTimeSeconds * 1000, maxSockets: config.worker.concurrency * 2 + 4 });
   const db = options.db ?? createDatabase(config.database, logger);
   const urls = await resolveQueueUrls(sqs, config.sqs, logger);
   const invalidLimit = await maxMessageBytes(sqs, urls.invalid, SQS_MAX_MESSAGE_BYTES);
-  const queue = new WorkerQueue(sqs, urls, (action) => metrics.sqsRequests.inc({ action }), invalidLimit);
+  const queue = new WorkerQueue(
+    sqs,
+    urls,
+    { onRequest: (action) => metrics.sqsRequests.inc({ action }), onError: (operation) => metrics.sqsErrors.inc({ operation }) },
+    invalidLimit,
+  );
   const repository = new FormRepository(db);
   const handler = new BatchHandler({
     queue,
@@ -63,11 +77,42 @@ export async function createWorkerService(config: Config, options: WorkerService
     queue,
     handler,
     logger,
+    reporter,
     concurrency: config.worker.concurrency,
-    checkDatabase: () => repository.ping(),
+    checkDatabase: async () => {
+      try {
+        await repository.ping();
+      } catch (error) {
+        metrics.databaseErrors.inc();
+        throw error;
+      }
+    },
     waitTimeSeconds: config.sqs.waitTimeSeconds,
     maxNumberOfMessages: config.sqs.maxNumberOfMessages,
     visibilityTimeoutSeconds: config.sqs.visibilityTimeoutSeconds,
+  });
+  const queueMetrics = new QueueMetrics({
+    queue,
+    metrics,
+    logger,
+    names: { form: config.sqs.formQueueName, invalid: config.sqs.invalidQueueName },
+    intervalMs: config.queueMetricsIntervalMs,
+  });
+  consumer.on('received', ({ messages }) => {
+    if (messages.length === 0) {
+      metrics.oldestMessageAge.set(0);
+      return;
+    }
+    metrics.received.inc(messages.length);
+    const now = Date.now();
+    let oldest = 0;
+    for (const message of messages) {
+      if (message.sentAt === undefined) continue;
+      const age = Math.max(0, (now - message.sentAt) / 1000);
+      metrics.messageAge.observe(age);
+      oldest = Math.max(oldest, age);
+    }
+    metrics.oldestMessageAge.set(oldest);
   });
   consumer.on('batch', (r) => {
     metrics.batchDuration.observe(r.durationMs / 1000);
@@ -76,14 +121,14 @@ export async function createWorkerService(config: Config, options: WorkerService
     if (r.invalid) metrics.messages.inc({ outcome: 'invalid' }, r.invalid);
     if (r.retried) metrics.messages.inc({ outcome: 'retried' }, r.retried);
     if (r.notDeleted) metrics.messages.inc({ outcome: 'not_deleted' }, r.notDeleted);
+    for (const [reason, count] of Object.entries(r.invalidByReason)) metrics.invalid.inc({ reason }, count);
+    if (r.databaseFailed) metrics.databaseErrors.inc();
     logger.debug({ loop: r.loop, received: r.received, stored: r.stored, duplicates: r.duplicates, invalid: r.invalid, retried: r.retried }, 'batch handled');
   });
-  consumer.on('backoff', ({ reason }) => metrics.backoffs.inc({ reason: reason.startsWith('database unavailable') ? 'database' : 'sqs' }));
+  consumer.on('backoff', ({ kind }) => metrics.backoffs.inc({ reason: kind }));
 
   const server: Server = createServer(async (req, res) => {
     if (req.method === 'GET' && req.url === '/metrics') {
-      metrics.up.set({ dependency: 'sqs' }, consumer.sqsHealthy ? 1 : 0);
-      metrics.up.set({ dependency: 'database' }, consumer.databaseHealthy ? 1 : 0);
       res.setHeader('Content-Type', metrics.registry.contentType);
       res.end(await metrics.registry.metrics());
       return;
@@ -98,13 +143,14 @@ export async function createWorkerService(config: Config, options: WorkerService
   const drain = async (): Promise<{ drainMs: number }> => {
     ready = false;
     logger.info('shutting down: no new polls; draining the polls in flight');
-    const result = await consumer.stop();
+    const [result] = await Promise.all([consumer.stop(), queueMetrics.stop()]);
     logger.info({ drainMs: result.drainMs }, 'worker drained');
     return result;
   };
   const closeClients = async (): Promise<void> => {
     await db.destroy();
     sqs.destroy();
+    await reporter.close();
   };
   attachHealth(server, {
     live: async () => {
@@ -147,6 +193,7 @@ export async function createWorkerService(config: Config, options: WorkerService
           server.off('error', reject);
           const port = (server.address() as AddressInfo).port;
           consumer.start();
+          queueMetrics.start();
           logger.info({ healthPort: port, concurrency: config.worker.concurrency, queue: urls.form }, 'worker polling');
           resolve(port);
         });
