@@ -35,6 +35,11 @@ export interface AppOptions {
  * without the query, status and duration. Never headers or the body.
  */
 function requestLogger(logger: Logger, messageIds: WeakMap<IncomingMessage, string>) {
+  const context = (req: IncomingMessage): Record<string, string> => {
+    const route = routeLabel(pathOf(req.url));
+    const messageId = messageIds.get(req);
+    return messageId ? { route, messageId } : { route };
+  };
   return pinoHttp({
     logger,
     genReqId: (req) => {
@@ -42,17 +47,13 @@ function requestLogger(logger: Logger, messageIds: WeakMap<IncomingMessage, stri
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     quietReqLogger: true,
-    quietResLogger: true,
     customAttributeKeys: { reqId: 'requestId', responseTime: 'durationMs' },
-    customProps: (req) => {
-      const messageId = messageIds.get(req);
-      return messageId ? { route: routeLabel(pathOf(req.url)), messageId } : { route: routeLabel(pathOf(req.url)) };
-    },
     customLogLevel: (_req, res, error) => (error || res.statusCode >= 500 ? 'warn' : 'info'),
     customSuccessMessage: () => 'request completed',
     customErrorMessage: () => 'request failed',
+    customSuccessObject: (req, _res, value: Record<string, unknown>) => ({ ...value, ...context(req) }),
     // The cause of a 5xx is logged where it happens; the line here only reports the status.
-    customErrorObject: (_req, res, _error, value: Record<string, unknown>) => ({ ...value, err: undefined, status: res.statusCode }),
+    customErrorObject: (req, res, _error, value: Record<string, unknown>) => ({ ...value, ...context(req), err: undefined, status: res.statusCode }),
     serializers: {
       req: (req: { method: string; url: string }) => ({ method: req.method, path: echo(pathOf(req.url)) }),
       res: (res: { statusCode: number }) => ({ status: res.statusCode }),
