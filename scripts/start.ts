@@ -70,6 +70,8 @@ function run(name: string, script: string, env: NodeJS.ProcessEnv): ChildProcess
 
 async function main(): Promise<number> {
   const env: NodeJS.ProcessEnv = { ...process.env };
+  // Readable logs in a terminal, JSON lines when piped; LOG_FORMAT decides when set.
+  env.LOG_FORMAT ||= process.stdout.isTTY ? 'pretty' : 'json';
   // Check what the user set before starting anything.
   loadConfig(env);
   const stack: Stoppable[] = [];

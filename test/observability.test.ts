@@ -12,6 +12,8 @@ import { captureLogger, scrape, valueOf, type Line, type Sample } from './suppor
 import { startEmulator, type Emulator } from './support/sqs.ts';
 import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
+import { freePort } from './support/ports.ts';
+import { startProcess } from './support/process.ts';
 
 /** Values no log line may contain at info level (they are personal data). */
 const PERSONAL = { contact_name: 'Zelda Quux-Observability', email_address1: 'zelda.quux@personal.example', email_address2: 'ZELDA.QUUX@personal.example', phone_number: '+44 7700 900123' };
@@ -204,6 +206,26 @@ describe('observability: metrics and logs of the real services', () => {
       for (const raw of [...webLog.raw, ...workerLog.raw]) {
         for (const value of Object.values(PERSONAL)) expect(raw, 'a form value in a log line').to.not.include(value);
         expect(raw).to.not.include('x-signature');
+      }
+    });
+
+    it('LOG_FORMAT=pretty writes readable lines (pino-pretty) from the real web process, to the last one on SIGTERM', async () => {
+      const port = await freePort();
+      const child = startProcess(process.execPath, ['services/web/main.ts'], { ...t.env, PORT: String(port), LOG_LEVEL: 'info', LOG_FORMAT: 'pretty' });
+      try {
+        await eventually(async () => ((await fetch(`http://127.0.0.1:${port}/healthz/ready`)).status === 200 ? true : undefined), 20_000, 'the web ready');
+        const response = await post(`http://127.0.0.1:${port}`, '/form/', jsonBody(validForm()));
+        expect(response.status).to.equal(202);
+        await eventually(async () => (child.text.some((l) => l.includes('request completed')) ? true : undefined), 10_000, 'a pretty request line');
+        child.kill('SIGTERM');
+        expect((await child.exited).code).to.equal(0);
+        const lines = child.text.join('\n');
+        expect(lines).to.include('web stopped');
+        expect(child.logs, 'no JSON lines').to.deep.equal([]);
+        expect(lines).to.match(/INFO.*request completed/);
+        expect(lines).to.include(response.headers.get('x-request-id'));
+      } finally {
+        await child.ensureStopped();
       }
     });
 
