@@ -121,7 +121,7 @@ async function main(): Promise<number> {
     env.SHUTDOWN_DELAY_MS ??= '0';
     env.SQS_WAIT_TIME ??= '5';
     const config = loadConfig(env);
-    const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'start');
+    const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'start', config.logFormat);
 
     const sqs = createSqsClient(config.sqs);
     await resolveQueueUrls(sqs, config.sqs, logger);
