@@ -2,6 +2,7 @@
  * The Helm chart: lint, render for every kept value set, validate each object
  * against the Kubernetes and KEDA schemas, check what the issue asks of the
  * objects, and check that refused values are refused with a clear message.
+ * The monitoring objects have their own checks in monitoring.test.ts.
  */
 import { expect } from 'chai';
 import { readdir } from 'node:fs/promises';
@@ -17,6 +18,7 @@ const VALUE_SETS: Record<string, string[]> = {
   hpa: ['hpa.yaml'],
   'ingress-web-hpa': ['ingress-web-hpa.yaml'],
   'migrations-off': ['migrations-off.yaml'],
+  monitoring: ['monitoring.yaml'],
   local: [LOCAL_VALUES],
 };
 
@@ -78,7 +80,7 @@ describe('chart: helm lint and template', function () {
     for (const r of results) expect(r.code, `${r.name}: ${r.stdout}${r.stderr}`).to.equal(0);
   });
 
-  it('renders objects that validate against the Kubernetes and KEDA schemas', async () => {
+  it('renders objects that validate against the Kubernetes, KEDA and Prometheus Operator schemas', async () => {
     const failures: string[] = [];
     for (const [name, manifests] of rendered) {
       expect(manifests.length, name).to.be.greaterThan(0);

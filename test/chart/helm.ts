@@ -21,7 +21,7 @@ export const LOCAL_VALUES = path.join(CHART, 'values-local.yaml');
 
 /** A rendered Kubernetes object (loosely typed: tests read what they need). */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type Manifest = { apiVersion: string; kind: string; metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [key: string]: any };
+export type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [key: string]: any };
 
 export interface HelmResult {
   code: number;
@@ -164,11 +164,12 @@ export function findAll(manifests: readonly Manifest[], kind: string): Manifest[
   return manifests.filter((m) => m.kind === kind);
 }
 
-/** Validation of one object against the schema of its apiVersion/kind. */
+/** Validation of one object against the schema of its apiVersion/kind (Kubernetes, KEDA, Prometheus Operator). */
 export async function validateManifest(manifest: Manifest): Promise<void> {
   const { apiVersion, kind } = manifest;
   let moduleName: string;
   if (apiVersion.startsWith('keda.sh/')) moduleName = `@kubernetes-models/keda/${apiVersion}`;
+  else if (apiVersion.startsWith('monitoring.coreos.com/')) moduleName = `@kubernetes-models/prometheus-operator/${apiVersion}`;
   else moduleName = `kubernetes-models/${apiVersion}`;
   let mod: Record<string, unknown>;
   try {
