@@ -112,7 +112,7 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
     let port: number;
     /** Its sender throws a plain Error. */
     let failingBase: string;
-    /** Its SQS goes through `proxy`. */
+    /** Its SQS goes through `proxy`, cut once the service has started. */
     let cutBase: string;
 
     async function start(config: Config, options: WebServiceOptions = {}): Promise<{ base: string; port: number; web: WebService }> {

@@ -56,6 +56,7 @@ export interface DocumentExample {
   value: unknown;
 }
 
+/** The document, an ajv instance over its schemas, and what the checked answers exercised. */
 export class Contract {
   readonly document: JsonObject;
   private readonly ajv: Ajv2020;
