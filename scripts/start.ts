@@ -96,6 +96,13 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // The terminal closed: stop the same way (writes to it may then fail, and are dropped).
+  process.on('SIGHUP', onSignal);
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE' && error.code !== 'EIO') throw error;
+    });
+  }
   // Should this script die, its children go with it.
   process.on('exit', () => {
     for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGKILL');

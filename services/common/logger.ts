@@ -11,5 +11,5 @@ export type { Logger };
 export function createLogger(level: LogLevel, service: string, format: LogFormat = 'json'): Logger {
   const options = { level, base: { service }, timestamp: pino.stdTimeFunctions.isoTime };
   if (format === 'json') return pino(options);
-  return pino(options, pino.transport({ target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } }));
+  return pino(options, pino.transport({ target: 'pino-pretty', options: { colorize: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } }));
 }
