@@ -250,11 +250,14 @@ describe('web service', function () {
       }
     });
 
-    it('answers 404 for unknown paths', async () => {
+    it('answers 404 for unknown paths, with no Allow header whatever the method', async () => {
       for (const path of ['/', '/forms/', '/form/x', '/healthz']) {
-        const res = await fetch(r.base + path);
-        const text = await res.text();
-        expectProblem({ status: res.status, headers: res.headers, text, body: JSON.parse(text) }, 404, `no resource at ${path}`);
+        for (const method of ['GET', 'PROPFIND']) {
+          const res = await fetch(r.base + path, { method });
+          const text = await res.text();
+          expectProblem({ status: res.status, headers: res.headers, text, body: JSON.parse(text) }, 404, `no resource at ${path}`);
+          expect(res.headers.has('allow'), `${method} ${path}`).to.equal(false);
+        }
       }
     });
   });

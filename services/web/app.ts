@@ -139,6 +139,7 @@ export function createApp(options: AppOptions): Koa {
       if (allow) {
         sendProblem(ctx, 405, 'Method Not Allowed', `${ctx.method} is not allowed on ${echo(ctx.path)}; allowed: ${allow}`);
       } else {
+        ctx.remove('Allow');
         sendProblem(ctx, 404, 'Not Found', `no resource at ${echo(ctx.path)}`);
       }
     }

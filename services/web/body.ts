@@ -44,7 +44,9 @@ export function readBody(maxBytes: number) {
 
   return async function body(ctx: Context, next: Next): Promise<void> {
     const type = ctx.request.is(JSON_TYPE, FORM_TYPE);
-    if (type === false || type === null) {
+    // null: neither Content-Length nor Transfer-Encoding, so there is no body at all.
+    if (type === null) throw new ProblemError(400, 'Bad Request', `the request has no body; send the form as ${JSON_TYPE} or ${FORM_TYPE}`);
+    if (type === false) {
       throw new ProblemError(415, 'Unsupported Media Type', `content type must be ${JSON_TYPE} or ${FORM_TYPE}`);
     }
     const charset = ctx.request.charset;
