@@ -7,9 +7,11 @@
  * real web and a real worker export.
  */
 import { expect } from 'chai';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { parse } from 'yaml';
 import { startEmulator, queueCounts, type Emulator } from '../support/sqs.ts';
 import { createTestEnv, eventually, validForm, type TestEnv } from '../support/stack.ts';
 import { startProcess, type ProcessHandle } from '../support/process.ts';
@@ -40,6 +42,9 @@ const RUNBOOK_ANCHORS: Record<string, string> = {
   FormDataEnqueueFailures: 'enqueue-failures',
   FormDataWebDown: 'web-down',
 };
+
+/** The alerts' keys under monitoring.prometheusRule.alerts. */
+const ALERT_KEYS = ['queueBackingUp', 'oldestMessageTooOld', 'invalidMessages', 'workerNotPolling', 'workerDown', 'databaseDown', 'webErrorRate', 'enqueueFailures', 'webDown'];
 
 /** What Grafana would put in for the dashboard's variables. */
 const GRAFANA_VALUES: Record<string, string> = {
@@ -384,6 +389,15 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
     await validateManifest(find(tuned, 'PrometheusRule', FULL));
     // KEDA may scale the worker to zero: no target then is normal.
     expect(alertsOf(keda).get('FormDataWorkerDown')!.expr).to.equal(`sum by (namespace) (up{namespace="${NAMESPACE}", job="${WORKER_JOB}"}) == 0`);
+
+    const values = parse(await readFile(path.join(CHART, 'values.yaml'), 'utf8')) as { monitoring: { prometheusRule: { alerts: Record<string, unknown> } } };
+    expect(Object.keys(values.monitoring.prometheusRule.alerts)).to.deep.equal(ALERT_KEYS);
+    const none = await render({
+      set: { 'monitoring.prometheusRule.enabled': true, ...Object.fromEntries(ALERT_KEYS.map((k) => [`monitoring.prometheusRule.alerts.${k}.enabled`, false])) },
+    });
+    const rule = find(none, 'PrometheusRule', FULL);
+    expect(rule.spec.groups[0].rules, 'every alert disabled').to.deep.equal([]);
+    await validateManifest(rule);
   });
 
   it('ships the Grafana dashboard in a ConfigMap for the sidecar, with a datasource variable and panels with targets', async () => {
