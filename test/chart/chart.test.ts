@@ -335,6 +335,12 @@ describe('chart: helm lint and template', function () {
     expect(findAll(manifests, 'ScaledObject')).to.deep.equal([]);
   });
 
+  it('routes only the form endpoint through the default Ingress (metrics, probes and the OpenAPI document stay in the cluster)', async () => {
+    const manifests = await render({ release: RELEASE, set: { 'web.ingress.enabled': 'true' } });
+    const ingress = find(manifests, 'Ingress', `${FULL}-web`);
+    expect(ingress.spec.rules.flatMap((r: { http: { paths: { path: string; pathType: string }[] } }) => r.http.paths.map((p) => [p.path, p.pathType]))).to.deep.equal([['/form', 'Prefix']]);
+  });
+
   it('renders the Ingress and a CPU HPA for the web when asked, and omits the web replicas then', () => {
     const manifests = set('ingress-web-hpa');
     const web = find(manifests, 'Deployment', `${FULL}-web`);
