@@ -14,6 +14,7 @@ import { createTestEnv, eventually, validForm, type TestEnv } from './support/st
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
 import { freePort } from './support/ports.ts';
 import { startProcess } from './support/process.ts';
+import { rawRequest } from './support/raw-http.ts';
 
 /** Values no log line may contain at info level (they are personal data). */
 const PERSONAL = { contact_name: 'Zelda Quux-Observability', email_address1: 'zelda.quux@personal.example', email_address2: 'ZELDA.QUUX@personal.example', phone_number: '+44 7700 900123' };
@@ -74,6 +75,17 @@ describe('observability: metrics and logs of the real services', () => {
       expect(valueOf(m, 'form_data_sqs_send_batch_size_count')).to.equal(1);
       expect(valueOf(m, 'process_resident_memory_bytes')).to.be.greaterThan(0);
       expectBoundedLabels(m);
+    });
+
+    it('counts and logs the requests the HTTP server refuses before the app sees them', async () => {
+      const webLog = captureLogger('web');
+      web = await createWebService(t.config, { logger: webLog.logger });
+      const port = await web.listen();
+      const answer = await rawRequest(port, 'POST /form/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n{}');
+      expect(answer.status).to.equal(400);
+      const m = await scrape(`http://127.0.0.1:${port}/metrics`);
+      expect(valueOf(m, 'form_data_http_requests_total', { route: 'other', method: 'other', status: '400' })).to.equal(1);
+      expect(webLog.lines.find((l) => l.msg === 'request refused by the HTTP server')).to.deep.include({ status: 400, code: 'HPE_INVALID_CONTENT_LENGTH', level: 30 });
     });
 
     it('counts a form SQS did not take as an enqueue failure (503), not a refusal', async () => {

@@ -63,8 +63,11 @@ function clientErrorProblem(error: NodeJS.ErrnoException, limits: ServerLimits):
 
 export const DEFAULT_LIMITS: ServerLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 65_000, maxHeaderBytes: 16_384 };
 
+/** Called for each request the server answers itself, before the app sees it (logs, metrics). */
+export type RefusalObserver = (status: number, code: string | undefined) => void;
+
 /** An HTTP server for `handler` with `limits`. */
-export function createHttpServer(handler: RequestListener, limits: ServerLimits): Server {
+export function createHttpServer(handler: RequestListener, limits: ServerLimits, onRefused: RefusalObserver = () => {}): Server {
   const server = createServer(
     {
       maxHeaderSize: limits.maxHeaderBytes,
@@ -84,15 +87,19 @@ export function createHttpServer(handler: RequestListener, limits: ServerLimits)
     // A response of this connection already under way cannot be replaced by another one.
     const inflight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
     if (!socket.writable || inflight?.headersSent || error.code === 'ECONNRESET') return socket.destroy();
-    socket.end(rawProblem(...clientErrorProblem(error, limits)));
+    const problem = clientErrorProblem(error, limits);
+    onRefused(problem[0], error.code);
+    socket.end(rawProblem(...problem));
   });
   // Node's own answers to these carry no body; answer them as problem+json too.
   server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
+    onRefused(417, 'EXPECTATION_FAILED');
     const body = JSON.stringify({ type: 'about:blank', title: 'Expectation Failed', status: 417, detail: 'only "Expect: 100-continue" is supported' });
     res.writeHead(417, { 'Content-Type': 'application/problem+json', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
     res.end(body);
   });
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
+    onRefused(405, 'CONNECT');
     socket.end(rawProblem(405, 'Method Not Allowed', 'CONNECT is not allowed', { Allow: 'GET, HEAD, POST' }));
   });
   return server;

@@ -65,7 +65,10 @@ export async function createWebService(config: Config, options: WebServiceOption
     secret: config.web.signatureCheck ? config.web.uiSecret : undefined,
     maxBodyBytes: config.web.maxBodyBytes,
   });
-  const server = createHttpServer(app.callback(), limits);
+  const server = createHttpServer(app.callback(), limits, (status, code) => {
+    metrics.requests.inc({ route: 'other', method: 'other', status: String(status) });
+    logger.info({ status, code }, 'request refused by the HTTP server');
+  });
 
   let ready = true;
   const closeClients = async (): Promise<void> => {
