@@ -2,8 +2,8 @@
  * What the image would run. No engine can build images here, so this checks
  * the Dockerfile's shape and then does what its stages do: compile dist/,
  * make a production install (production dependencies only, no scripts) in a
- * temporary folder outside the repository, and boot the web, the worker and
- * the migrate command from there against PostgreSQL and the emulator. A
+ * temporary folder outside the repository, and boot the web, the worker, the
+ * migrate command and the export from there against PostgreSQL and the emulator. A
  * runtime dependency wrongly listed as a devDependency fails this test.
  */
 import { expect } from 'chai';
@@ -17,6 +17,9 @@ import { startEmulator, type Emulator } from '../support/sqs.ts';
 import { startProcess, type ProcessHandle } from '../support/process.ts';
 import { freePort } from '../support/ports.ts';
 import { ROOT, find, render } from './helm.ts';
+import { createDatabase } from '../../services/common/db.ts';
+import { migrationConfig } from '../../migrations/config.ts';
+import { parseCsvObjects } from '../support/csv.ts';
 import { buildInto, waitForHttp } from './run.ts';
 
 interface Instruction {
@@ -94,7 +97,7 @@ describe('image: Dockerfile and a production install', function () {
     });
   });
 
-  describe('a production install boots web, worker and migrate', () => {
+  describe('a production install boots web, worker, migrate and export', () => {
     let dir: string;
     let emulator: Emulator;
     let database: TestDatabase;
@@ -168,6 +171,30 @@ describe('image: Dockerfile and a production install', function () {
       const migrate = run(args.slice(1), {});
       const { code } = await migrate.exited;
       expect(code, [...migrate.text, ...migrate.logs.map((l) => JSON.stringify(l))].join('\n')).to.equal(0);
+    });
+
+    it('runs the compiled export command, which writes CSV to stdout and its summary to stderr', async () => {
+      const db = createDatabase({ url: database.url, poolMax: 1, timeoutMs: 5000 });
+      try {
+        await db.migrate.latest(migrationConfig());
+        await db('form_form').insert([
+          { created: '2016-08-01T00:00:00Z', data: db.raw('to_jsonb(?::text)', [JSON.stringify({ company_name: 'Old, Ltd' })]), sqs_message_id: 'image-export-1' },
+          { created: '2017-01-01T00:00:00Z', data: JSON.stringify({ company_name: 'New Ltd', opt_in: true }), sqs_message_id: 'image-export-2' },
+        ]);
+      } finally {
+        await db.destroy();
+      }
+      const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, ['dist/services/export/main.js', '--since', '2016-07-21'], { cwd: dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env({}) } }, (error, out, err) =>
+          resolve({ code: error ? Number(error.code ?? 1) : 0, stdout: out, stderr: err }),
+        );
+      });
+      expect(code, stderr).to.equal(0);
+      expect(stderr).to.match(/^export: 2 rows, 3 columns, 0 skipped, [\d.]+ s, written to standard output\n$/);
+      expect(parseCsvObjects(stdout).rows).to.deep.equal([
+        { created: '2016-08-01T00:00:00.000000Z', company_name: 'Old, Ltd', opt_in: '' },
+        { created: '2017-01-01T00:00:00.000000Z', company_name: 'New Ltd', opt_in: 'true' },
+      ]);
     });
 
     it('boots the web (the image CMD) and the worker, which answer their probes and exit 0 on SIGTERM', async () => {
