@@ -35,8 +35,16 @@ export function isRawNumber(value: unknown): value is RawNumber {
   return json.isRawJSON(value);
 }
 
+/** Parses without the (slower) reviver unless the value holds a number. */
 function parse(text: string): StoredValue {
-  return json.parse(text, keepNumberText) as StoredValue;
+  const plain: unknown = JSON.parse(text);
+  return hasNumber(plain) ? (json.parse(text, keepNumberText) as StoredValue) : (plain as StoredValue);
+}
+
+function hasNumber(value: unknown): boolean {
+  if (typeof value === 'number') return true;
+  if (typeof value !== 'object' || value === null) return false;
+  return Object.values(value).some(hasNumber);
 }
 
 function isObject(value: StoredValue): value is StoredObject {

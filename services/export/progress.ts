@@ -30,27 +30,36 @@ export interface SkippedRow {
 /** How many skipped rows the summary names. */
 export const SKIPPED_ROWS_SHOWN = 20;
 
-/** Progress of the row pass. */
+/** Progress of an export. */
 export interface Progress {
-  /** Reports `rows` handled so far (written or skipped); draws at most every INTERVAL_MS. */
+  /** Announces the key pass over `total` rows. */
+  keys(total: number): void;
+  /** Reports `rows` handled so far by the row pass (written or skipped); draws at most every INTERVAL_MS. */
   update(rows: number): void;
   /** Draws the final state and ends the line. */
   finish(rows: number): void;
 }
 
 /** A progress line on `out` when `enabled` (a terminal), else nothing. */
-export function createProgress(out: Writable, total: number, enabled: boolean, now: () => number = Date.now): Progress {
-  if (!enabled) return { update: () => undefined, finish: () => undefined };
-  const started = now();
+export function createProgress(out: Writable, enabled: boolean, now: () => number = Date.now): Progress {
+  if (!enabled) return { keys: () => undefined, update: () => undefined, finish: () => undefined };
+  let total = 0;
+  let started = now();
   let last = -Infinity;
   const draw = (rows: number): void => {
-    const elapsed = Math.max(now() - started, 1) / 1000;
+    const elapsed = (now() - started) / 1000;
     const percent = total > 0 ? Math.floor((rows / total) * 100) : 100;
-    out.write(`\r\x1b[Kexport: ${rows.toLocaleString('en')} / ${total.toLocaleString('en')} rows (${percent}%), ${Math.round(rows / elapsed).toLocaleString('en')} rows/s`);
+    const rate = elapsed >= 0.5 ? `, ${Math.round(rows / elapsed).toLocaleString('en')} rows/s` : '';
+    out.write(`\r\x1b[Kexport: ${rows.toLocaleString('en')} / ${total.toLocaleString('en')} rows (${percent}%)${rate}`);
   };
   return {
+    keys(rows) {
+      total = rows;
+      out.write(`\r\x1b[Kexport: collecting the keys of ${rows.toLocaleString('en')} rows…`);
+    },
     update(rows) {
       const t = now();
+      if (last === -Infinity) started = t;
       if (t - last < INTERVAL_MS) return;
       last = t;
       draw(rows);

@@ -50,11 +50,12 @@ export async function runExport(request: ExportRequest, deps: ExportDependencies
   const now = deps.now ?? Date.now;
   const started = now();
   return withSnapshot(deps.db, request, async (snapshot) => {
+    const progress = createProgress(deps.stderr, deps.progress ?? false, now);
     const total = await snapshot.count();
+    progress.keys(total);
     const columns = buildColumns(await collectKeys(snapshot, deps.signal));
     await deps.afterKeyPass?.();
     deps.signal?.throwIfAborted();
-    const progress = createProgress(deps.stderr, total, deps.progress ?? false, now);
     const counts = await writeRows(snapshot.rows(), columns, request, deps, progress);
     if (counts.rows + counts.skipped !== total) {
       throw new Error(`the row pass saw ${counts.rows + counts.skipped} rows, the count ${total}: the passes did not share a snapshot`);
