@@ -441,6 +441,16 @@ describe('export', function () {
       expect(await readFile(target, 'utf8')).to.equal('an older export');
     });
 
+    it('exits 1 before reading anything when --output cannot be written', async () => {
+      for (const target of [dir, path.join(dir, 'missing', 'forms.csv')]) {
+        const err = collector();
+        const code = await exportCommand({ argv: ['--since', '2016-07-21', '--output', target], env: { DATABASE_URL: database.url }, stdout: collector().stream, stderr: err.stream });
+        expect(code, target).to.equal(1);
+        expect(err.text()).to.match(new RegExp(`^export: writing ${target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} failed: .+\n$`));
+      }
+      expect(await readdir(dir)).to.deep.equal([]);
+    });
+
     it('leaves no file when the database fails during the export', async () => {
       await insertObject('2017-01-01T00:00:00Z', { a: '1' });
       const target = path.join(dir, 'forms.csv');

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { rmSync } from 'node:fs';
-import { open, rename, rm } from 'node:fs/promises';
+import { open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { finished } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
@@ -43,9 +43,11 @@ const FILE_MODE = 0o600;
 /**
  * Opens a temporary file beside `target` (`.<name>.<random>.partial`), created
  * exclusively with mode 0600 and synced to disk before the rename.
- * @throws OutputError when the directory is missing or not writable
+ * @throws OutputError when the directory is missing or not writable, or `target` is a directory
  */
 export async function openFileSink(target: string): Promise<OutputSink> {
+  const existing = await stat(target).catch(() => undefined);
+  if (existing && !existing.isFile()) throw new OutputError(target, new Error('it exists and is not a regular file'));
   const temporary = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(4).toString('hex')}.partial`);
   let handle;
   try {
