@@ -4,6 +4,7 @@
 #   web (default)  node dist/services/web/main.js
 #   worker         node dist/services/worker/main.js
 #   migrate        node dist/migrations/cli.js latest
+#   export (CSV)   node dist/services/export/main.js --since 2016-07-21 [--output FILE]
 #
 # PID 1: Debian's tini is the entrypoint. It forwards SIGTERM/SIGINT to node and
 # reaps zombies, so node never runs as PID 1 (where signals with a default

@@ -50,7 +50,7 @@ export const SETTINGS: readonly Setting[] = [
   { names: ['WORKER_CONCURRENCY'], default: '16', allowed: '1–32', description: 'Worker: most concurrent poll loops per process; a full poll lets one more loop poll, a partial one one fewer (at least one).' },
   { names: ['DATABASE_URL'], default: 'postgres://test:test@localhost:5432/directory-form-data-test', allowed: 'postgres:// URL', description: 'PostgreSQL connection string.' },
   { names: ['DATABASE_POOL_MAX'], default: '0', allowed: '0–100', description: 'Worker: pool size; 0 means min(WORKER_CONCURRENCY, 10) (a loop holds a connection only for its insert).' },
-  { names: ['DATABASE_TIMEOUT_MS'], default: '5000', allowed: '100–600000', description: 'Connect, pool-acquire and statement timeout.' },
+  { names: ['DATABASE_TIMEOUT_MS'], default: '5000', allowed: '100–600000', description: 'Connect, pool-acquire and statement timeout (the CSV export uses it only to connect).' },
   { names: ['UI_SECRET'], default: 'none', allowed: 'string', description: 'Shared secret of request signatures; required by the web unless DISABLE_SIGNATURE_CHECK.' },
   { names: ['DISABLE_SIGNATURE_CHECK'], default: 'false', allowed: 'true/false', description: 'Web: accept unsigned requests. Local use only.' },
   { names: ['PORT'], default: '8000', allowed: '0–65535', description: 'Web: HTTP port (also health and metrics).' },
