@@ -62,7 +62,7 @@ export async function createBenchContext(delayMs: number): Promise<BenchContext>
         UI_SECRET: BENCH_SECRET,
         PORT: '0',
         HEALTH_PORT: '0',
-        LOG_LEVEL: 'warn',
+        LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
         SHUTDOWN_DELAY_MS: '0',
         ...overrides,
       }),

@@ -9,6 +9,7 @@ import type { Knex } from 'knex';
 import { loadConfig } from '../services/common/config.ts';
 import { createDatabase } from '../services/common/db.ts';
 import { createSqsClient } from '../services/common/sqs.ts';
+import { pino } from 'pino';
 import { createWorkerService } from '../services/worker/service.ts';
 import { FormRepository } from '../services/worker/repository.ts';
 import type { BenchContext } from './context.ts';
@@ -83,7 +84,7 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
     ctx.env({
       SQS_FORM_DATA_QUEUE_NAME: name,
       SQS_INVALID_MESAGES_QUEUE_NAME: invalidName,
-      LOG_LEVEL: process.env.BENCH_WORKER_LOG ?? 'silent',
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent',
       ...(variant === 'oursConcurrency4' ? { WORKER_CONCURRENCY: '4' } : {}),
     }),
   );
@@ -95,7 +96,9 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
   let progress = new Progress(n);
   const batches = { count: 0, handleMs: 0 };
   if (variant === 'ours' || variant === 'oursConcurrency4') {
-    const service = await createWorkerService(config, { db, sqs });
+    // Logs are written (to /dev/null) at BENCH_LOG_LEVEL, to measure what logging costs.
+    const logger = pino({ level: config.logLevel, base: { service: 'worker' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination('/dev/null'));
+    const service = await createWorkerService(config, { db, sqs, logger });
     service.consumer.on('batch', (r) => {
       batches.count += 1;
       batches.handleMs += r.durationMs;
