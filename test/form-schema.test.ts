@@ -235,18 +235,21 @@ describe('form schema', () => {
     it('take data as an object or a string holding one', () => {
       expect(parseData({ a: 1 })).to.deep.equal({ ok: true, value: { a: 1 } });
       expect(parseData('{"a":1}')).to.deep.equal({ ok: true, value: { a: 1 } });
-      expect(parseData(undefined)).to.deep.equal({ ok: false, reason: 'data is missing' });
-      expect(parseData('{"a":')).to.deep.equal({ ok: false, reason: 'data is a string that is not JSON' });
+      expect(parseData(undefined)).to.deep.equal({ ok: false, code: 'data_missing', reason: 'data is missing' });
+      expect(parseData('{"a":')).to.deep.equal({ ok: false, code: 'data_not_json', reason: 'data is a string that is not JSON' });
     });
-    it('round-trip a message and refuse broken ones', () => {
+    it('round-trip a message with its request id, and refuse broken ones with a reason code', () => {
       const body = encodeFormMessage({ data: accepts(validForm()) as never, received_at: new Date(0).toISOString(), request_id: 'r1' });
-      expect(decodeFormMessage(body)).to.deep.equal({ ok: true, data: validForm() });
-      expect(decodeFormMessage(JSON.stringify({ data: JSON.stringify(validForm()) }))).to.deep.equal({ ok: true, data: validForm() });
-      expect(decodeFormMessage(undefined)).to.deep.equal({ ok: false, reason: 'empty body' });
-      expect(decodeFormMessage('nope')).to.deep.equal({ ok: false, reason: 'body is not JSON' });
-      expect(decodeFormMessage('[1]')).to.deep.equal({ ok: false, reason: 'body is not a JSON object' });
-      const invalid = decodeFormMessage(JSON.stringify({ data: validForm({ agree_terms: false }) }));
-      expect(invalid).to.deep.equal({ ok: false, reason: 'data failed validation: agree_terms must be true' });
+      expect(decodeFormMessage(body)).to.deep.equal({ ok: true, data: validForm(), requestId: 'r1' });
+      expect(decodeFormMessage(JSON.stringify({ data: JSON.stringify(validForm()) }))).to.deep.equal({ ok: true, data: validForm(), requestId: undefined });
+      expect(decodeFormMessage(JSON.stringify({ data: validForm(), request_id: 'not a usable id; spaces' })).requestId).to.equal(undefined);
+      expect(decodeFormMessage(undefined)).to.deep.equal({ ok: false, code: 'empty_body', reason: 'empty body', requestId: undefined });
+      expect(decodeFormMessage('nope')).to.deep.equal({ ok: false, code: 'not_json', reason: 'body is not JSON', requestId: undefined });
+      expect(decodeFormMessage('[1]')).to.deep.equal({ ok: false, code: 'not_object', reason: 'body is not a JSON object', requestId: undefined });
+      expect(decodeFormMessage(JSON.stringify({ request_id: 'r2' }))).to.deep.equal({ ok: false, code: 'data_missing', reason: 'data is missing', requestId: 'r2' });
+      expect(decodeFormMessage(JSON.stringify({ data: '{', request_id: 'r3' }))).to.deep.equal({ ok: false, code: 'data_not_json', reason: 'data is a string that is not JSON', requestId: 'r3' });
+      const invalid = decodeFormMessage(JSON.stringify({ data: validForm({ agree_terms: false }), request_id: 'r4' }));
+      expect(invalid).to.deep.equal({ ok: false, code: 'validation', reason: 'data failed validation: agree_terms must be true', requestId: 'r4' });
     });
   });
 });
