@@ -3,6 +3,7 @@
  * bounded: outcomes, reasons, SQS actions and queue names, never a message id.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Consumer } from './consumer.ts';
 
 /** What the gauges read when Prometheus scrapes. */
 export interface WorkerMetricsSources {
@@ -122,4 +123,35 @@ export function createWorkerMetrics(sources: WorkerMetricsSources, defaults = tr
     }),
     queueDelayed: new Gauge({ name: 'form_data_sqs_messages_delayed', help: 'Messages delayed, not yet available (ApproximateNumberOfMessagesDelayed).', labelNames: ['queue'], registers }),
   };
+}
+
+/** Feeds the counters and histograms from the consumer's events. */
+export function observeConsumer(consumer: Consumer, metrics: WorkerMetrics): void {
+  consumer.on('received', ({ messages }) => {
+    if (messages.length === 0) {
+      metrics.oldestMessageAge.set(0);
+      return;
+    }
+    metrics.received.inc(messages.length);
+    const now = Date.now();
+    let oldest = 0;
+    for (const message of messages) {
+      if (message.sentAt === undefined) continue;
+      const age = Math.max(0, (now - message.sentAt) / 1000);
+      metrics.messageAge.observe(age);
+      oldest = Math.max(oldest, age);
+    }
+    metrics.oldestMessageAge.set(oldest);
+  });
+  consumer.on('batch', (r) => {
+    metrics.batchDuration.observe(r.durationMs / 1000);
+    if (r.stored) metrics.messages.inc({ outcome: 'stored' }, r.stored);
+    if (r.duplicates) metrics.messages.inc({ outcome: 'duplicate' }, r.duplicates);
+    if (r.invalid) metrics.messages.inc({ outcome: 'invalid' }, r.invalid);
+    if (r.retried) metrics.messages.inc({ outcome: 'retried' }, r.retried);
+    if (r.notDeleted) metrics.messages.inc({ outcome: 'not_deleted' }, r.notDeleted);
+    for (const [reason, count] of Object.entries(r.invalidByReason)) metrics.invalid.inc({ reason }, count);
+    if (r.databaseFailed) metrics.databaseErrors.inc();
+  });
+  consumer.on('backoff', ({ kind }) => metrics.backoffs.inc({ reason: kind }));
 }

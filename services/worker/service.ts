@@ -14,7 +14,7 @@ import { createLogger, type Logger } from '../common/logger.ts';
 import { createSqsClient, maxMessageBytes, resolveQueueUrls, SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
 import { BatchHandler } from './batch.ts';
 import { Consumer } from './consumer.ts';
-import { createWorkerMetrics, type WorkerMetrics } from './metrics.ts';
+import { createWorkerMetrics, observeConsumer, type WorkerMetrics } from './metrics.ts';
 import { WorkerQueue } from './queue.ts';
 import { QueueMetrics } from './queue-metrics.ts';
 import { FormRepository } from './repository.ts';
@@ -98,34 +98,10 @@ export async function createWorkerService(config: Config, options: WorkerService
     names: { form: config.sqs.formQueueName, invalid: config.sqs.invalidQueueName },
     intervalMs: config.queueMetricsIntervalMs,
   });
-  consumer.on('received', ({ messages }) => {
-    if (messages.length === 0) {
-      metrics.oldestMessageAge.set(0);
-      return;
-    }
-    metrics.received.inc(messages.length);
-    const now = Date.now();
-    let oldest = 0;
-    for (const message of messages) {
-      if (message.sentAt === undefined) continue;
-      const age = Math.max(0, (now - message.sentAt) / 1000);
-      metrics.messageAge.observe(age);
-      oldest = Math.max(oldest, age);
-    }
-    metrics.oldestMessageAge.set(oldest);
-  });
+  observeConsumer(consumer, metrics);
   consumer.on('batch', (r) => {
-    metrics.batchDuration.observe(r.durationMs / 1000);
-    if (r.stored) metrics.messages.inc({ outcome: 'stored' }, r.stored);
-    if (r.duplicates) metrics.messages.inc({ outcome: 'duplicate' }, r.duplicates);
-    if (r.invalid) metrics.messages.inc({ outcome: 'invalid' }, r.invalid);
-    if (r.retried) metrics.messages.inc({ outcome: 'retried' }, r.retried);
-    if (r.notDeleted) metrics.messages.inc({ outcome: 'not_deleted' }, r.notDeleted);
-    for (const [reason, count] of Object.entries(r.invalidByReason)) metrics.invalid.inc({ reason }, count);
-    if (r.databaseFailed) metrics.databaseErrors.inc();
     logger.debug({ loop: r.loop, received: r.received, stored: r.stored, duplicates: r.duplicates, invalid: r.invalid, retried: r.retried }, 'batch handled');
   });
-  consumer.on('backoff', ({ kind }) => metrics.backoffs.inc({ reason: kind }));
 
   const server: Server = createServer(async (req, res) => {
     if (req.method === 'GET' && req.url === '/metrics') {
