@@ -9,9 +9,19 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
+import { SendMessageCommand } from '@aws-sdk/client-sqs';
+import { once } from 'node:events';
+import { createDatabase } from '../services/common/db.ts';
+import type { ErrorReporter } from '../services/common/error-reporter.ts';
+import { createLogger } from '../services/common/logger.ts';
+import { createSqsClient } from '../services/common/sqs.ts';
 import { createWebService, type WebService } from '../services/web/service.ts';
+import { BatchHandler, type StoredBatch } from '../services/worker/batch.ts';
+import { Consumer } from '../services/worker/consumer.ts';
+import { WorkerQueue } from '../services/worker/queue.ts';
+import { FormRepository } from '../services/worker/repository.ts';
 import { jsonBody, post } from './support/http.ts';
-import { startEmulator, type Emulator } from './support/sqs.ts';
+import { queueCounts, startEmulator, type Emulator } from './support/sqs.ts';
 import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
 
 const run = promisify(execFile);
@@ -83,6 +93,47 @@ describe('error reporting (Sentry)', () => {
       await web?.stop();
       web = undefined;
       await new Promise((resolve) => sentry.server.close(resolve));
+    }
+  });
+
+  it('the worker reports a batch it failed to handle because of a bug, with the message ids, and leaves the messages to come back', async () => {
+    const captured: { error: unknown; context: Record<string, unknown> | undefined }[] = [];
+    const reporter: ErrorReporter = { capture: (error, context) => captured.push({ error, context }), close: () => Promise.resolve() };
+    const logger = createLogger('silent', 'test');
+    const sqs = createSqsClient(t.config.sqs);
+    const db = createDatabase(t.config.database);
+    const urls = await t.queueUrls();
+    const queue = new WorkerQueue(sqs, urls);
+    class BuggyHandler extends BatchHandler {
+      override store(): Promise<StoredBatch> {
+        return Promise.reject(new TypeError('a bug in batch handling'));
+      }
+    }
+    const consumer = new Consumer({
+      queue,
+      handler: new BuggyHandler({ queue, repository: new FormRepository(db), logger, backoffBaseSeconds: 1, backoffMaxSeconds: 5 }),
+      logger,
+      reporter,
+      concurrency: 1,
+      checkDatabase: () => Promise.resolve(),
+      waitTimeSeconds: 1,
+      maxNumberOfMessages: 10,
+      visibilityTimeoutSeconds: 30,
+    });
+    try {
+      const sent = await t.sqs.send(new SendMessageCommand({ QueueUrl: urls.form, MessageBody: JSON.stringify({ data: validForm() }) }));
+      const backoff = once(consumer, 'backoff');
+      consumer.start();
+      const [event] = (await backoff) as [{ kind: string }];
+      expect(event.kind).to.equal('error');
+      expect(captured).to.have.length(1);
+      expect(captured[0]!.error).to.be.instanceOf(TypeError);
+      expect(captured[0]!.context).to.deep.equal({ messageIds: [sent.MessageId] });
+      expect(await queueCounts(t.sqs, urls.form)).to.include({ inFlight: 1 });
+    } finally {
+      await consumer.stop();
+      sqs.destroy();
+      await db.destroy();
     }
   });
 
