@@ -128,7 +128,7 @@ describe('observability: metrics and logs of the real services', () => {
       expect(valueOf(m, 'form_data_worker_sqs_requests_total', { action: 'GetQueueAttributes' })).to.be.greaterThan(0);
       expect(valueOf(m, 'form_data_worker_poll_loops')).to.equal(t.config.worker.concurrency);
       expect(valueOf(m, 'form_data_worker_poll_loops_busy')).to.be.within(1, t.config.worker.concurrency);
-      expect(valueOf(m, 'form_data_worker_seconds_since_last_poll')).to.be.within(0, t.config.sqs.waitTimeSeconds + 5);
+      expect(valueOf(m, 'form_data_worker_last_poll_age_seconds')).to.be.within(0, t.config.sqs.waitTimeSeconds + 5);
       expect(valueOf(m, 'form_data_worker_last_poll_timestamp_seconds')).to.be.closeTo(Date.now() / 1000, t.config.sqs.waitTimeSeconds + 5);
       expect(valueOf(m, 'form_data_worker_dependency_up', { dependency: 'database' })).to.equal(1);
       expect(valueOf(m, 'form_data_worker_dependency_up', { dependency: 'sqs' })).to.equal(1);

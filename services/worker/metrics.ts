@@ -65,7 +65,7 @@ export function createWorkerMetrics(sources: WorkerMetricsSources, defaults = tr
     },
   });
   new Gauge({
-    name: 'form_data_worker_seconds_since_last_poll',
+    name: 'form_data_worker_last_poll_age_seconds',
     help: 'Seconds since the last successful ReceiveMessage (since start before the first).',
     registers,
     collect() {

@@ -79,7 +79,7 @@ const DASHBOARD_METRICS = [
   'form_data_worker_invalid_messages_total',
   'form_data_worker_batch_duration_seconds_bucket',
   'form_data_worker_poll_loops_busy',
-  'form_data_worker_seconds_since_last_poll',
+  'form_data_worker_last_poll_age_seconds',
   'form_data_worker_dependency_up',
   'process_resident_memory_bytes',
   'process_cpu_seconds_total',

@@ -83,7 +83,7 @@ Prometheus templates in the annotations are kept away from Helm with {{` ... `}}
 - alert: FormDataWorkerNotPolling
   expr: |-
     (
-      form_data_worker_seconds_since_last_poll{ {{- $worker }}} > {{ .thresholdSeconds }}
+      form_data_worker_last_poll_age_seconds{ {{- $worker }}} > {{ .thresholdSeconds }}
     )
     unless on (instance)
     (
