@@ -21,7 +21,7 @@ import { Consumer } from '../services/worker/consumer.ts';
 import { WorkerQueue } from '../services/worker/queue.ts';
 import { FormRepository } from '../services/worker/repository.ts';
 import { jsonBody, post } from './support/http.ts';
-import { queueCounts, startEmulator, type Emulator } from './support/sqs.ts';
+import { queueCounts, useEmulator } from './support/sqs.ts';
 import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
 
 const run = promisify(execFile);
@@ -47,16 +47,9 @@ async function fakeSentry(): Promise<{ server: Server; port: number; envelopes: 
 }
 
 describe('error reporting (Sentry)', () => {
-  let emulator: Emulator;
+  const emulator = useEmulator();
   let t: TestEnv;
   let web: WebService | undefined;
-
-  before(async () => {
-    emulator = await startEmulator();
-  });
-  after(async () => {
-    await emulator.stop();
-  });
   beforeEach(async () => {
     t = await createTestEnv(emulator.endpoint);
   });

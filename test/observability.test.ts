@@ -9,7 +9,7 @@ import { createWebService, type WebService } from '../services/web/service.ts';
 import { createWorkerService, type WorkerService } from '../services/worker/service.ts';
 import { jsonBody, post, sign } from './support/http.ts';
 import { captureLogger, scrape, valueOf, type Line, type Sample } from './support/observe.ts';
-import { startEmulator, type Emulator } from './support/sqs.ts';
+import { useEmulator } from './support/sqs.ts';
 import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
 import { freePort } from './support/ports.ts';
@@ -20,18 +20,11 @@ import { rawRequest } from './support/raw-http.ts';
 const PERSONAL = { contact_name: 'Zelda Quux-Observability', email_address1: 'zelda.quux@personal.example', email_address2: 'ZELDA.QUUX@personal.example', phone_number: '+44 7700 900123' };
 
 describe('observability: metrics and logs of the real services', () => {
-  let emulator: Emulator;
+  const emulator = useEmulator();
   let t: TestEnv;
   let sqsProxy: TcpProxy;
   let web: WebService | undefined;
   let worker: WorkerService | undefined;
-
-  before(async () => {
-    emulator = await startEmulator();
-  });
-  after(async () => {
-    await emulator.stop();
-  });
   beforeEach(async () => {
     const upstream = new URL(emulator.endpoint);
     sqsProxy = await startTcpProxy(upstream.hostname, Number(upstream.port));

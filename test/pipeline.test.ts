@@ -1,23 +1,16 @@
 import { expect } from 'chai';
 import { createWebService, type WebService } from '../services/web/service.ts';
 import { createWorkerService, type WorkerService } from '../services/worker/service.ts';
-import { startEmulator, type Emulator } from './support/sqs.ts';
+import { useEmulator } from './support/sqs.ts';
 import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
 import { formEncodedBody, jsonBody, post } from './support/http.ts';
 
 describe('pipeline: POST → SQS → worker → PostgreSQL', () => {
-  let emulator: Emulator;
+  const emulator = useEmulator();
   let t: TestEnv;
   let web: WebService;
   let worker: WorkerService;
   let base: string;
-
-  before(async () => {
-    emulator = await startEmulator();
-  });
-  after(async () => {
-    await emulator.stop();
-  });
 
   beforeEach(async () => {
     t = await createTestEnv(emulator.endpoint);

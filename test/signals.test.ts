@@ -3,7 +3,7 @@
  */
 import { expect } from 'chai';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { startEmulator, queueCounts, type Emulator } from './support/sqs.ts';
+import { queueCounts, useEmulator } from './support/sqs.ts';
 import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
 import { startProcess, type ProcessHandle } from './support/process.ts';
 import { freePort } from './support/ports.ts';
@@ -14,16 +14,9 @@ const envelope = (data: unknown): string => JSON.stringify({ data, received_at: 
 
 describe('shutdown on signals (child processes)', function () {
   this.timeout(90_000);
-  let emulator: Emulator;
+  const emulator = useEmulator();
   let t: TestEnv;
   const started: ProcessHandle[] = [];
-
-  before(async () => {
-    emulator = await startEmulator();
-  });
-  after(async () => {
-    await emulator.stop();
-  });
   beforeEach(async () => {
     t = await createTestEnv(emulator.endpoint);
   });

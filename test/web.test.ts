@@ -3,7 +3,7 @@ import { ConfigError } from '../services/common/errors.ts';
 import { computeSignature } from '../services/web/signature.ts';
 import { createWebService, type WebService, type WebServiceOptions } from '../services/web/service.ts';
 import { formEncodedBody, jsonBody, post, sign, type Reply } from './support/http.ts';
-import { queueCounts, receiveAll, startEmulator, type Emulator } from './support/sqs.ts';
+import { queueCounts, receiveAll, useEmulator } from './support/sqs.ts';
 import { createTestEnv, TEST_SECRET, validForm, type TestEnv } from './support/stack.ts';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
 
@@ -43,7 +43,7 @@ async function queued(r: Running): Promise<number> {
 }
 
 describe('web service', function () {
-  let emulator: Emulator;
+  const emulator = useEmulator();
   const started: Running[] = [];
 
   async function start(overrides: Record<string, string> = {}, options: WebServiceOptions = {}): Promise<Running> {
@@ -59,13 +59,6 @@ describe('web service', function () {
       throw error;
     }
   }
-
-  before(async () => {
-    emulator = await startEmulator();
-  });
-  after(async () => {
-    await emulator.stop();
-  });
   afterEach(async () => {
     for (const r of started.splice(0)) {
       await r.web.stop();

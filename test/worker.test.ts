@@ -9,22 +9,15 @@ import { BatchHandler } from '../services/worker/batch.ts';
 import { WorkerQueue } from '../services/worker/queue.ts';
 import { FormRepository } from '../services/worker/repository.ts';
 import { createWorkerService, type WorkerService } from '../services/worker/service.ts';
-import { startEmulator, queueCounts, receiveAll, type Emulator } from './support/sqs.ts';
+import { queueCounts, receiveAll, useEmulator } from './support/sqs.ts';
 import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
 import { startTcpProxy } from './support/tcp-proxy.ts';
 
 const envelope = (data: unknown): string => JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'test' });
 
 describe('worker', () => {
-  let emulator: Emulator;
+  const emulator = useEmulator();
   let t: TestEnv;
-
-  before(async () => {
-    emulator = await startEmulator();
-  });
-  after(async () => {
-    await emulator.stop();
-  });
   beforeEach(async () => {
     t = await createTestEnv(emulator.endpoint);
   });

@@ -26,8 +26,6 @@ export interface AppOptions {
   maxBodyBytes: number;
   /** Where unexpected errors are reported. Default: nowhere (the log only). */
   reporter?: ErrorReporter;
-  /** OpenAPI document served at /openapi.json. Default: services/web/openapi.json. */
-  openapi?: unknown;
 }
 
 /**
@@ -93,7 +91,7 @@ export function createApp(options: AppOptions): Koa {
   const submit = formHandler(options);
   const body = readBody(options.maxBodyBytes);
   router.post(['/form', '/form/'], body, submit);
-  const openapi = JSON.stringify(options.openapi ?? openapiDocument);
+  const openapi = JSON.stringify(openapiDocument);
   router.get('/openapi.json', (ctx) => {
     ctx.type = 'application/json';
     ctx.body = openapi;

@@ -16,6 +16,26 @@ export async function startEmulator(): Promise<Emulator> {
   return { endpoint: server.address, stop: () => server.stop() };
 }
 
+/**
+ * Starts fauxqs before the tests of the calling suite and stops it after them.
+ * Read `endpoint` inside hooks and tests (the emulator starts in `before`).
+ */
+export function useEmulator(): { readonly endpoint: string } {
+  let emulator: Emulator | undefined;
+  before(async () => {
+    emulator = await startEmulator();
+  });
+  after(async () => {
+    await emulator?.stop();
+  });
+  return {
+    get endpoint() {
+      if (!emulator) throw new Error('the emulator starts in the suite\'s before hook');
+      return emulator.endpoint;
+    },
+  };
+}
+
 /** An SDK client for the emulator, as the tests' own observer. */
 export function observerClient(endpoint: string, region = 'eu-west-1'): SQSClient {
   return new SQSClient({ region, endpoint, useQueueUrlAsEndpoint: false, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
