@@ -8,12 +8,12 @@
  * set of test/chart/values/.
  */
 import { expect } from 'chai';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { VALUES, render, type Manifest } from './helm.ts';
-import { alertRulesOf, promtool, requireBinary, writeRuleFile, type Rule } from './prometheus.ts';
+import { ROOT, VALUES, render, type Manifest } from './helm.ts';
+import { RUNBOOK_ANCHORS, alertRulesOf, promtool, requireBinary, writeRuleFile, type Rule } from './prometheus.ts';
 
 const NAMESPACE = 'forms';
 const WEB = `namespace="${NAMESPACE}", job="form-data-web"`;
@@ -23,20 +23,6 @@ const INVALID_QUEUE = 'directory-form-data-invalid';
 /** Minutes of input series in each scenario (one sample a minute, as a 1m scrape). */
 const MINUTES = 60;
 
-/** Each alert → the anchor of its runbook heading in the README's Alerts section. */
-export const RUNBOOK_ANCHORS: Record<string, string> = {
-  FormDataQueueBackingUp: 'queue-backing-up',
-  FormDataOldestMessageTooOld: 'oldest-message-too-old',
-  FormDataInvalidMessages: 'invalid-messages',
-  FormDataWorkerNotPolling: 'worker-not-polling',
-  FormDataWorkerDown: 'worker-down',
-  FormDataDatabaseDown: 'database-down',
-  FormDataWebErrorRate: 'web-5xx-rate',
-  FormDataEnqueueFailures: 'enqueue-failures',
-  FormDataWebDown: 'web-down',
-  FormDataFormsNotStored: 'forms-not-stored',
-  FormDataScalerErrors: 'scaler-errors',
-};
 
 interface Series {
   series: string;
@@ -394,5 +380,19 @@ describe('chart alerts: evaluated by promtool on the rendered rules', function (
       expect(result.code, `${file}: ${result.output}`).to.equal(0);
       expect(result.output, file).to.match(new RegExp(`SUCCESS: ${alertRulesOf(manifests).size} rules found`));
     }
+  });
+});
+
+describe('chart alerts: runbooks', () => {
+  it('has a runbook heading for every alert in the docs (README.md or docs/), at the anchor of its runbook_url', async () => {
+    const pages = [path.join(ROOT, 'README.md'), ...(await readdir(path.join(ROOT, 'docs')).catch(() => [] as string[])).filter((f) => f.endsWith('.md')).map((f) => path.join(ROOT, 'docs', f))];
+    const anchors = new Set<string>();
+    for (const page of pages) {
+      for (const [, heading] of (await readFile(page, 'utf8')).matchAll(/^#{2,4} (.+)$/gm)) {
+        anchors.add(heading!.trim().toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-'));
+      }
+    }
+    const missing = Object.entries(RUNBOOK_ANCHORS).filter(([, anchor]) => !anchors.has(anchor));
+    expect(missing, 'alerts without a runbook heading').to.deep.equal([]);
   });
 });

@@ -13,6 +13,22 @@ import { freePort } from '../support/ports.ts';
 import { eventually } from '../support/stack.ts';
 import { findAll, type Manifest } from './helm.ts';
 
+/** Each alert → the anchor of its runbook heading in the Alerts section of the docs (README.md or docs/). */
+export const RUNBOOK_ANCHORS: Record<string, string> = {
+  FormDataQueueBackingUp: 'queue-backing-up',
+  FormDataOldestMessageTooOld: 'oldest-message-too-old',
+  FormDataInvalidMessages: 'invalid-messages',
+  FormDataWorkerNotPolling: 'worker-not-polling',
+  FormDataWorkerDown: 'worker-down',
+  FormDataDatabaseDown: 'database-down',
+  FormDataWebErrorRate: 'web-5xx-rate',
+  FormDataEnqueueFailures: 'enqueue-failures',
+  FormDataWebDown: 'web-down',
+  FormDataFormsNotStored: 'forms-not-stored',
+  FormDataScalerErrors: 'scaler-errors',
+};
+
+
 /** An alerting or recording rule as the chart renders it. */
 export interface Rule {
   alert?: string;
