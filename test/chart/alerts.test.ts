@@ -45,10 +45,12 @@ function webPod(pod: string, v: { up?: string; accepted?: string; ok?: string; f
 /** The series one worker pod exports (and its `up`). */
 function workerPod(
   pod: string,
-  v: { up?: string; stored?: string; visible?: string; invalidVisible?: string; oldest?: string; pollAge?: string; databaseUp?: string } = {},
+  v: { up?: string; stored?: string; visible?: string; invalidVisible?: string; oldest?: string; pollAge?: string; databaseUp?: string; invalidNotJson?: string } = {},
 ): Series[] {
   const target = `${WORKER}, instance="${pod}:8001", pod="${pod}"`;
+  const invalid: Series[] = v.invalidNotJson ? [{ series: `form_data_worker_invalid_messages_total{${target}, reason="not_json"}`, values: v.invalidNotJson }] : [];
   return [
+    ...invalid,
     { series: `up{${target}}`, values: v.up ?? `1x${MINUTES}` },
     { series: `form_data_worker_messages_total{${target}, outcome="stored"}`, values: v.stored ?? `0+10x${MINUTES}` },
     { series: `form_data_sqs_messages_visible{${target}, queue="${FORM_QUEUE}"}`, values: v.visible ?? `0x${MINUTES}` },
@@ -109,6 +111,17 @@ const FAULTS: Fault[] = [
     trueAt: 10,
     labels: { namespace: NAMESPACE, queue: INVALID_QUEUE, severity: 'warning' },
     value: '3',
+  },
+  {
+    alert: 'FormDataInvalidMessages',
+    fault: 'a worker moves its first message to the invalid queue (its counter starts at 0), the queue depth unread',
+    series: [
+      ...webPod('web-a'),
+      ...workerPod('worker-a', { invalidNotJson: `0x9 1x${MINUTES - 10}` }).filter((s) => !s.series.startsWith('form_data_sqs_messages_visible')),
+    ],
+    trueAt: 10,
+    labels: { namespace: NAMESPACE, severity: 'warning' },
+    value: '1',
   },
   {
     alert: 'FormDataWorkerNotPolling',

@@ -207,9 +207,9 @@ Prometheus templates in the annotations are kept away from Helm with {{` ... `}}
 {{- if .enabled }}
 - alert: FormDataFormsNotStored
   # The web's accepted forms against the workers' stores: it needs no worker
-  # series, so it fires when no worker exists at all. A worker's stored series
-  # appears at its first store; "unless ... offset" counts that first sample,
-  # which increase() cannot see.
+  # series, so it fires when no worker exists at all. A worker started from zero
+  # may store before its first scrape; "unless ... offset" counts a stored
+  # series new within the window with a value above 0, which increase() cannot see.
   expr: |-
     (
       sum by (namespace) (
