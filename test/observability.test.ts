@@ -132,13 +132,15 @@ describe('observability: metrics and logs of the real services', () => {
       expectBoundedLabels(m);
     });
 
-    it('exports every outcome and invalid reason at 0 before the first message, so increase() sees the first one', async () => {
+    it('exports every outcome and invalid reason at 0 before the first message (increase() sees the first)', async () => {
       worker = await createWorkerService(t.config, { logger: captureLogger('worker', 'silent').logger });
       const samples = await scrape(`http://127.0.0.1:${await worker.start()}/metrics`);
       for (const outcome of OUTCOMES) {
         expect(valueOf(samples, 'form_data_worker_messages_total', { outcome }), outcome).to.equal(0);
       }
-      for (const reason of INVALID_REASONS) expect(valueOf(samples, 'form_data_worker_invalid_messages_total', { reason }), reason).to.equal(0);
+      for (const reason of INVALID_REASONS) {
+        expect(valueOf(samples, 'form_data_worker_invalid_messages_total', { reason }), reason).to.equal(0);
+      }
     });
 
     it('counts SQS errors by operation, reports SQS down and drops stale queue depths while SQS is cut', async () => {

@@ -93,7 +93,12 @@ export function createWorkerMetrics(sources: WorkerMetricsSources, defaults = tr
     labelNames: ['outcome'],
     registers,
   });
-  const invalid = new Counter({ name: 'form_data_worker_invalid_messages_total', help: 'Messages moved to the invalid queue, by reason.', labelNames: ['reason'], registers });
+  const invalid = new Counter({
+    name: 'form_data_worker_invalid_messages_total',
+    help: 'Messages moved to the invalid queue, by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
   // Every outcome and reason is exported from the start at 0, so that rate() and increase() see the first one.
   for (const outcome of OUTCOMES) messages.labels({ outcome }).inc(0);
   for (const reason of INVALID_REASONS) invalid.labels({ reason }).inc(0);

@@ -30,42 +30,70 @@ interface Series {
 }
 
 /** The series one web pod exports (and its `up`); each value string in promtool's notation. */
-function webPod(pod: string, v: { up?: string; accepted?: string; ok?: string; failed?: string; enqueueFailed?: string } = {}): Series[] {
+function webPod(
+  pod: string,
+  v: { up?: string; accepted?: string; ok?: string; failed?: string; enqueueFailed?: string } = {},
+): Series[] {
   const target = `${WEB}, instance="${pod}:8000", pod="${pod}"`;
   const out: Series[] = [
     { series: `up{${target}}`, values: v.up ?? `1x${MINUTES}` },
     { series: `form_data_forms_accepted_total{${target}}`, values: v.accepted ?? `0+10x${MINUTES}` },
-    { series: `form_data_http_requests_total{${target}, route="/form/", method="POST", status="202"}`, values: v.ok ?? `0+10x${MINUTES}` },
+    {
+      series: `form_data_http_requests_total{${target}, route="/form/", method="POST", status="202"}`,
+      values: v.ok ?? `0+10x${MINUTES}`,
+    },
     { series: `form_data_forms_enqueue_failed_total{${target}}`, values: v.enqueueFailed ?? `0x${MINUTES}` },
   ];
-  if (v.failed) out.push({ series: `form_data_http_requests_total{${target}, route="/form/", method="POST", status="503"}`, values: v.failed });
+  if (v.failed) {
+    const series = `form_data_http_requests_total{${target}, route="/form/", method="POST", status="503"}`;
+    out.push({ series, values: v.failed });
+  }
   return out;
 }
 
 /** The series one worker pod exports (and its `up`). */
 function workerPod(
   pod: string,
-  v: { up?: string; stored?: string; visible?: string; invalidVisible?: string; oldest?: string; pollAge?: string; databaseUp?: string; invalidNotJson?: string } = {},
+  v: {
+    up?: string;
+    stored?: string;
+    visible?: string;
+    invalidVisible?: string;
+    oldest?: string;
+    pollAge?: string;
+    databaseUp?: string;
+    invalidNotJson?: string;
+  } = {},
 ): Series[] {
   const target = `${WORKER}, instance="${pod}:8001", pod="${pod}"`;
-  const invalid: Series[] = v.invalidNotJson ? [{ series: `form_data_worker_invalid_messages_total{${target}, reason="not_json"}`, values: v.invalidNotJson }] : [];
+  const invalid: Series[] = v.invalidNotJson
+    ? [{ series: `form_data_worker_invalid_messages_total{${target}, reason="not_json"}`, values: v.invalidNotJson }]
+    : [];
   return [
     ...invalid,
     { series: `up{${target}}`, values: v.up ?? `1x${MINUTES}` },
     { series: `form_data_worker_messages_total{${target}, outcome="stored"}`, values: v.stored ?? `0+10x${MINUTES}` },
     { series: `form_data_sqs_messages_visible{${target}, queue="${FORM_QUEUE}"}`, values: v.visible ?? `0x${MINUTES}` },
-    { series: `form_data_sqs_messages_visible{${target}, queue="${INVALID_QUEUE}"}`, values: v.invalidVisible ?? `0x${MINUTES}` },
+    {
+      series: `form_data_sqs_messages_visible{${target}, queue="${INVALID_QUEUE}"}`,
+      values: v.invalidVisible ?? `0x${MINUTES}`,
+    },
     { series: `form_data_worker_oldest_message_age_seconds{${target}}`, values: v.oldest ?? `0x${MINUTES}` },
     { series: `form_data_worker_last_poll_age_seconds{${target}}`, values: v.pollAge ?? `1x${MINUTES}` },
-    { series: `form_data_worker_dependency_up{${target}, dependency="database"}`, values: v.databaseUp ?? `1x${MINUTES}` },
+    {
+      series: `form_data_worker_dependency_up{${target}, dependency="database"}`,
+      values: v.databaseUp ?? `1x${MINUTES}`,
+    },
     { series: `form_data_worker_dependency_up{${target}, dependency="sqs"}`, values: `1x${MINUTES}` },
   ];
 }
 
-/** KEDA operator's scaler errors for this release's ScaledObject, as a ServiceMonitor without honorLabels labels them. */
+/** KEDA's scaler errors of this release's ScaledObject, labelled as a ServiceMonitor without honorLabels does. */
 function kedaScalerErrors(values: string): Series {
   return {
-    series: `keda_scaler_errors_total{namespace="keda", job="keda-operator", exported_namespace="${NAMESPACE}", scaledObject="form-data-worker", scaler="awsSqsQueueScaler", triggerIndex="0", type="scaledobject"}`,
+    series:
+      `keda_scaler_errors_total{namespace="keda", job="keda-operator", exported_namespace="${NAMESPACE}", ` +
+      'scaledObject="form-data-worker", scaler="awsSqsQueueScaler", triggerIndex="0", type="scaledobject"}',
     values,
   };
 }
@@ -117,7 +145,9 @@ const FAULTS: Fault[] = [
     fault: 'a worker moves its first message to the invalid queue (its counter starts at 0), the queue depth unread',
     series: [
       ...webPod('web-a'),
-      ...workerPod('worker-a', { invalidNotJson: `0x9 1x${MINUTES - 10}` }).filter((s) => !s.series.startsWith('form_data_sqs_messages_visible')),
+      ...workerPod('worker-a', { invalidNotJson: `0x9 1x${MINUTES - 10}` }).filter(
+        (s) => !s.series.startsWith('form_data_sqs_messages_visible'),
+      ),
     ],
     trueAt: 10,
     labels: { namespace: NAMESPACE, severity: 'warning' },
@@ -126,9 +156,18 @@ const FAULTS: Fault[] = [
   {
     alert: 'FormDataWorkerNotPolling',
     fault: 'a worker whose database answers stops receiving from SQS',
-    series: [...webPod('web-a'), ...workerPod('worker-a', { pollAge: `1x9 130+60x${MINUTES - 10}`, stored: `0+10x9 90x${MINUTES - 10}` })],
+    series: [
+      ...webPod('web-a'),
+      ...workerPod('worker-a', { pollAge: `1x9 130+60x${MINUTES - 10}`, stored: `0+10x9 90x${MINUTES - 10}` }),
+    ],
     trueAt: 10,
-    labels: { namespace: NAMESPACE, job: 'form-data-worker', instance: 'worker-a:8001', pod: 'worker-a', severity: 'critical' },
+    labels: {
+      namespace: NAMESPACE,
+      job: 'form-data-worker',
+      instance: 'worker-a:8001',
+      pod: 'worker-a',
+      severity: 'critical',
+    },
     value: '7m 10s',
   },
   {
@@ -143,7 +182,11 @@ const FAULTS: Fault[] = [
     fault: 'no worker reaches PostgreSQL (the workers stop polling and storing)',
     series: [
       ...webPod('web-a'),
-      ...workerPod('worker-a', { databaseUp: `1x9 0x${MINUTES - 10}`, pollAge: `1x9 10+60x${MINUTES - 10}`, stored: `0+10x9 90x${MINUTES - 10}` }),
+      ...workerPod('worker-a', {
+        databaseUp: `1x9 0x${MINUTES - 10}`,
+        pollAge: `1x9 10+60x${MINUTES - 10}`,
+        stored: `0+10x9 90x${MINUTES - 10}`,
+      }),
     ],
     trueAt: 10,
     labels: { namespace: NAMESPACE, severity: 'critical' },
@@ -208,12 +251,26 @@ interface Quiet {
 
 const RESTART = 20; // minute the new pods' first scrape happens
 const QUIET: Quiet[] = [
-  { name: 'a healthy release: forms accepted and stored, queues empty', series: [...webPod('web-a'), ...workerPod('worker-a'), kedaScalerErrors(`0x${MINUTES}`)], variants: ['defaults', 'keda-zero'] },
+  {
+    name: 'a healthy release: forms accepted and stored, queues empty',
+    series: [...webPod('web-a'), ...workerPod('worker-a'), kedaScalerErrors(`0x${MINUTES}`)],
+    variants: ['defaults', 'keda-zero'],
+  },
   {
     name: 'a rolling restart of web and worker (old pods go stale, new pods start at 0)',
     series: [
-      ...webPod('web-a', { up: `1x${RESTART} stale`, accepted: `0+10x${RESTART} stale`, ok: `0+10x${RESTART} stale`, enqueueFailed: `0x${RESTART} stale` }),
-      ...webPod('web-b', { up: `_x${RESTART - 1} 1x${MINUTES - RESTART}`, accepted: `_x${RESTART - 1} 0+10x${MINUTES - RESTART}`, ok: `_x${RESTART - 1} 0+10x${MINUTES - RESTART}`, enqueueFailed: `_x${RESTART - 1} 0x${MINUTES - RESTART}` }),
+      ...webPod('web-a', {
+        up: `1x${RESTART} stale`,
+        accepted: `0+10x${RESTART} stale`,
+        ok: `0+10x${RESTART} stale`,
+        enqueueFailed: `0x${RESTART} stale`,
+      }),
+      ...webPod('web-b', {
+        up: `_x${RESTART - 1} 1x${MINUTES - RESTART}`,
+        accepted: `_x${RESTART - 1} 0+10x${MINUTES - RESTART}`,
+        ok: `_x${RESTART - 1} 0+10x${MINUTES - RESTART}`,
+        enqueueFailed: `_x${RESTART - 1} 0x${MINUTES - RESTART}`,
+      }),
       ...workerPod('worker-a', {
         up: `1x${RESTART} stale`,
         stored: `0+10x${RESTART} stale`,
@@ -285,13 +342,19 @@ function minutes(duration: string): number {
 }
 
 /** The annotations Prometheus renders for `rule`: labels and the `$value` pipeline filled in. */
-function renderedAnnotations(rule: Rule, labels: Record<string, string>, value: string | undefined): Record<string, string> {
+function renderedAnnotations(
+  rule: Rule,
+  labels: Record<string, string>,
+  value: string | undefined,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [key, template] of Object.entries(rule.annotations ?? {})) {
     out[key] = template
       .replace(/\{\{ \$labels\.(\w+) \}\}/g, (_, name: string) => labels[name] ?? '')
       .replace(/\{\{ \$value[^}]*\}\}/g, () => {
-        if (value === undefined) throw new Error(`${rule.alert!}: the description prints $value; give the scenario a value`);
+        if (value === undefined) {
+          throw new Error(`${rule.alert!}: the description prints $value; give the scenario a value`);
+        }
         return value;
       });
   }
@@ -304,13 +367,18 @@ function alertTest(rules: Map<string, Rule>, fault: Fault): { evalTimes: number[
   const firesAt = fault.trueAt + minutes(rule.for ?? '0m');
   const expected = {
     exp_labels: fault.labels,
-    exp_annotations: { ...renderedAnnotations(rule, fault.labels, fault.value), runbook_url: `README.md#${RUNBOOK_ANCHORS[fault.alert]!}` },
+    exp_annotations: {
+      ...renderedAnnotations(rule, fault.labels, fault.value),
+      runbook_url: `README.md#${RUNBOOK_ANCHORS[fault.alert]!}`,
+    },
   };
   const tests: unknown[] = [
     { eval_time: `${firesAt - 1}m`, alertname: fault.alert, exp_alerts: [] },
     { eval_time: `${firesAt}m`, alertname: fault.alert, exp_alerts: [expected] },
   ];
-  for (const other of fault.silent ?? []) tests.push({ eval_time: `${MINUTES - 1}m`, alertname: other, exp_alerts: [] });
+  for (const other of fault.silent ?? []) {
+    tests.push({ eval_time: `${MINUTES - 1}m`, alertname: other, exp_alerts: [] });
+  }
   return { evalTimes: [firesAt - 1, firesAt], tests };
 }
 
@@ -334,18 +402,28 @@ describe('chart alerts: evaluated by promtool on the rendered rules', function (
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  async function run(variant: Variant, name: string, series: Series[], tests: unknown[]): Promise<{ code: number; output: string }> {
+  async function run(
+    variant: Variant,
+    name: string,
+    series: Series[],
+    tests: unknown[],
+  ): Promise<{ code: number; output: string }> {
     const file = path.join(dir, `${variant}-${name.replace(/[^a-z0-9]+/gi, '-')}.test.yaml`);
     const alertTests = tests;
-    await writeFile(file, stringify({ rule_files: [`${variant}.rules.yaml`], evaluation_interval: '1m', tests: [{ name, interval: '1m', input_series: series, alert_rule_test: alertTests }] }));
+    const test = { name, interval: '1m', input_series: series, alert_rule_test: alertTests };
+    const rule_files = [`${variant}.rules.yaml`];
+    await writeFile(file, stringify({ rule_files, evaluation_interval: '1m', tests: [test] }));
     return promtool(bin, ['test', 'rules', path.basename(file)], dir);
   }
 
   it('renders every alert of the runbook table (KEDA at zero adds FormDataScalerErrors)', () => {
-    expect([...alertRulesOf(rendered.get('keda-zero')!).keys()].sort()).to.deep.equal(Object.keys(RUNBOOK_ANCHORS).sort());
-    expect([...alertRulesOf(rendered.get('defaults')!).keys()].sort()).to.deep.equal(Object.keys(RUNBOOK_ANCHORS).filter((a) => a !== 'FormDataScalerErrors').sort());
+    const all = Object.keys(RUNBOOK_ANCHORS).sort();
+    expect([...alertRulesOf(rendered.get('keda-zero')!).keys()].sort()).to.deep.equal(all);
+    expect([...alertRulesOf(rendered.get('defaults')!).keys()].sort()).to.deep.equal(
+      all.filter((a) => a !== 'FormDataScalerErrors'),
+    );
     const proven = new Set(FAULTS.map((f) => f.alert));
-    expect(Object.keys(RUNBOOK_ANCHORS).filter((a) => !proven.has(a)), 'alerts without a fault scenario').to.deep.equal([]);
+    expect(all.filter((a) => !proven.has(a)), 'alerts without a fault scenario').to.deep.equal([]);
   });
 
   for (const variant of Object.keys(VARIANTS) as Variant[]) {
@@ -359,26 +437,33 @@ describe('chart alerts: evaluated by promtool on the rendered rules', function (
     for (const quiet of QUIET.filter((q) => q.variants.includes(variant))) {
       it(`${variant}: no alert fires during ${quiet.name}`, async () => {
         const alerts = [...alertRulesOf(rendered.get(variant)!).keys()];
-        const tests = QUIET_AT.flatMap((minute) => alerts.map((alertname) => ({ eval_time: `${minute}m`, alertname, exp_alerts: [] })));
+        const tests = QUIET_AT.flatMap((minute) =>
+          alerts.map((alertname) => ({ eval_time: `${minute}m`, alertname, exp_alerts: [] })),
+        );
         const result = await run(variant, quiet.name, quiet.series, tests);
         expect(result.code, result.output).to.equal(0);
       });
     }
   }
 
-  it('keda-zero: with no worker at all, only FormDataFormsNotStored fires (the other alerts read worker series)', async () => {
+  it('keda-zero: with no worker at all, only FormDataFormsNotStored fires (the others read workers)', async () => {
     const alerts = [...alertRulesOf(rendered.get('keda-zero')!).keys()].filter((a) => a !== 'FormDataFormsNotStored');
     const tests = alerts.map((alertname) => ({ eval_time: '45m', alertname, exp_alerts: [] }));
     const result = await run('keda-zero', 'no worker at all', webPod('web-a'), tests);
     expect(result.code, result.output).to.equal(0);
   });
 
-  it('fails when an alert fires a minute earlier than expected, or with another label (the check can fail)', async () => {
+  it('fails when an alert fires a minute earlier than expected, or with another label (it can fail)', async () => {
     const fault = FAULTS.find((f) => f.alert === 'FormDataDatabaseDown')!;
     const { tests } = alertTest(alertRulesOf(rendered.get('defaults')!), fault);
-    const early = tests.map((t, i) => (i === 0 ? { ...(tests[1] as object), eval_time: (t as { eval_time: string }).eval_time } : t));
+    const early = tests.map((t, i) =>
+      i === 0 ? { ...(tests[1] as object), eval_time: (t as { eval_time: string }).eval_time } : t,
+    );
     expect((await run('defaults', 'early', fault.series, early)).code).to.not.equal(0);
-    const relabelled = alertTest(alertRulesOf(rendered.get('defaults')!), { ...fault, labels: { ...fault.labels, severity: 'warning' } });
+    const relabelled = alertTest(alertRulesOf(rendered.get('defaults')!), {
+      ...fault,
+      labels: { ...fault.labels, severity: 'warning' },
+    });
     expect((await run('defaults', 'relabelled', fault.series, relabelled.tests)).code).to.not.equal(0);
   });
 
@@ -386,7 +471,15 @@ describe('chart alerts: evaluated by promtool on the rendered rules', function (
     const files = (await readdir(VALUES)).filter((f) => f.endsWith('.yaml')).sort();
     expect(files.length).to.be.greaterThan(3);
     for (const file of files) {
-      const manifests = await render({ release: 'form-data', namespace: NAMESPACE, values: [file], set: { 'monitoring.prometheusRule.enabled': true, 'monitoring.prometheusRule.alerts.scalerErrors.enabled': true } });
+      const manifests = await render({
+        release: 'form-data',
+        namespace: NAMESPACE,
+        values: [file],
+        set: {
+          'monitoring.prometheusRule.enabled': true,
+          'monitoring.prometheusRule.alerts.scalerErrors.enabled': true,
+        },
+      });
       const rules = path.join(dir, `check-${file}`);
       await writeRuleFile(rules, manifests);
       const result = await promtool(bin, ['check', 'rules', path.basename(rules)], dir);
@@ -397,8 +490,9 @@ describe('chart alerts: evaluated by promtool on the rendered rules', function (
 });
 
 describe('chart alerts: runbooks', () => {
-  it('has a runbook heading for every alert in the docs (README.md or docs/), at the anchor of its runbook_url', async () => {
-    const pages = [path.join(ROOT, 'README.md'), ...(await readdir(path.join(ROOT, 'docs')).catch(() => [] as string[])).filter((f) => f.endsWith('.md')).map((f) => path.join(ROOT, 'docs', f))];
+  it('has a runbook heading for every alert in the docs (README.md or docs/), at its runbook_url anchor', async () => {
+    const docs = (await readdir(path.join(ROOT, 'docs')).catch(() => [] as string[])).filter((f) => f.endsWith('.md'));
+    const pages = [path.join(ROOT, 'README.md'), ...docs.map((f) => path.join(ROOT, 'docs', f))];
     const anchors = new Set<string>();
     for (const page of pages) {
       for (const [, heading] of (await readFile(page, 'utf8')).matchAll(/^#{2,4} (.+)$/gm)) {

@@ -20,7 +20,8 @@ import { freePort } from '../support/ports.ts';
 import { jsonBody, post } from '../support/http.ts';
 import { ROOT, findAll, render, type Manifest } from './helm.ts';
 import { parsePromQL, substituteGrafanaVariables } from './promql.ts';
-import { alertRulesOf, requireBinary, startPrometheus, writeRuleFile, type ApiAlert, type PrometheusServer } from './prometheus.ts';
+import { alertRulesOf, requireBinary, startPrometheus, writeRuleFile } from './prometheus.ts';
+import type { ApiAlert, PrometheusServer } from './prometheus.ts';
 
 const NAMESPACE = 'forms';
 const WEB_JOB = 'form-data-web';
@@ -56,21 +57,31 @@ interface DashboardJson {
 
 /** Every vector selector of the alerts, the dashboard's targets and its variable queries, with where it is read. */
 function selectorsOf(manifests: readonly Manifest[]): Map<string, string[]> {
-  const expressions: { where: string; expr: string }[] = [...alertRulesOf(manifests)].map(([alert, rule]) => ({ where: alert, expr: rule.expr }));
+  const expressions: { where: string; expr: string }[] = [...alertRulesOf(manifests)].map(([alert, rule]) => ({
+    where: alert,
+    expr: rule.expr,
+  }));
   const configMap = findAll(manifests, 'ConfigMap').find((m) => m.data?.['form-data.json']);
   if (!configMap) throw new Error('no dashboard ConfigMap rendered');
   const dashboard = JSON.parse(configMap.data['form-data.json'] as string) as DashboardJson;
   for (const panel of dashboard.panels) {
-    for (const t of panel.targets ?? []) expressions.push({ where: `panel "${panel.title}" ${t.refId}`, expr: substituteGrafanaVariables(t.expr, GRAFANA_VALUES) });
+    for (const t of panel.targets ?? []) {
+      const expr = substituteGrafanaVariables(t.expr, GRAFANA_VALUES);
+      expressions.push({ where: `panel "${panel.title}" ${t.refId}`, expr });
+    }
   }
   for (const v of dashboard.templating.list.filter((x) => x.type === 'query')) {
     const query = typeof v.query === 'string' ? v.query : v.query.query;
     const call = /^label_values\((.+),\s*[A-Za-z_]\w*\)$/.exec(query.trim());
-    if (call) expressions.push({ where: `variable ${v.name}`, expr: substituteGrafanaVariables(call[1]!, GRAFANA_VALUES) });
+    if (call) {
+      expressions.push({ where: `variable ${v.name}`, expr: substituteGrafanaVariables(call[1]!, GRAFANA_VALUES) });
+    }
   }
   const out = new Map<string, string[]>();
   for (const { where, expr } of expressions) {
-    for (const selector of parsePromQL(expr).selectors) out.set(selector.text, [...(out.get(selector.text) ?? []), where]);
+    for (const selector of parsePromQL(expr).selectors) {
+      out.set(selector.text, [...(out.get(selector.text) ?? []), where]);
+    }
   }
   return out;
 }
@@ -102,7 +113,11 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
     manifests = await render({
       release: 'form-data',
       namespace: NAMESPACE,
-      set: { ...FAST, 'config.SQS_FORM_DATA_QUEUE_NAME': t.formQueue, 'config.SQS_INVALID_MESAGES_QUEUE_NAME': t.invalidQueue },
+      set: {
+        ...FAST,
+        'config.SQS_FORM_DATA_QUEUE_NAME': t.formQueue,
+        'config.SQS_INVALID_MESAGES_QUEUE_NAME': t.invalidQueue,
+      },
     });
     const pg = new URL(t.config.database.url);
     database = await startTcpProxy(pg.hostname, Number(pg.port || 5432));
@@ -116,12 +131,27 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
     const [webPort, workerPort] = [await freePort(), await freePort()];
     const env = { ...t.env, LOG_LEVEL: 'warn', DATABASE_URL: viaProxy.toString(), DATABASE_TIMEOUT_MS: '1000' };
     // Web and worker reach SQS through proxies of their own, so that each can be cut alone.
-    const web = startProcess(process.execPath, ['services/web/main.ts'], { ...env, PORT: String(webPort), SQS_ENDPOINT_URL: `http://127.0.0.1:${sqs.port}`, SQS_REQUEST_TIMEOUT_MS: '500', SQS_MAX_ATTEMPTS: '2' }, { cwd: ROOT });
-    worker = startProcess(process.execPath, ['services/worker/main.ts'], { ...env, HEALTH_PORT: String(workerPort), SQS_ENDPOINT_URL: `http://127.0.0.1:${workerSqs.port}`, SQS_REQUEST_TIMEOUT_MS: '1000' }, { cwd: ROOT });
+    const webEnv = {
+      ...env,
+      PORT: String(webPort),
+      SQS_ENDPOINT_URL: `http://127.0.0.1:${sqs.port}`,
+      SQS_REQUEST_TIMEOUT_MS: '500',
+      SQS_MAX_ATTEMPTS: '2',
+    };
+    const workerEnv = {
+      ...env,
+      HEALTH_PORT: String(workerPort),
+      SQS_ENDPOINT_URL: `http://127.0.0.1:${workerSqs.port}`,
+      SQS_REQUEST_TIMEOUT_MS: '1000',
+    };
+    const web = startProcess(process.execPath, ['services/web/main.ts'], webEnv, { cwd: ROOT });
+    worker = startProcess(process.execPath, ['services/worker/main.ts'], workerEnv, { cwd: ROOT });
     started.push(web, worker);
     base = `http://127.0.0.1:${webPort}`;
-    await eventually(async () => ((await fetch(`${base}/healthz/ready`).catch(() => undefined))?.ok ? true : undefined), 30_000, 'the web to answer ready');
-    await eventually(async () => ((await fetch(`http://127.0.0.1:${workerPort}/healthz/ready`).catch(() => undefined))?.ok ? true : undefined), 30_000, 'the worker to answer ready');
+    const ready = async (url: string): Promise<true | undefined> =>
+      (await fetch(url).catch(() => undefined))?.ok ? true : undefined;
+    await eventually(() => ready(`${base}/healthz/ready`), 30_000, 'the web to answer ready');
+    await eventually(() => ready(`http://127.0.0.1:${workerPort}/healthz/ready`), 30_000, 'the worker to answer ready');
 
     dir = await mkdtemp(path.join(tmpdir(), 'form-data-rules-'));
     const ruleFile = path.join(dir, 'rules.yaml');
@@ -131,7 +161,11 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
       interval: INTERVAL,
       targets: [
         { job: WEB_JOB, address: `127.0.0.1:${webPort}`, labels: { namespace: NAMESPACE, pod: 'form-data-web-0' } },
-        { job: WORKER_JOB, address: `127.0.0.1:${workerPort}`, labels: { namespace: NAMESPACE, pod: 'form-data-worker-0' } },
+        {
+          job: WORKER_JOB,
+          address: `127.0.0.1:${workerPort}`,
+          labels: { namespace: NAMESPACE, pod: 'form-data-worker-0' },
+        },
       ],
     });
     const p = prometheus;
@@ -139,7 +173,7 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
       const up = await p.api<{ result: unknown[] }>('query', { query: `up{namespace="${NAMESPACE}"} == 1` });
       return up.result.length === 2 ? true : undefined;
     }, 30_000, 'Prometheus to scrape the web and the worker');
-    const groups = await p.api<{ groups: { rules: { name: string; health: string; lastError?: string }[] }[] }>('rules');
+    const groups = await p.api<{ groups: { rules: { name: string }[] }[] }>('rules');
     const loaded = groups.groups.flatMap((g) => g.rules);
     expect(loaded.map((r) => r.name).sort()).to.deep.equal([...alertRulesOf(manifests).keys()].sort());
   });
@@ -160,7 +194,9 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
     expect(alert?.annotations.runbook_url).to.equal(`README.md#${anchor}`);
     expect(alert?.annotations.summary).to.be.a('string').and.not.equal('');
     const rules = await prometheus!.api<{ groups: { rules: { name: string; health: string }[] }[] }>('rules');
-    for (const rule of rules.groups.flatMap((g) => g.rules)) expect(rule.health, `${rule.name} evaluates`).to.not.equal('err');
+    for (const rule of rules.groups.flatMap((g) => g.rules)) {
+      expect(rule.health, `${rule.name} evaluates`).to.not.equal('err');
+    }
   }
 
   it('fires FormDataEnqueueFailures when SQS is cut for the web, and a 503 is answered', async () => {
@@ -179,7 +215,7 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
     expect(accepted.status, accepted.text).to.equal(202);
   });
 
-  it('fires FormDataWorkerNotPolling when SQS is cut for the worker while its database answers, and resolves it after', async () => {
+  it('fires FormDataWorkerNotPolling when SQS is cut for the worker (its database answers), resolves it after', async () => {
     workerSqs!.cut();
     const cutAt = Date.now();
     let firingAfter: string;
@@ -193,7 +229,10 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
     }
     const restoredAt = Date.now();
     await prometheus!.waitForAlert('FormDataWorkerNotPolling', 'inactive', 60_000);
-    console.log(`      FormDataWorkerNotPolling firing ${firingAfter} s after the cut (threshold 3 s, for 2s); resolved ${seconds(restoredAt)} s after the restore`);
+    console.log(
+      `      FormDataWorkerNotPolling firing ${firingAfter} s after the cut (threshold 3 s, for 2s); ` +
+        `resolved ${seconds(restoredAt)} s after the restore`,
+    );
   });
 
   it('has every series an alert or a dashboard panel reads, under the names and labels its query uses', async () => {
@@ -201,7 +240,8 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
     const accepted = await post(base, '/form/', jsonBody(validForm()));
     expect(accepted.status, accepted.text).to.equal(202);
     const { id } = accepted.body as { id: string };
-    await eventually(async () => t!.db('form_form').where({ sqs_message_id: id }).first(), 30_000, 'the form to be stored');
+    const row = async (): Promise<unknown> => t!.db('form_form').where({ sqs_message_id: id }).first();
+    await eventually(row, 30_000, 'the form to be stored');
     expect((await post(base, '/form/', jsonBody(validForm()), { signature: null })).status).to.be.within(400, 499);
     const urls = await t!.queueUrls();
     await t!.sqs.send(new SendMessageCommand({ QueueUrl: urls.form, MessageBody: 'not json' }));
@@ -229,10 +269,11 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
     }, 20_000, 'every selector to match a series').catch(() => undefined);
     expect(missing, `selectors that match no series:\n  ${missing.join('\n  ')}`).to.deep.equal([]);
     // The check can fail: a typo in a label value matches nothing.
-    expect(await p.api<unknown[]>('series', { 'match[]': `form_data_forms_accepted_total{namespace="${NAMESPACE}", job="form-data-wbe"}` })).to.deep.equal([]);
+    const typo = `form_data_forms_accepted_total{namespace="${NAMESPACE}", job="form-data-wbe"}`;
+    expect(await p.api<unknown[]>('series', { 'match[]': typo })).to.deep.equal([]);
   });
 
-  it('takes FormDataDatabaseDown to firing when PostgreSQL is cut, and resolves it when the database is back', async () => {
+  it('takes FormDataDatabaseDown to firing when PostgreSQL is cut, and resolves it when it is back', async () => {
     expect((await prometheus!.alerts()).map((a) => a.labels.alertname)).to.not.include('FormDataDatabaseDown');
     database!.cut();
     const cutAt = Date.now();
@@ -250,8 +291,12 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
     database!.restore();
     const restoredAt = Date.now();
     await prometheus!.waitForAlert('FormDataDatabaseDown', 'inactive', 60_000);
-    console.log(`      FormDataDatabaseDown pending ${pendingAfter} s, firing ${firingAfter} s after the cut; resolved ${seconds(restoredAt)} s after the restore`);
-    await eventually(async () => t!.db('form_form').where({ sqs_message_id: id }).first(), 30_000, 'the form accepted during the outage to be stored');
+    console.log(
+      `      FormDataDatabaseDown pending ${pendingAfter} s, firing ${firingAfter} s after the cut; ` +
+        `resolved ${seconds(restoredAt)} s after the restore`,
+    );
+    const row = async (): Promise<unknown> => t!.db('form_form').where({ sqs_message_id: id }).first();
+    await eventually(row, 30_000, 'the form accepted during the outage to be stored');
   });
 
   it('fires FormDataFormsNotStored when every worker is stopped while the web accepts forms', async () => {
@@ -275,7 +320,8 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
     })();
     try {
       const firing = await prometheus!.waitForAlert('FormDataFormsNotStored', 'firing', 60_000);
-      console.log(`      FormDataFormsNotStored firing ${seconds(stoppedAt)} s after the last worker stopped (window 10s, for 2s)`);
+      const after = seconds(stoppedAt);
+      console.log(`      FormDataFormsNotStored firing ${after} s after the last worker stopped (window 10s, for 2s)`);
       await expectFiring(firing, 'forms-not-stored', 'critical');
     } finally {
       sending = false;

@@ -112,7 +112,11 @@ export interface PrometheusServer {
   api<T>(endpoint: string, params?: Record<string, string | string[]>): Promise<T>;
   alerts(): Promise<ApiAlert[]>;
   /** Waits until `alertname` is in `state` (or, for 'inactive', listed no more); resolves with the alert. */
-  waitForAlert(alertname: string, state: 'pending' | 'firing' | 'inactive', timeoutMs: number): Promise<ApiAlert | undefined>;
+  waitForAlert(
+    alertname: string,
+    state: 'pending' | 'firing' | 'inactive',
+    timeoutMs: number,
+  ): Promise<ApiAlert | undefined>;
   stop(): Promise<void>;
 }
 
@@ -120,18 +124,34 @@ export interface PrometheusServer {
  * Starts Prometheus on a free loopback port with a temporary data dir, scraping
  * `targets` every `interval` and evaluating `ruleFile` as often.
  */
-export async function startPrometheus(bin: string, options: { targets: readonly ScrapeTarget[]; ruleFile: string; interval: string }): Promise<PrometheusServer> {
+export async function startPrometheus(
+  bin: string,
+  options: { targets: readonly ScrapeTarget[]; ruleFile: string; interval: string },
+): Promise<PrometheusServer> {
   const dir = await mkdtemp(path.join(tmpdir(), 'form-data-prometheus-'));
   const config = {
-    global: { scrape_interval: options.interval, scrape_timeout: options.interval, evaluation_interval: options.interval },
+    global: {
+      scrape_interval: options.interval,
+      scrape_timeout: options.interval,
+      evaluation_interval: options.interval,
+    },
     rule_files: [options.ruleFile],
-    scrape_configs: options.targets.map((t) => ({ job_name: t.job, static_configs: [{ targets: [t.address], labels: t.labels }] })),
+    scrape_configs: options.targets.map((t) => ({
+      job_name: t.job,
+      static_configs: [{ targets: [t.address], labels: t.labels }],
+    })),
   };
   const configFile = path.join(dir, 'prometheus.yml');
   await writeFile(configFile, stringify(config));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
-  const child: ChildProcess = spawn(bin, [`--config.file=${configFile}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const args = [
+    `--config.file=${configFile}`,
+    `--storage.tsdb.path=${path.join(dir, 'data')}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    '--log.level=warn',
+  ];
+  const child: ChildProcess = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString('utf8')).slice(-4000);
@@ -148,7 +168,9 @@ export async function startPrometheus(bin: string, options: { targets: readonly 
     for (const [k, v] of Object.entries(params)) for (const one of Array.isArray(v) ? v : [v]) query.append(k, one);
     const response = await fetch(`${url}/api/v1/${endpoint}?${query.toString()}`);
     const body = (await response.json()) as { status: string; data: T; error?: string };
-    if (body.status !== 'success') throw new Error(`Prometheus ${endpoint} ${query.toString()}: ${body.error ?? response.status}`);
+    if (body.status !== 'success') {
+      throw new Error(`Prometheus ${endpoint} ${query.toString()}: ${body.error ?? response.status}`);
+    }
     return body.data;
   }
   const alerts = async (): Promise<ApiAlert[]> => (await api<{ alerts: ApiAlert[] }>('alerts')).alerts;
