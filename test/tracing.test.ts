@@ -427,7 +427,9 @@ describe('tracing configuration (OTEL_* variables)', () => {
 
   it('docs/tracing.md lists exactly the variables the code reads', async () => {
     const text = await readFile(new URL('../docs/tracing.md', import.meta.url), 'utf8');
-    const section = text.slice(text.indexOf('## Configuration'));
+    const start = text.indexOf('## Configuration');
+    const end = text.indexOf('\n## ', start + 1);
+    const section = text.slice(start, end === -1 ? undefined : end);
     const rows = section
       .split('\n')
       .filter((l) => l.startsWith('| `'))
