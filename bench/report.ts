@@ -109,6 +109,22 @@ export function renderTable(result: BenchResult): string {
     );
   }
 
+  if (result.tracing) {
+    const t = result.tracing;
+    out.push('', '### Tracing: off and on side by side (spans over OTLP/HTTP to a local receiver; medians of rounds)', '');
+    out.push(
+      table(
+        ['', 'off', 'on', 'on / off'],
+        [
+          ['web (coalescing on), req/s', fmt(t.web.offRequestsPerSecond), fmt(t.web.onRequestsPerSecond), ratio(t.web.onVsOff)],
+          ['web p99, ms', fmt(t.web.offP99Ms), fmt(t.web.onP99Ms), ''],
+          ['worker (defaults), msg/s', fmt(t.worker.offMessagesPerSecond), fmt(t.worker.onMessagesPerSecond), ratio(t.worker.onVsOff)],
+        ],
+      ),
+    );
+    out.push('', `Export requests received: ${t.receiver.requests} (${mib(t.receiver.bytes)} MiB).`);
+  }
+
   if (result.targets.length > 0) {
     out.push('', '### Targets', '');
     out.push(table(['target', 'measured', 'wanted', 'met'], result.targets.map((t) => [t.name, fmt(t.value, t.value < 10 ? 2 : 1), t.target, t.met ? 'yes' : 'no'])));

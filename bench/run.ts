@@ -9,7 +9,7 @@
  * tiny run for the test suite), --connections (64), --memory-messages
  * (100000), --baseline-s (time cap of one slow-baseline run, 10),
  * --warmup-s (2), --e2e-s (load time of the end-to-end run, 5),
- * --no-extras (skip the informative variants), --only web,worker,e2e,memory,
+ * --no-extras (skip the informative variants), --only web,worker,e2e,memory,tracing,
  * --worker-node-options '<NODE_OPTIONS of the memory run's worker; default the chart's worker.nodeOptions>'.
  */
 import { execFileSync } from 'node:child_process';
@@ -24,6 +24,7 @@ import type { WebMode } from './processes.ts';
 import { median, round } from './stats.ts';
 import { runWebMode, startWebServers, WEB_MODES, type WebRun } from './web-bench.ts';
 import { runWorkerVariant, type WorkerRun, type WorkerVariant } from './worker-bench.ts';
+import { runTracing, type TracingSummary } from './tracing-bench.ts';
 
 export interface BenchOptions {
   messages: number;
@@ -42,7 +43,7 @@ export interface BenchOptions {
   workerNodeOptions: string;
 }
 
-const PARTS = ['web', 'worker', 'e2e', 'memory'] as const;
+const PARTS = ['web', 'worker', 'e2e', 'memory', 'tracing'] as const;
 
 /** The worker's NODE_OPTIONS as the Helm chart deploys it, so the memory run measures what runs in production. */
 function chartWorkerNodeOptions(): string {
@@ -156,6 +157,8 @@ export interface BenchResult {
   worker?: WorkerSummary;
   endToEnd?: EndToEndSummary;
   memory?: MemoryRun;
+  /** Tracing off and on, side by side. */
+  tracing?: TracingSummary;
   targets: { name: string; value: number; target: string; met: boolean }[];
 }
 
@@ -260,6 +263,8 @@ function targets(result: BenchResult): BenchResult['targets'] {
   add('web: p99 with coalescing on (ms)', result.web?.modes.batching.p99Ms, '≤ 60', (v) => v <= 60);
   add('end to end: SQS requests per stored form', result.endToEnd?.requestsPerForm, '≤ 0.35', (v) => v <= 0.35);
   add('worker RSS: end / after first 10 %', result.memory?.growth, '≤ 1.2', (v) => v <= 1.2);
+  add('worker: tracing on / off', result.tracing?.worker.onVsOff, '≥ 0.9', (v) => v >= 0.9);
+  add('web: tracing on / off', result.tracing?.web.onVsOff, '≥ 0.85', (v) => v >= 0.85);
   return out;
 }
 
@@ -295,6 +300,10 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchResult> {
       log(`memory: worker process draining ${o.memoryMessages} messages`);
       result.memory = await runMemory(ctx, { messages: o.memoryMessages, timeoutMs: 900_000, nodeOptions: o.workerNodeOptions });
       log(`  RSS ${mb(result.memory.rssStartBytes)} → ${mb(result.memory.rssCheckpointBytes)} → ${mb(result.memory.rssEndBytes)} MiB`);
+    }
+    if (o.only.has('tracing')) {
+      log(`tracing: web and worker with tracing off and on, ${o.rounds} rounds`);
+      result.tracing = await runTracing(ctx, { rounds: o.rounds, connections: o.connections, durationS: o.durationS, warmupS: o.warmupS, messages: o.messages, log });
     }
   } finally {
     await ctx.close();

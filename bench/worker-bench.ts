@@ -21,7 +21,7 @@ import { cpuMsOf } from './processes.ts';
 import { createQueue, deleteQueue, fillQueue, queueName } from './sqs.ts';
 import { Progress, sumActions } from './stats.ts';
 
-export type WorkerVariant = 'ours' | 'naive' | 'sqsConsumer' | 'pgCeiling' | 'oursConcurrency4' | 'sqsConsumerBatch10';
+export type WorkerVariant = 'ours' | 'naive' | 'sqsConsumer' | 'pgCeiling' | 'oursConcurrency4' | 'sqsConsumerBatch10' | 'oursTraced';
 
 export const WORKER_VARIANTS: Record<WorkerVariant, { label: string; target: boolean }> = {
   ours: { label: `ours (defaults: WORKER_CONCURRENCY=${SETTINGS.find((s) => s.names[0] === 'WORKER_CONCURRENCY')?.default ?? '?'})`, target: true },
@@ -30,6 +30,7 @@ export const WORKER_VARIANTS: Record<WorkerVariant, { label: string; target: boo
   pgCeiling: { label: 'PostgreSQL ceiling (no SQS)', target: true },
   oursConcurrency4: { label: 'ours, WORKER_CONCURRENCY=4', target: false },
   sqsConsumerBatch10: { label: 'sqs-consumer, batchSize=10', target: false },
+  oursTraced: { label: 'ours, tracing on (OTLP to a local receiver)', target: false },
 };
 
 export interface WorkerRun {
@@ -52,6 +53,8 @@ export interface WorkerBenchOptions {
   messages: number;
   /** Cap on one run of a slow baseline, in ms. */
   baselineCapMs: number;
+  /** OTLP/HTTP base URL for the oursTraced variant. */
+  otlpEndpoint?: string;
 }
 
 /** Times every INSERT on a knex instance. */
@@ -86,16 +89,17 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
       SQS_INVALID_MESAGES_QUEUE_NAME: invalidName,
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent',
       ...(variant === 'oursConcurrency4' ? { WORKER_CONCURRENCY: '4' } : {}),
+      ...(variant === 'oursTraced' && options.otlpEndpoint ? { OTEL_EXPORTER_OTLP_ENDPOINT: options.otlpEndpoint } : {}),
     }),
   );
-  const capMs = variant === 'ours' || variant === 'oursConcurrency4' ? 600_000 : options.baselineCapMs;
+  const capMs = variant === 'ours' || variant === 'oursConcurrency4' || variant === 'oursTraced' ? 600_000 : options.baselineCapMs;
   const db = createDatabase(config.database);
   const inserts = timeInserts(db);
   const sqs = createSqsClient(config.sqs, { extraTimeoutMs: config.sqs.waitTimeSeconds * 1000, maxSockets: config.worker.concurrency * 2 + 4 });
   let worker: BenchWorker;
   let progress = new Progress(n);
   const batches = { count: 0, handleMs: 0 };
-  if (variant === 'ours' || variant === 'oursConcurrency4') {
+  if (variant === 'ours' || variant === 'oursConcurrency4' || variant === 'oursTraced') {
     // Logs are written (to /dev/null) at BENCH_LOG_LEVEL, to measure what logging costs.
     const logger = pino({ level: config.logLevel, base: { service: 'worker' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination('/dev/null'));
     const service = await createWorkerService(config, { db, sqs, logger });
@@ -172,7 +176,7 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
     requests: stats.counts,
     cpuMsPer1000: { worker: per1000(cpu.worker), emulator: per1000(cpu.emulator), proxy: per1000(cpu.proxy) },
   };
-  if ((variant === 'ours' || variant === 'oursConcurrency4') && batches.count > 0) {
+  if ((variant === 'ours' || variant === 'oursConcurrency4' || variant === 'oursTraced') && batches.count > 0) {
     const loops = config.worker.concurrency;
     const cycleMs = (elapsedMs * loops) / batches.count;
     const handleMs = batches.handleMs / batches.count;

@@ -30,7 +30,7 @@ describe('benchmark smoke run', function () {
     const { code, stdout, stderr } = await runSmoke();
     expect(code, stderr.split('\n').slice(-20).join('\n')).to.equal(0);
     const lines = stdout.trimEnd().split('\n');
-    expect(stdout).to.include('### Web').and.include('### Worker').and.include('### End to end').and.include('### Worker memory').and.include('### Targets');
+    expect(stdout).to.include('### Web').and.include('### Worker').and.include('### End to end').and.include('### Worker memory').and.include('### Tracing').and.include('### Targets');
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a JSON document checked field by field
     const result = JSON.parse(lines.at(-1)!) as Record<string, any>;
     expect(result.settings.smoke).to.equal(true);
@@ -54,6 +54,10 @@ describe('benchmark smoke run', function () {
     expect(result.endToEnd.stored).to.be.at.least(result.endToEnd.accepted);
     expect(result.endToEnd.requestsPerForm).to.be.greaterThan(0);
     expect(result.memory.rssEndBytes).to.be.greaterThan(0);
-    expect(result.targets).to.have.length(8);
+    // Tracing on and off side by side: spans reached the receiver.
+    expect(result.tracing.web.onRequestsPerSecond).to.be.greaterThan(0);
+    expect(result.tracing.worker.onMessagesPerSecond).to.be.greaterThan(0);
+    expect(result.tracing.receiver.requests).to.be.greaterThan(0);
+    expect(result.targets).to.have.length(10);
   });
 });

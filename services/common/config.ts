@@ -5,6 +5,7 @@
  * description); the README's configuration table is checked against it.
  */
 import { ConfigError } from './errors.ts';
+import { loadTracingConfig, type TracingConfig } from './tracing-config.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 
@@ -97,6 +98,8 @@ export interface Config {
   /** Worker: interval of queue depth reads, in ms; 0 = off. */
   queueMetricsIntervalMs: number;
   sentry: { dsn: string | undefined; environment: string | undefined };
+  /** OpenTelemetry, from the standard OTEL_* variables (docs/tracing.md). */
+  tracing: TracingConfig;
 }
 
 class Reader {
@@ -235,6 +238,7 @@ export function loadConfig(env: Env = process.env): Config {
     logFormat: r.oneOf('LOG_FORMAT', LOG_FORMATS),
     queueMetricsIntervalMs: r.int('QUEUE_METRICS_INTERVAL_SECONDS', 0, 3600) * 1000,
     sentry: { dsn: r.url('SENTRY_DSN', ['http:', 'https:']), environment: r.optional('SENTRY_ENVIRONMENT') },
+    tracing: loadTracingConfig(env),
   };
 }
 

@@ -8,6 +8,7 @@ import type { IncomingMessage } from 'node:http';
 import { pinoHttp } from 'pino-http';
 import type { ErrorReporter } from '../common/error-reporter.ts';
 import type { Logger } from '../common/logger.ts';
+import { ATTR, CARRIER_FIELDS, FORM_ATTR, noTracing, type Tracing } from '../common/tracing.ts';
 import { REQUEST_ID } from '../common/message.ts';
 import { readBody } from './body.ts';
 import { formHandler } from './form-route.ts';
@@ -26,17 +27,19 @@ export interface AppOptions {
   maxBodyBytes: number;
   /** Where unexpected errors are reported. Default: nowhere (the log only). */
   reporter?: ErrorReporter;
+  /** Server spans. Default: off. */
+  tracing?: Tracing;
 }
 
 /**
  * One log line per request (pino-http): request id, route, method, path
  * without the query, status and duration. Never headers or the body.
  */
-function requestLogger(logger: Logger, messageIds: WeakMap<IncomingMessage, string>) {
+function requestLogger(logger: Logger, messageIds: WeakMap<IncomingMessage, string>, traceIds: WeakMap<IncomingMessage, Record<string, string>>) {
   const context = (req: IncomingMessage): Record<string, string> => {
     const route = routeLabel(pathOf(req.url));
     const messageId = messageIds.get(req);
-    return messageId ? { route, messageId } : { route };
+    return { ...traceIds.get(req), ...(messageId ? { route, messageId } : { route }) };
   };
   return pinoHttp({
     logger,
@@ -81,6 +84,39 @@ function refusalReason(status: number, formInvalid: boolean): RefusalReason {
   }
 }
 
+/**
+ * A SERVER span per request, continuing the caller's W3C trace context
+ * (traceparent/tracestate headers) or starting a trace. Attributes: method,
+ * route, path without the query, status, request id; a problem answer sets
+ * `error.type` to its status, and a 5xx marks the span failed.
+ */
+function serverSpan(tracing: Tracing, traceIds: WeakMap<IncomingMessage, Record<string, string>>) {
+  return async function traced(ctx: Context, next: Next): Promise<void> {
+    const route = routeLabel(ctx.path);
+    const carrier: Record<string, string> = {};
+    for (const name of CARRIER_FIELDS) {
+      const value = ctx.get(name);
+      if (value) carrier[name] = value;
+    }
+    const method = methodLabel(ctx.method);
+    const span = tracing.start(route === 'other' ? method : `${method} ${route}`, {
+      kind: 'server',
+      parent: carrier,
+      attributes: { [ATTR.httpMethod]: method === 'other' ? '_OTHER' : method, [ATTR.urlPath]: echo(ctx.path), [ATTR.urlScheme]: 'http', ...(route === 'other' ? {} : { [ATTR.httpRoute]: route }) },
+    });
+    traceIds.set(ctx.req, span.logFields());
+    try {
+      await span.run(next);
+    } finally {
+      const status = ctx.status;
+      span.setAttributes({ [ATTR.httpStatus]: status, [FORM_ATTR.requestId]: typeof ctx.state.requestId === 'string' ? ctx.state.requestId : undefined });
+      if (status >= 400) span.setAttributes({ [ATTR.errorType]: String(status) });
+      if (status >= 500) span.fail(String(status), typeof (ctx.body as { title?: unknown } | undefined)?.title === 'string' ? (ctx.body as { title: string }).title : undefined);
+      span.end();
+    }
+  };
+}
+
 /** Builds the Koa app (it listens nowhere until given to a server). */
 export function createApp(options: AppOptions): Koa {
   const { logger, metrics } = options;
@@ -103,7 +139,11 @@ export function createApp(options: AppOptions): Koa {
 
   /** SQS message id of each accepted form, for its request's log line. */
   const messageIds = new WeakMap<IncomingMessage, string>();
-  const httpLogger = requestLogger(logger, messageIds);
+  /** trace_id and span_id of each request's server span, for its log line (written after the span ends). */
+  const traceIds = new WeakMap<IncomingMessage, Record<string, string>>();
+  const httpLogger = requestLogger(logger, messageIds, traceIds);
+  const tracing = options.tracing ?? noTracing;
+  if (tracing.enabled) app.use(serverSpan(tracing, traceIds));
   app.use(async function requestContext(ctx: Context, next: Next) {
     httpLogger(ctx.req, ctx.res);
     const requestId = String(ctx.req.id);
@@ -122,7 +162,7 @@ export function createApp(options: AppOptions): Koa {
       }
     }
   });
-  app.use(problemMiddleware(logger, options.reporter));
+  app.use(problemMiddleware(logger, options.reporter, () => tracing.logFields()));
   app.use(async function hostRequired(ctx: Context, next: Next) {
     if (ctx.req.httpVersion === '1.1' && !ctx.get('host')) throw new ProblemError(400, 'Bad Request', 'the Host header is missing');
     await next();

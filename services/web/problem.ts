@@ -56,7 +56,8 @@ export function sendProblem(ctx: Context, status: number, title: string, detail:
 }
 
 /** Maps errors thrown below it to problem+json; unknown errors become a generic 500, a log line and a report. */
-export function problemMiddleware(logger: Logger, reporter: ErrorReporter = noErrorReporter) {
+/** `traceFields`: ids of the active trace, added to reports. Default: none. */
+export function problemMiddleware(logger: Logger, reporter: ErrorReporter = noErrorReporter, traceFields: () => Record<string, string> = () => ({})) {
   return async function problems(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
@@ -77,7 +78,7 @@ export function problemMiddleware(logger: Logger, reporter: ErrorReporter = noEr
         return;
       }
       logger.error({ err: error, requestId: ctx.state.requestId }, 'unhandled error');
-      reporter.capture(error, { requestId: ctx.state.requestId, route: ctx.path.slice(0, 200), method: ctx.method });
+      reporter.capture(error, { requestId: ctx.state.requestId, route: ctx.path.slice(0, 200), method: ctx.method, ...traceFields() });
       sendProblem(ctx, 500, 'Internal Server Error', 'the request could not be handled; it was not accepted');
     }
   };

@@ -11,6 +11,7 @@ import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
 import { createErrorReporter } from '../common/error-reporter.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
 import { createSqsClient, resolveQueueUrls } from '../common/sqs.ts';
+import { createTracing } from '../common/tracing.ts';
 import { createApp } from './app.ts';
 import { createHttpServer, DEFAULT_LIMITS, type ServerLimits } from './http-server.ts';
 import { createWebMetrics } from './metrics.ts';
@@ -41,7 +42,9 @@ export type { ServerLimits };
 /** Builds the web service; resolves once the queue URL is known. */
 export async function createWebService(config: Config, options: WebServiceOptions = {}): Promise<WebService> {
   assertWebConfig(config);
-  const logger = options.logger ?? createLogger(config.logLevel, 'web', config.logFormat);
+  const tracing = await createTracing(config.tracing, 'web');
+  const logger = options.logger ?? createLogger(config.logLevel, 'web', config.logFormat, tracing.enabled ? () => tracing.logFields() : undefined);
+  if (tracing.enabled) logger.info({ collector: new URL(config.tracing.endpoint!).origin, protocol: config.tracing.protocol }, 'traces are exported over OTLP');
   const reporter = await createErrorReporter({ ...config.sentry, service: 'web' }, logger);
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const sqs = options.sqs ?? createSqsClient(config.sqs);
@@ -55,13 +58,14 @@ export async function createWebService(config: Config, options: WebServiceOption
       metrics.sqsSendDuration.observe({ result }, seconds);
       metrics.sendBatchSize.observe(entries);
     };
-    sender = config.sqs.sendBatching ? new BatchingSender(sqs, form, config.sqs.sendBatchWindowMs, observe) : new DirectSender(sqs, form, observe);
+    sender = config.sqs.sendBatching ? new BatchingSender(sqs, form, config.sqs.sendBatchWindowMs, observe, tracing) : new DirectSender(sqs, form, observe, tracing);
   }
   const app = createApp({
     sender,
     logger,
     metrics,
     reporter,
+    tracing,
     secret: config.web.signatureCheck ? config.web.uiSecret : undefined,
     maxBodyBytes: config.web.maxBodyBytes,
   });
@@ -74,7 +78,7 @@ export async function createWebService(config: Config, options: WebServiceOption
   const closeClients = async (): Promise<void> => {
     await sender.close();
     sqs.destroy();
-    await reporter.close();
+    await Promise.all([reporter.close(), tracing.close()]);
   };
   const failReadinessAndWait = async (): Promise<void> => {
     ready = false;

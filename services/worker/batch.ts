@@ -8,6 +8,8 @@ import type { Logger } from '../common/logger.ts';
 import { decodeFormMessage, type InvalidReason } from '../common/message.ts';
 import type { FormRepository, FormRow } from './repository.ts';
 import type { InvalidCopy, Received, WorkerQueue } from './queue.ts';
+import { noTracing, type Tracing } from '../common/tracing.ts';
+import { FormSpans } from './form-spans.ts';
 
 /** What happened to a batch. */
 export interface BatchResult {
@@ -41,6 +43,8 @@ export interface BatchHandlerOptions {
   /** Visibility backoff of a retried message: base × 2^(receive count − 1), capped; seconds. */
   backoffBaseSeconds: number;
   backoffMaxSeconds: number;
+  /** A process span per form. Default: off. */
+  tracing?: Tracing;
 }
 
 /** Handles one batch; never throws for a failure of a message, SQS or the database. */
@@ -69,6 +73,15 @@ export class BatchHandler {
    * poll loop can overlap that delete with its next poll.
    */
   async store(messages: readonly Received[]): Promise<StoredBatch> {
+    const spans = new FormSpans(this.options.tracing ?? noTracing, this.options.queue.formQueue, messages);
+    try {
+      return await this.storeBatch(messages, spans);
+    } finally {
+      spans.end();
+    }
+  }
+
+  private async storeBatch(messages: readonly Received[], spans: FormSpans): Promise<StoredBatch> {
     const { queue, repository, logger } = this.options;
     const result: BatchResult = {
       received: messages.length,
@@ -104,7 +117,8 @@ export class BatchHandler {
         result.duplicates = rows.length - inserted.size;
         for (const row of rows) {
           const message = byId.get(row.messageId)!;
-          const fields = { messageId: row.messageId, requestId: requestIds.get(row.messageId), receiveCount: message.receiveCount };
+          const fields = { messageId: row.messageId, requestId: requestIds.get(row.messageId), receiveCount: message.receiveCount, ...spans.fields(row.messageId) };
+          spans.outcome(row.messageId, inserted.has(row.messageId) ? 'stored' : 'duplicate', fields.requestId);
           if (inserted.has(row.messageId)) logger.info(fields, 'form stored');
           else logger.info(fields, 'duplicate delivery skipped; the form was already stored');
           done.push(message);
@@ -113,7 +127,10 @@ export class BatchHandler {
         if (!(error instanceof DatabaseError)) throw error;
         result.databaseFailed = true;
         logger.warn({ err: describe(error), messageIds: error.messageIds }, 'could not store forms; handing them back');
-        for (const row of rows) retry.push(byId.get(row.messageId)!);
+        for (const row of rows) {
+          spans.outcome(row.messageId, 'retried', requestIds.get(row.messageId));
+          retry.push(byId.get(row.messageId)!);
+        }
       }
     }
 
@@ -130,8 +147,12 @@ export class BatchHandler {
         if (accepted.has(copy.message.messageId)) {
           done.push(copy.message);
           result.invalidByReason[copy.code] = (result.invalidByReason[copy.code] ?? 0) + 1;
-          logger.info({ messageId: copy.message.messageId, requestId: copy.requestId, reason: copy.reason }, 'invalid message moved to the invalid queue');
-        } else retry.push(copy.message);
+          spans.outcome(copy.message.messageId, 'invalid', copy.requestId, copy.code);
+          logger.info({ messageId: copy.message.messageId, requestId: copy.requestId, reason: copy.reason, ...spans.fields(copy.message.messageId) }, 'invalid message moved to the invalid queue');
+        } else {
+          spans.outcome(copy.message.messageId, 'retried', copy.requestId, copy.code);
+          retry.push(copy.message);
+        }
       }
       result.invalid = accepted.size;
     }

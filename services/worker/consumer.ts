@@ -10,6 +10,7 @@ import type { Logger } from '../common/logger.ts';
 import type { BatchHandler, BatchResult, StoredBatch } from './batch.ts';
 import type { ErrorReporter } from '../common/error-reporter.ts';
 import type { Received, ReceiveOptions, WorkerQueue } from './queue.ts';
+import { ATTR, AWS_SQS, noSpan, type TraceSpan, type Tracing } from '../common/tracing.ts';
 
 export interface ConsumerOptions extends ReceiveOptions {
   queue: WorkerQueue;
@@ -26,6 +27,8 @@ export interface ConsumerOptions extends ReceiveOptions {
   databaseBackoffMaxMs?: number;
   /** Where unexpected errors (bugs, not outages) are reported besides the log. Default: nowhere. */
   reporter?: ErrorReporter;
+  /** A CONSUMER span per received batch. Default: off. */
+  tracing?: Tracing;
 }
 
 /** Events: `received` ({ loop, messages }) after each successful poll, `batch` (BatchResult), `backoff` ({ loop, ms, reason }), `stopped` ({ drainMs }). */
@@ -184,16 +187,19 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       }
       if (messages.length > 0) {
         const started = performance.now();
+        const batch = this.batchSpan(messages);
         try {
-          const stored = await handler.store(messages);
+          const stored = await batch.run(() => handler.store(messages));
           this.lastProgress = Date.now();
           this.databaseHealthy = !stored.result.databaseFailed;
           if (stored.result.databaseFailed) reason = 'database unavailable: could not store a batch';
           else if (stored.result.sqsFailed) reason = 'SQS failed while handling a batch';
           // One delete in flight per loop, overlapping the next poll.
           if (deleting && (await deleting)) reason ??= 'SQS failed while deleting a batch';
-          deleting = this.acknowledge(stored, index, started);
+          deleting = batch.run(() => this.acknowledge(stored, index, started)).finally(() => batch.end());
         } catch (error) {
+          batch.fail(error instanceof Error ? error.name : 'Error');
+          batch.end();
           // A bug, not an outage: the messages return after their visibility timeout.
           logger.error({ err: error, messageIds: messages.map((m) => m.messageId) }, 'batch handling failed');
           this.options.reporter?.capture(error, { messageIds: messages.map((m) => m.messageId) });
@@ -214,6 +220,25 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       this.lastProgress = Date.now();
     }
     if (deleting) await deleting;
+  }
+
+  /** The CONSUMER span of a received batch (a trace of its own, linking each form's creation context). */
+  private batchSpan(messages: readonly Received[]): TraceSpan {
+    const tracing = this.options.tracing;
+    if (!tracing?.enabled) return noSpan;
+    const queue = this.options.queue.formQueue;
+    return tracing.start(`receive ${queue}`, {
+      kind: 'consumer',
+      root: true,
+      links: messages.map((m) => m.trace),
+      attributes: {
+        [ATTR.messagingSystem]: AWS_SQS,
+        [ATTR.messagingOperationType]: 'receive',
+        [ATTR.messagingOperationName]: 'ReceiveMessage',
+        [ATTR.messagingDestination]: queue,
+        [ATTR.messagingBatchCount]: messages.length,
+      },
+    });
   }
 
   /** Deletes what a stored batch handled and reports the batch; resolves true if SQS failed the delete. */

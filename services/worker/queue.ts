@@ -17,6 +17,7 @@ import {
 import { SqsError } from '../common/errors.ts';
 import type { InvalidReason } from '../common/message.ts';
 import { SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
+import { ATTR, AWS_SQS, CARRIER_FIELDS, attributesBytes, carrierOf, noTracing, withTraceAttributes, type Carrier, type Tracing } from '../common/tracing.ts';
 
 /** A received message with what the worker needs of it. */
 export interface Received {
@@ -26,6 +27,8 @@ export interface Received {
   receiveCount: number;
   /** When SQS received the message (SentTimestamp), in ms since the epoch. */
   sentAt: number | undefined;
+  /** The form's creation context (traceparent, tracestate message attributes); empty for messages without them. */
+  trace: Carrier;
 }
 
 /** Approximate message counts of a queue (GetQueueAttributes). */
@@ -41,6 +44,8 @@ export interface QueueHooks {
   onRequest?: (action: string) => void;
   /** Called once per failed SQS request (or entry retried alone) with its action name. */
   onError?: (action: string) => void;
+  /** Spans of DeleteMessageBatch, ChangeMessageVisibilityBatch and the invalid-queue send. Default: off. */
+  tracing?: Tracing;
 }
 
 /** An invalid message to copy, with the reason it was refused. */
@@ -66,6 +71,10 @@ export class WorkerQueue {
   private readonly invalidUrl: string;
   private readonly onRequest: (action: string) => void;
   private readonly onError: (action: string) => void;
+  private readonly tracing: Tracing;
+  /** Queue names, for span names and attributes. */
+  readonly formQueue: string;
+  private readonly invalidQueue: string;
 
   /** Largest message (and batch) the invalid queue takes, attributes included. */
   private readonly maxMessageBytes: number;
@@ -78,6 +87,28 @@ export class WorkerQueue {
     this.invalidUrl = urls.invalid;
     this.onRequest = hooks.onRequest ?? (() => {});
     this.onError = hooks.onError ?? (() => {});
+    this.tracing = hooks.tracing ?? noTracing;
+    this.formQueue = urls.form.slice(urls.form.lastIndexOf('/') + 1);
+    this.invalidQueue = urls.invalid.slice(urls.invalid.lastIndexOf('/') + 1);
+  }
+
+  /** Runs an SQS call in a span `<operation> <queue>` with the messaging attributes. */
+  private traced<T>(operation: string, type: 'settle' | 'send', queue: string, count: number, fn: () => Promise<T>): Promise<T> {
+    if (!this.tracing.enabled) return fn();
+    return this.tracing.inSpan(
+      `${operation} ${queue}`,
+      {
+        kind: type === 'send' ? 'producer' : 'client',
+        attributes: {
+          [ATTR.messagingSystem]: AWS_SQS,
+          [ATTR.messagingOperationType]: type,
+          [ATTR.messagingOperationName]: operation,
+          [ATTR.messagingDestination]: queue,
+          [ATTR.messagingBatchCount]: count,
+        },
+      },
+      fn,
+    );
   }
 
   /** Approximate depth of the form queue and of the invalid queue. */
@@ -111,6 +142,7 @@ export class WorkerQueue {
           MaxNumberOfMessages: options.maxNumberOfMessages,
           VisibilityTimeout: options.visibilityTimeoutSeconds,
           MessageSystemAttributeNames: ['ApproximateReceiveCount', 'SentTimestamp'],
+          MessageAttributeNames: [...CARRIER_FIELDS],
         }),
       );
       messages = out.Messages ?? [];
@@ -127,6 +159,7 @@ export class WorkerQueue {
         body: m.Body,
         receiveCount: Number(m.Attributes?.ApproximateReceiveCount ?? '1') || 1,
         sentAt: Number(m.Attributes?.SentTimestamp) || undefined,
+        trace: carrierOf(m.MessageAttributes),
       });
     }
     return received;
@@ -136,8 +169,12 @@ export class WorkerQueue {
    * Deletes messages with DeleteMessageBatch; entries the batch failed are
    * retried one by one. Resolves with the ids that could not be deleted.
    */
-  async delete(messages: readonly Received[]): Promise<string[]> {
-    if (messages.length === 0) return [];
+  delete(messages: readonly Received[]): Promise<string[]> {
+    if (messages.length === 0) return Promise.resolve([]);
+    return this.traced('DeleteMessageBatch', 'settle', this.formQueue, messages.length, () => this.deleteBatch(messages));
+  }
+
+  private async deleteBatch(messages: readonly Received[]): Promise<string[]> {
     const ids = messages.map((m) => m.messageId);
     this.onRequest('DeleteMessageBatch');
     let failedIndexes: number[];
@@ -170,8 +207,12 @@ export class WorkerQueue {
   }
 
   /** Makes messages visible again after a per-message delay, in seconds. */
-  async handBack(messages: readonly Received[], delaySeconds: (m: Received) => number): Promise<void> {
-    if (messages.length === 0) return;
+  handBack(messages: readonly Received[], delaySeconds: (m: Received) => number): Promise<void> {
+    if (messages.length === 0) return Promise.resolve();
+    return this.traced('ChangeMessageVisibilityBatch', 'settle', this.formQueue, messages.length, () => this.changeVisibility(messages, delaySeconds));
+  }
+
+  private async changeVisibility(messages: readonly Received[], delaySeconds: (m: Received) => number): Promise<void> {
     this.onRequest('ChangeMessageVisibilityBatch');
     try {
       await this.client.send(
@@ -188,15 +229,16 @@ export class WorkerQueue {
 
   /**
    * Copies invalid messages, bodies unchanged, to the invalid messages queue
-   * with their original id and the reason as message attributes, in batches
-   * within SQS's size limit. A message too large to carry the attributes is
-   * copied without them. Resolves with the ids SQS accepted.
+   * with their original id, the reason and their trace context as message
+   * attributes, in batches within SQS's size limit. A message too large to
+   * carry the attributes is copied without them. Resolves with the ids SQS accepted.
    */
   async copyInvalid(copies: readonly InvalidCopy[]): Promise<Set<string>> {
     const accepted = new Set<string>();
     for (const group of groupBySize(copies, this.maxMessageBytes)) {
       const tooLarge = group.length === 1 && entrySize(group[0]!) > this.maxMessageBytes;
-      for (const id of await this.sendInvalid(group, !tooLarge)) accepted.add(id);
+      const sent = await this.traced('SendMessageBatch', 'send', this.invalidQueue, group.length, () => this.sendInvalid(group, !tooLarge));
+      for (const id of sent) accepted.add(id);
     }
     return accepted;
   }
@@ -211,14 +253,7 @@ export class WorkerQueue {
             Id: String(i),
             // SQS refuses empty bodies, so an empty one cannot reach here.
             MessageBody: message.body ?? '',
-            ...(withAttributes
-              ? {
-                  MessageAttributes: {
-                    original_message_id: { DataType: 'String', StringValue: message.messageId },
-                    reason: { DataType: 'String', StringValue: reason.slice(0, MAX_REASON) },
-                  },
-                }
-              : {}),
+            ...(withAttributes ? { MessageAttributes: copyAttributes(message, reason) } : {}),
           })),
         }),
       );
@@ -237,10 +272,18 @@ export class WorkerQueue {
 /** Characters of the `reason` attribute. */
 const MAX_REASON = 512;
 
+/** Message attributes of an invalid message's copy: its original id, the reason, and its trace context when there is room. */
+function copyAttributes(message: Received, reason: string): Record<string, { DataType: string; StringValue: string }> {
+  const own = {
+    original_message_id: { DataType: 'String', StringValue: message.messageId },
+    reason: { DataType: 'String', StringValue: reason.slice(0, MAX_REASON) },
+  };
+  return withTraceAttributes(own, message.trace);
+}
+
 /** Size of a copy as SQS counts it: body plus each attribute's name, data type and value. */
 function entrySize(copy: InvalidCopy): number {
-  const attributes = 'original_message_id'.length + copy.message.messageId.length + 'reason'.length + Buffer.byteLength(copy.reason.slice(0, MAX_REASON), 'utf8') + 2 * 'String'.length;
-  return Buffer.byteLength(copy.message.body ?? '', 'utf8') + attributes;
+  return Buffer.byteLength(copy.message.body ?? '', 'utf8') + attributesBytes(copyAttributes(copy.message, copy.reason));
 }
 
 /** Groups of at most 10 copies whose sizes add up to at most `limit` (a larger one goes alone). */

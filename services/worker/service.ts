@@ -12,6 +12,7 @@ import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
 import { createErrorReporter } from '../common/error-reporter.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
 import { createSqsClient, maxMessageBytes, resolveQueueUrls, SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
+import { createTracing } from '../common/tracing.ts';
 import { BatchHandler } from './batch.ts';
 import { Consumer } from './consumer.ts';
 import { createWorkerMetrics, observeConsumer, type WorkerMetrics } from './metrics.ts';
@@ -46,7 +47,9 @@ export function livenessBoundMs(config: Config): number {
 
 /** Builds the worker; resolves once the queue URLs are known. */
 export async function createWorkerService(config: Config, options: WorkerServiceOptions = {}): Promise<WorkerService> {
-  const logger = options.logger ?? createLogger(config.logLevel, 'worker', config.logFormat);
+  const tracing = await createTracing(config.tracing, 'worker');
+  const logger = options.logger ?? createLogger(config.logLevel, 'worker', config.logFormat, tracing.enabled ? () => tracing.logFields() : undefined);
+  if (tracing.enabled) logger.info({ collector: new URL(config.tracing.endpoint!).origin, protocol: config.tracing.protocol }, 'traces are exported over OTLP');
   const reporter = await createErrorReporter({ ...config.sentry, service: 'worker' }, logger);
   const startedAt = Date.now();
   const metrics = createWorkerMetrics({
@@ -62,22 +65,24 @@ export async function createWorkerService(config: Config, options: WorkerService
   const queue = new WorkerQueue(
     sqs,
     urls,
-    { onRequest: (action) => metrics.sqsRequests.inc({ action }), onError: (operation) => metrics.sqsErrors.inc({ operation }) },
+    { onRequest: (action) => metrics.sqsRequests.inc({ action }), onError: (operation) => metrics.sqsErrors.inc({ operation }), tracing },
     invalidLimit,
   );
-  const repository = new FormRepository(db);
+  const repository = new FormRepository(db, tracing);
   const handler = new BatchHandler({
     queue,
     repository,
     logger,
     backoffBaseSeconds: config.sqs.retryBackoffBaseSeconds,
     backoffMaxSeconds: config.sqs.retryBackoffMaxSeconds,
+    tracing,
   });
   const consumer = new Consumer({
     queue,
     handler,
     logger,
     reporter,
+    tracing,
     concurrency: config.worker.concurrency,
     checkDatabase: async () => {
       try {
@@ -126,7 +131,7 @@ export async function createWorkerService(config: Config, options: WorkerService
   const closeClients = async (): Promise<void> => {
     await db.destroy();
     sqs.destroy();
-    await reporter.close();
+    await Promise.all([reporter.close(), tracing.close()]);
   };
   attachHealth(server, {
     live: async () => {

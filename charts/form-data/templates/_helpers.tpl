@@ -127,6 +127,9 @@ Checks that fail rendering with a clear message.
 {{- if and (or $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY) (not (and $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY)) }}
 {{- fail "secrets.AWS_ACCESS_KEY_ID and secrets.AWS_SECRET_ACCESS_KEY go together: set both or neither" }}
 {{- end }}
+{{- if and .Values.tracing.endpoint .Values.networkPolicy.enabled .Values.networkPolicy.egress (not .Values.tracing.egress) }}
+{{- fail "networkPolicy.egress restricts egress and tracing.endpoint is set: add tracing.egress rules that reach the collector, or spans cannot leave the pods" }}
+{{- end }}
 {{- $mode := .Values.worker.autoscaling.mode }}
 {{- if not (has $mode (list "keda" "hpa")) }}
 {{- fail (printf "worker.autoscaling.mode must be \"keda\" or \"hpa\", not %q" (toString $mode)) }}
@@ -213,4 +216,39 @@ The writable /tmp of the read-only root filesystem.
     {{- with .Values.tmpSizeLimit }}
     sizeLimit: {{ . }}
     {{- end }}
+{{- end }}
+
+{{/*
+The standard OpenTelemetry variables from tracing.* (docs/tracing.md); nothing
+while tracing.endpoint is empty.
+*/}}
+{{- define "form-data.tracingEnv" -}}
+{{- $t := .Values.tracing }}
+{{- if $t.endpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ $t.endpoint | quote }}
+- name: OTEL_EXPORTER_OTLP_PROTOCOL
+  value: {{ $t.protocol | quote }}
+- name: OTEL_TRACES_SAMPLER
+  value: {{ $t.sampler | quote }}
+{{- with $t.samplerArg }}
+- name: OTEL_TRACES_SAMPLER_ARG
+  value: {{ . | quote }}
+{{- end }}
+{{- with $t.resourceAttributes }}
+{{- $pairs := list }}
+{{- range $k, $v := . }}
+{{- $pairs = append $pairs (printf "%s=%s" $k (toString $v)) }}
+{{- end }}
+- name: OTEL_RESOURCE_ATTRIBUTES
+  value: {{ join "," $pairs | quote }}
+{{- end }}
+{{- with $t.headersSecret.name }}
+- name: OTEL_EXPORTER_OTLP_HEADERS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . | quote }}
+      key: {{ $t.headersSecret.key | quote }}
+{{- end }}
+{{- end }}
 {{- end }}

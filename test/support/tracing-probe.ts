@@ -1,0 +1,38 @@
+/**
+ * Child process of the tracing test: runs the real web and worker, posts one
+ * form, waits for its row, stops both, and prints which OpenTelemetry modules
+ * (and ./otel.ts) were resolved.
+ */
+import { registerHooks } from 'node:module';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+const resolved: string[] = [];
+registerHooks({
+  resolve(specifier, context, next) {
+    if (specifier.includes('@opentelemetry') || specifier.endsWith('/otel.ts')) resolved.push(specifier);
+    return next(specifier, context);
+  },
+});
+
+const { loadConfig } = await import('../../services/common/config.ts');
+const { createDatabase } = await import('../../services/common/db.ts');
+const { createWebService } = await import('../../services/web/service.ts');
+const { createWorkerService } = await import('../../services/worker/service.ts');
+const config = loadConfig(process.env);
+const web = await createWebService(config);
+const worker = await createWorkerService(config);
+await worker.start();
+const port = await web.listen();
+const response = await fetch(`http://127.0.0.1:${port}/form/`, {
+  method: 'POST',
+  headers: { 'Content-Type': 'application/json', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
+  body: JSON.stringify({ data: { company_name: 'A', contact_name: 'B', email_address1: 'a@b.example', email_address2: 'a@b.example', website: 'w', exporting: 'True', agree_terms: true } }),
+});
+const { id } = (await response.json()) as { id: string };
+const db = createDatabase(config.database);
+for (let i = 0; i < 400 && !(await db('form_form').where({ sqs_message_id: id }).first()); i++) await sleep(50);
+const stored = Boolean(await db('form_form').where({ sqs_message_id: id }).first());
+await db.destroy();
+await web.stop();
+await worker.stop();
+process.stdout.write(`${JSON.stringify({ status: response.status, stored, resolved })}\n`);
