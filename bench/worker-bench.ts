@@ -128,7 +128,7 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
     const w = sqsConsumerWorker({
       sqs,
       queueUrl: formUrl,
-      repository: new FormRepository(db),
+      repository: new FormRepository(db, 5000),
       onProcessed: (k) => progress.add(k),
       ...(variant === 'sqsConsumerBatch10' ? { overrides: { batchSize: 10 } } : {}),
     });
@@ -198,7 +198,7 @@ async function runCeiling(ctx: BenchContext, n: number): Promise<WorkerRun> {
   const rows = ceilingRows(n);
   const db = createDatabase(config.database);
   try {
-    const repository = new FormRepository(db);
+    const repository = new FormRepository(db, 5000);
     await repository.ping();
     const cpu0 = process.cpuUsage();
     const elapsedMs = await insertAll(repository, rows, config.worker.concurrency, () => undefined);

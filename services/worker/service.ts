@@ -18,6 +18,7 @@ import { createWorkerMetrics, observeConsumer, type WorkerMetrics } from './metr
 import { WorkerQueue } from './queue.ts';
 import { QueueMetrics } from './queue-metrics.ts';
 import { FormRepository } from './repository.ts';
+import { FormWriter } from './writer.ts';
 
 export interface WorkerServiceOptions {
   logger?: Logger;
@@ -31,6 +32,8 @@ export interface WorkerServiceOptions {
 
 export interface WorkerService {
   consumer: Consumer;
+  /** The per-process writer the poll loops hand their valid forms to. */
+  writer: FormWriter;
   metrics: WorkerMetrics;
   logger: Logger;
   /** Starts the health server on config.healthPort (0: any free port) and the poll loops; resolves with the health port. */
@@ -65,10 +68,16 @@ export async function createWorkerService(config: Config, options: WorkerService
     { onRequest: (action) => metrics.sqsRequests.inc({ action }), onError: (operation) => metrics.sqsErrors.inc({ operation }) },
     invalidLimit,
   );
-  const repository = new FormRepository(db);
+  const repository = new FormRepository(db, config.database.timeoutMs);
+  const writer = new FormWriter({
+    inserter: repository,
+    maxRows: config.worker.insertMaxRows,
+    windowMs: config.worker.insertWindowMs,
+    parallel: config.database.poolMax,
+  });
   const handler = new BatchHandler({
     queue,
-    repository,
+    repository: writer,
     logger,
     backoffBaseSeconds: config.sqs.retryBackoffBaseSeconds,
     backoffMaxSeconds: config.sqs.retryBackoffMaxSeconds,
@@ -120,6 +129,8 @@ export async function createWorkerService(config: Config, options: WorkerService
     ready = false;
     logger.info('shutting down: no new polls; draining the polls in flight');
     const [result] = await Promise.all([consumer.stop(), queueMetrics.stop()]);
+    // The loops have awaited their rows; this only settles a statement a loop abandoned (none, normally).
+    await writer.close();
     logger.info({ drainMs: result.drainMs }, 'worker drained');
     return result;
   };
@@ -160,6 +171,7 @@ export async function createWorkerService(config: Config, options: WorkerService
 
   return {
     consumer,
+    writer,
     metrics,
     logger,
     start: () =>
