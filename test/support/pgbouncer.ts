@@ -6,6 +6,7 @@
  * `-u`, since PgBouncer refuses to run as root.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +20,9 @@ export interface PgBouncer {
   log(): string;
   stop(): Promise<void>;
 }
+
+/** Debian installs it in /usr/sbin, which a non-root PATH may lack. */
+const BINARY = existsSync('/usr/sbin/pgbouncer') ? '/usr/sbin/pgbouncer' : 'pgbouncer';
 
 const quote = (s: string): string => `"${s.replace(/"/g, '""')}"`;
 
@@ -47,7 +51,7 @@ export async function startPgBouncer(serverUrl: string, settings: Record<string,
   await writeFile(join(dir, 'users.txt'), `${quote(user)} ""\n`);
   await chmod(dir, 0o755);
   const root = process.getuid?.() === 0;
-  const child: ChildProcess = spawn('pgbouncer', [...(root ? ['-u', 'postgres'] : []), join(dir, 'pgbouncer.ini')], {
+  const child: ChildProcess = spawn(BINARY, [...(root ? ['-u', 'postgres'] : []), join(dir, 'pgbouncer.ini')], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
