@@ -128,8 +128,9 @@ export async function createWorkerService(config: Config, options: WorkerService
   const drain = async (): Promise<{ drainMs: number }> => {
     ready = false;
     logger.info('shutting down: no new polls; draining the polls in flight');
-    const [result] = await Promise.all([consumer.stop(), queueMetrics.stop()]);
-    // The loops have awaited their rows; this only settles a statement a loop abandoned (none, normally).
+    // Closing the writer first makes it start waiting rows at once (no window) while the loops finish.
+    const closing = writer.close();
+    const [result] = await Promise.all([consumer.stop(), queueMetrics.stop(), closing]);
     await writer.close();
     logger.info({ drainMs: result.drainMs }, 'worker drained');
     return result;
