@@ -50,18 +50,21 @@ export function renderTable(result: BenchResult): string {
     const ours = w.variants.ours?.messagesPerSecond;
     out.push(
       table(
-        ['worker', 'messages/s', 'vs ours', 'receives / 1000', 'deletes / 1000', 'worker CPU ms / 1000'],
+        ['worker', 'messages/s', 'vs ours', 'receives / 1000', 'deletes / 1000', 'INSERTs / 1000', 'DB connections', 'worker CPU ms / 1000'],
         (Object.keys(WORKER_VARIANTS) as WorkerVariant[])
           .filter((v) => w.variants[v])
           .map((v) => {
             const r = w.variants[v]!;
+            const ceiling = v === 'pgCeiling' || v === 'pgCeiling100';
             const label = WORKER_VARIANTS[v].target ? WORKER_VARIANTS[v].label : `${WORKER_VARIANTS[v].label} (extra)`;
             return [
               label,
               fmt(r.messagesPerSecond),
               v === 'ours' || ours === undefined ? '' : ratio(ours / r.messagesPerSecond),
-              v === 'pgCeiling' ? '–' : fmt(r.receivePer1000, 1),
-              v === 'pgCeiling' ? '–' : fmt(r.deletePer1000, 1),
+              ceiling ? '–' : fmt(r.receivePer1000, 1),
+              ceiling ? '–' : fmt(r.deletePer1000, 1),
+              fmt(r.insertsPer1000, 1),
+              fmt(r.connections),
               fmt(r.cpuMsPer1000),
             ];
           }),

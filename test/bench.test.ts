@@ -44,9 +44,13 @@ describe('benchmark smoke run', function () {
     expect(result.web.modes.direct.sendsPer1000).to.be.within(990, 1100);
 
     const v = result.worker.variants;
-    for (const name of ['ours', 'naive', 'sqsConsumer', 'pgCeiling']) expect(v[name].messagesPerSecond, name).to.be.greaterThan(0);
+    for (const name of ['ours', 'oursBefore', 'naive', 'sqsConsumer', 'pgCeiling', 'pgCeiling100']) expect(v[name].messagesPerSecond, name).to.be.greaterThan(0);
     // Ours: one delete per batch of 10; the naive worker: one per message.
     expect(v.ours.deletePer1000).to.be.within(99, 120);
+    // The coalescing writer at its defaults holds at most 2 connections; the design before it, one INSERT per batch.
+    expect(v.ours.connections).to.be.within(1, 2);
+    expect(v.oursBefore.insertsPer1000).to.be.within(99, 120);
+    expect(v.pgCeiling100.insertsPer1000).to.equal(10);
     expect(v.naive.deletePer1000).to.be.within(990, 1100);
     expect(v.sqsConsumer.receivePer1000).to.be.at.least(990);
 
@@ -54,6 +58,6 @@ describe('benchmark smoke run', function () {
     expect(result.endToEnd.stored).to.be.at.least(result.endToEnd.accepted);
     expect(result.endToEnd.requestsPerForm).to.be.greaterThan(0);
     expect(result.memory.rssEndBytes).to.be.greaterThan(0);
-    expect(result.targets).to.have.length(8);
+    expect(result.targets).to.have.length(10);
   });
 });
