@@ -93,7 +93,13 @@ export function renderTable(result: BenchResult): string {
         ],
       ),
     );
-    out.push('', `${e.stored.toLocaleString('en-US')} forms stored; $0.40 per million SQS requests. Of the receives, ${fmt(e.emptyReceivePerForm, 3)} per form came back empty: when a message arrives the emulator answers every waiting long poll and all but one return empty, where SQS keeps them waiting; without those, ${fmt(e.requestsPerForm - e.emptyReceivePerForm, 3)} requests per stored form.`);
+    out.push(
+      '',
+      `${e.stored.toLocaleString('en-US')} forms stored; $0.40 per million SQS requests. Long polls are answered as SQS answers them: ` +
+        `${fmt(e.repolledPerForm, 3)} per form of the emulator's early empty answers (every waiting poll answered when a message ` +
+        `arrives) were kept waiting by the proxy instead of being returned; ${fmt(e.emptyReceivePerForm, 3)} per form came back ` +
+        'empty at the end of their wait.',
+    );
   }
 
   if (result.memory) {
