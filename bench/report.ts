@@ -113,7 +113,8 @@ export function renderTable(result: BenchResult): string {
     );
     out.push(
       '',
-      `${r.nodeOptions ? `NODE_OPTIONS=${r.nodeOptions}. ` : ''}RSS / V8 heap in use, MiB, every 10 %: ` +
+      `Cold start (one form queued, process spawned → its row): ${fmt(r.coldStartMs)} ms. ` +
+        `${r.nodeOptions ? `NODE_OPTIONS=${r.nodeOptions}. ` : ''}RSS / V8 heap in use, MiB, every 10 %: ` +
         r.series.map((p) => `${(p.stored / 1000).toFixed(p.stored < 10_000 ? 1 : 0)}k ${mib(p.rssBytes)}/${mib(p.heapUsedBytes)}`).join(', ') + '.',
     );
   }

@@ -282,6 +282,9 @@ function targets(result: BenchResult): BenchResult['targets'] {
   add('web: p99 with coalescing on (ms)', result.web?.modes.batching.p99Ms, '≤ 60', (v) => v <= 60);
   add('end to end: SQS requests per stored form', result.endToEnd?.requestsPerForm, '≤ 0.35', (v) => v <= 0.35);
   add('worker RSS: end / after first 10 %', result.memory?.growth, '≤ 1.2', (v) => v <= 1.2);
+  add('worker cold start to first stored row (ms)', result.memory?.coldStartMs, '≤ 1000', (v) => v <= 1000);
+  add('worker RSS idle (MiB)', result.memory ? result.memory.rssStartBytes / 2 ** 20 : undefined, '≤ 100', (v) => v <= 100);
+  add('worker RSS peak while draining (MiB)', result.memory ? result.memory.rssPeakBytes / 2 ** 20 : undefined, '≤ 160', (v) => v <= 160);
   return out;
 }
 

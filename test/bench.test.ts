@@ -58,6 +58,7 @@ describe('benchmark smoke run', function () {
     expect(result.endToEnd.stored).to.be.at.least(result.endToEnd.accepted);
     expect(result.endToEnd.requestsPerForm).to.be.greaterThan(0);
     expect(result.memory.rssEndBytes).to.be.greaterThan(0);
-    expect(result.targets).to.have.length(10);
+    expect(result.memory.coldStartMs).to.be.greaterThan(0);
+    expect(result.targets).to.have.length(13);
   });
 });
