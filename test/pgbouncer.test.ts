@@ -11,6 +11,7 @@ import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { migrationConfig } from '../migrations/config.ts';
 import { createDatabase, type Knex } from '../services/common/db.ts';
 import { DatabaseError } from '../services/common/errors.ts';
+import type { FormData } from '../services/common/form-schema.ts';
 import { FormRepository } from '../services/worker/repository.ts';
 import { createWorkerService } from '../services/worker/service.ts';
 import { parseCsvObjects } from './support/csv.ts';
@@ -109,7 +110,7 @@ describe('through PgBouncer (transaction pooling, default settings)', function (
       await holder.query('LOCK TABLE form_form IN ACCESS EXCLUSIVE MODE');
       const repository = new FormRepository(pooled, 300);
       const started = Date.now();
-      const error = await repository.insertMany([{ messageId: 'locked', data: validForm() as never }]).then(
+      const error = await repository.insertMany([{ messageId: 'locked', data: validForm() as FormData }]).then(
         () => undefined,
         (e: unknown) => e,
       );
@@ -122,7 +123,7 @@ describe('through PgBouncer (transaction pooling, default settings)', function (
         'SELECT current_setting(\'statement_timeout\') AS statement_timeout, current_setting(\'lock_timeout\') AS lock_timeout',
       );
       expect(shown.rows[0]).to.deep.equal({ statement_timeout: '0', lock_timeout: '0' });
-      expect([...(await repository.insertMany([{ messageId: 'free', data: validForm() as never }]))]).to.deep.equal(['free']);
+      expect([...(await repository.insertMany([{ messageId: 'free', data: validForm() as FormData }]))]).to.deep.equal(['free']);
     } finally {
       await holder.end().catch(() => undefined);
       await pooled.destroy();
