@@ -41,7 +41,10 @@ describe('benchmark smoke run', function () {
     }
     // Coalescing: fewer sends than forms; without it, one per form.
     expect(result.web.modes.batching.sendsPer1000).to.be.lessThan(1000);
-    expect(result.web.modes.direct.sendsPer1000).to.be.within(990, 1100);
+    // Sends still in flight when the load stops (at most one per connection) are counted but not accepted; on a
+    // loaded machine a 1-second smoke run accepts few forms, so the bound allows for them.
+    const direct = result.web.runs.find((r: { mode: string }) => r.mode === 'direct');
+    expect(result.web.modes.direct.sendsPer1000).to.be.within(990, (1000 * (direct.accepted + result.settings.connections)) / direct.accepted + 10);
 
     const v = result.worker.variants;
     for (const name of ['ours', 'oursBefore', 'naive', 'sqsConsumer', 'pgCeiling', 'pgCeiling100']) expect(v[name].messagesPerSecond, name).to.be.greaterThan(0);
