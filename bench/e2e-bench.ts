@@ -3,7 +3,7 @@
  * worker (defaults, in this process) draining behind it, both through the
  * counting proxy. Every SQS request either makes, divided by the forms stored.
  */
-import { EMPTY_RECEIVES } from './proxy.ts';
+import { EMPTY_RECEIVES, REPOLLS } from './proxy.ts';
 import { loadConfig } from '../services/common/config.ts';
 import { createWorkerService } from '../services/worker/service.ts';
 import type { BenchContext } from './context.ts';
@@ -20,6 +20,11 @@ export interface E2eRun {
   receivePerForm: number;
   /** Receives that brought no message, per stored form (part of receivePerForm). */
   emptyReceivePerForm: number;
+  /**
+   * Empty answers of the emulator that SQS would not have given (another poller got the message and the wait was
+   * not up), per stored form: the proxy kept those polls waiting. Not requests; not in requestsPerForm.
+   */
+  repolledPerForm: number;
   deletePerForm: number;
   otherPerForm: number;
   requests: Record<string, number>;
@@ -52,7 +57,7 @@ export async function runEndToEnd(ctx: BenchContext, options: { connections: num
     const elapsedMs = performance.now() - started;
     const stats = await ctx.proxy.stats();
     if (stored < result.accepted) throw new Error(`end to end: ${result.accepted} forms accepted, only ${stored} stored within ${options.drainTimeoutMs} ms`);
-    const total = Object.entries(stats.counts).reduce((a, [action, n]) => (action === EMPTY_RECEIVES ? a : a + n), 0);
+    const total = Object.entries(stats.counts).reduce((a, [action, n]) => (action === EMPTY_RECEIVES || action === REPOLLS ? a : a + n), 0);
     const emptyReceives = stats.counts[EMPTY_RECEIVES] ?? 0;
     const send = sumActions(stats.counts, ['SendMessage', 'SendMessageBatch']);
     const receive = sumActions(stats.counts, ['ReceiveMessage']);
@@ -64,6 +69,7 @@ export async function runEndToEnd(ctx: BenchContext, options: { connections: num
       sendPerForm: send / stored,
       receivePerForm: receive / stored,
       emptyReceivePerForm: emptyReceives / stored,
+      repolledPerForm: (stats.counts[REPOLLS] ?? 0) / stored,
       deletePerForm: del / stored,
       otherPerForm: (total - send - receive - del) / stored,
       requests: stats.counts,

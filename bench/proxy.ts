@@ -8,6 +8,13 @@
  *   GET  /__bench/counts   → { counts: { SendMessageBatch: n, ... }, latency: { action: { n, totalMs } } }
  *   POST /__bench/reset    → zeroes the counts
  *   POST /__bench/delay?ms=N → changes the delay
+ *
+ * Long polls are answered as SQS answers them: the emulator answers every
+ * waiting ReceiveMessage when a message arrives (all but one empty), where SQS
+ * keeps the others waiting. So an empty answer that comes before the request's
+ * WaitTimeSeconds is up is not passed on: the proxy asks the emulator again
+ * for the rest of the wait (not counted, not delayed), and the client sees
+ * one request and one answer, as it would from SQS.
  */
 import { Agent, createServer, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -30,6 +37,21 @@ export interface DelayProxy {
 
 /** Counter of ReceiveMessage answers without messages (also counted under ReceiveMessage; not an action). */
 export const EMPTY_RECEIVES = 'ReceiveMessage (empty)';
+
+/** Requests that SQS would have kept waiting and the proxy re-asked the emulator for (not counted as requests). */
+export const REPOLLS = 'ReceiveMessage (re-polled)';
+
+const hasMessages = (text: string): boolean => /"Messages"\s*:\s*\[\s*\{/.test(text);
+
+/** WaitTimeSeconds of an AWS JSON protocol ReceiveMessage body, or 0. */
+function waitSecondsOf(body: Buffer): number {
+  try {
+    const input = JSON.parse(body.toString('utf8')) as { WaitTimeSeconds?: unknown };
+    return typeof input.WaitTimeSeconds === 'number' ? input.WaitTimeSeconds : 0;
+  } catch {
+    return 0;
+  }
+}
 
 /** The SQS action of a request, or `unknown`. */
 export function actionOf(headers: IncomingMessage['headers'], url: string | undefined, body: Buffer): string {
@@ -83,7 +105,9 @@ export async function startDelayProxy(target: string, delayMs: number, port = 0)
       const body = Buffer.concat(chunks);
       const action = actionOf(req.headers, req.url, body);
       counts[action] = (counts[action] ?? 0) + 1;
-      const forward = (): void => {
+      const waitSeconds = action === 'ReceiveMessage' ? waitSecondsOf(body) : 0;
+      const deadline = performance.now() + delay + waitSeconds * 1000;
+      const forward = (payload: Buffer): void => {
         const started = performance.now();
         const out = httpRequest(
           {
@@ -92,20 +116,37 @@ export async function startDelayProxy(target: string, delayMs: number, port = 0)
             port: upstream.port,
             method: req.method,
             path: req.url,
-            headers: { ...req.headers, host: upstream.host },
+            headers: { ...req.headers, host: upstream.host, 'content-length': String(payload.length) },
           },
           (answer) => {
-            res.writeHead(answer.statusCode ?? 502, answer.headers);
-            answer.pipe(res);
-            const parts: Buffer[] = [];
-            if (action === 'ReceiveMessage') answer.on('data', (chunk: Buffer) => parts.push(chunk));
-            answer.on('end', () => {
-              if (action === 'ReceiveMessage' && !/"Messages"\s*:\s*\[\s*\{/.test(Buffer.concat(parts).toString('utf8'))) {
-                counts[EMPTY_RECEIVES] = (counts[EMPTY_RECEIVES] ?? 0) + 1;
-              }
+            const time = (): void => {
               const t = (upstreamTime[action] ??= { n: 0, totalMs: 0 });
               t.n += 1;
               t.totalMs += performance.now() - started;
+            };
+            if (action !== 'ReceiveMessage') {
+              res.writeHead(answer.statusCode ?? 502, answer.headers);
+              answer.pipe(res);
+              answer.on('end', time);
+              return;
+            }
+            const parts: Buffer[] = [];
+            answer.on('data', (chunk: Buffer) => parts.push(chunk));
+            answer.on('end', () => {
+              time();
+              const text = Buffer.concat(parts);
+              const empty = !hasMessages(text.toString('utf8'));
+              const rest = Math.floor((deadline - performance.now()) / 1000);
+              if (empty && answer.statusCode === 200 && rest >= 1 && !res.destroyed) {
+                // SQS would still be waiting: ask again for the rest of the wait.
+                counts[REPOLLS] = (counts[REPOLLS] ?? 0) + 1;
+                const input = JSON.parse(body.toString('utf8')) as Record<string, unknown>;
+                forward(Buffer.from(JSON.stringify({ ...input, WaitTimeSeconds: rest })));
+                return;
+              }
+              if (empty) counts[EMPTY_RECEIVES] = (counts[EMPTY_RECEIVES] ?? 0) + 1;
+              res.writeHead(answer.statusCode ?? 502, answer.headers);
+              res.end(text);
             });
           },
         );
@@ -113,10 +154,10 @@ export async function startDelayProxy(target: string, delayMs: number, port = 0)
           if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
           res.end(String(error));
         });
-        out.end(body);
+        out.end(payload);
       };
-      if (delay > 0) setTimeout(forward, delay);
-      else forward();
+      if (delay > 0) setTimeout(() => forward(body), delay);
+      else forward(body);
     });
   });
   server.keepAliveTimeout = 65_000;

@@ -50,18 +50,21 @@ export function renderTable(result: BenchResult): string {
     const ours = w.variants.ours?.messagesPerSecond;
     out.push(
       table(
-        ['worker', 'messages/s', 'vs ours', 'receives / 1000', 'deletes / 1000', 'worker CPU ms / 1000'],
+        ['worker', 'messages/s', 'vs ours', 'receives / 1000', 'deletes / 1000', 'INSERTs / 1000', 'DB connections', 'worker CPU ms / 1000'],
         (Object.keys(WORKER_VARIANTS) as WorkerVariant[])
           .filter((v) => w.variants[v])
           .map((v) => {
             const r = w.variants[v]!;
+            const ceiling = v === 'pgCeiling' || v === 'pgCeiling100';
             const label = WORKER_VARIANTS[v].target ? WORKER_VARIANTS[v].label : `${WORKER_VARIANTS[v].label} (extra)`;
             return [
               label,
               fmt(r.messagesPerSecond),
               v === 'ours' || ours === undefined ? '' : ratio(ours / r.messagesPerSecond),
-              v === 'pgCeiling' ? '–' : fmt(r.receivePer1000, 1),
-              v === 'pgCeiling' ? '–' : fmt(r.deletePer1000, 1),
+              ceiling ? '–' : fmt(r.receivePer1000, 1),
+              ceiling ? '–' : fmt(r.deletePer1000, 1),
+              fmt(r.insertsPer1000, 1),
+              fmt(r.connections),
               fmt(r.cpuMsPer1000),
             ];
           }),
@@ -90,7 +93,13 @@ export function renderTable(result: BenchResult): string {
         ],
       ),
     );
-    out.push('', `${e.stored.toLocaleString('en-US')} forms stored; $0.40 per million SQS requests. Of the receives, ${fmt(e.emptyReceivePerForm, 3)} per form came back empty: when a message arrives the emulator answers every waiting long poll and all but one return empty, where SQS keeps them waiting; without those, ${fmt(e.requestsPerForm - e.emptyReceivePerForm, 3)} requests per stored form.`);
+    out.push(
+      '',
+      `${e.stored.toLocaleString('en-US')} forms stored; $0.40 per million SQS requests. Long polls are answered as SQS answers them: ` +
+        `${fmt(e.repolledPerForm, 3)} per form of the emulator's early empty answers (every waiting poll answered when a message ` +
+        `arrives) were kept waiting by the proxy instead of being returned; ${fmt(e.emptyReceivePerForm, 3)} per form came back ` +
+        'empty at the end of their wait.',
+    );
   }
 
   if (result.memory) {
@@ -104,7 +113,8 @@ export function renderTable(result: BenchResult): string {
     );
     out.push(
       '',
-      `${r.nodeOptions ? `NODE_OPTIONS=${r.nodeOptions}. ` : ''}RSS / V8 heap in use, MiB, every 10 %: ` +
+      `Cold start (one form queued, process spawned → its row): ${fmt(r.coldStartMs)} ms. ` +
+        `${r.nodeOptions ? `NODE_OPTIONS=${r.nodeOptions}. ` : ''}RSS / V8 heap in use, MiB, every 10 %: ` +
         r.series.map((p) => `${(p.stored / 1000).toFixed(p.stored < 10_000 ? 1 : 0)}k ${mib(p.rssBytes)}/${mib(p.heapUsedBytes)}`).join(', ') + '.',
     );
   }

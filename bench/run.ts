@@ -133,7 +133,24 @@ export interface WebSummary {
 }
 
 export interface WorkerSummary {
-  variants: Partial<Record<WorkerVariant, { messagesPerSecond: number; receivePer1000: number; deletePer1000: number; capped: boolean; messages: number; cpuMsPer1000: number }>>;
+  variants: Partial<
+    Record<
+      WorkerVariant,
+      {
+        messagesPerSecond: number;
+        receivePer1000: number;
+        deletePer1000: number;
+        capped: boolean;
+        messages: number;
+        cpuMsPer1000: number;
+        /** Most pool connections at once (largest over rounds). */
+        connections: number | undefined;
+        insertsPer1000: number | undefined;
+      }
+    >
+  >;
+  /** Ours (the coalescing writer, pool 2) over the design before it (pool 10, one INSERT per batch), same run. */
+  oursVsBefore: number;
   oursVsNaive: number;
   oursVsSqsConsumer: number;
   oursVsCeiling: number;
@@ -208,7 +225,7 @@ async function benchWeb(ctx: BenchContext, o: BenchOptions): Promise<WebSummary>
 }
 
 async function benchWorker(ctx: BenchContext, o: BenchOptions): Promise<WorkerSummary> {
-  const variants: WorkerVariant[] = ['ours', 'naive', 'sqsConsumer', 'pgCeiling'];
+  const variants: WorkerVariant[] = ['ours', 'oursBefore', 'naive', 'sqsConsumer', 'pgCeiling', 'pgCeiling100'];
   if (o.extras) variants.push('oursConcurrency4', 'sqsConsumerBatch10');
   const rounds: WorkerRun[][] = [];
   for (let r = 0; r < o.rounds; r++) {
@@ -232,6 +249,8 @@ async function benchWorker(ctx: BenchContext, o: BenchOptions): Promise<WorkerSu
       capped: runs.some((r) => r.capped),
       messages: median(runs.map((r) => r.messages)),
       cpuMsPer1000: median(runs.map((r) => r.cpuMsPer1000.worker)),
+      connections: runs.some((r) => r.connections !== undefined) ? Math.max(...runs.map((r) => r.connections ?? 0)) : undefined,
+      insertsPer1000: runs.some((r) => r.insertsPer1000 !== undefined) ? median(runs.map((r) => r.insertsPer1000 ?? Number.NaN)) : undefined,
     };
   }
   const rate = (variant: WorkerVariant) => (r: WorkerRun[]) => r.find((x) => x.variant === variant)?.messagesPerSecond;
@@ -239,6 +258,7 @@ async function benchWorker(ctx: BenchContext, o: BenchOptions): Promise<WorkerSu
   const mid = oursRuns.sort((a, b) => a.messagesPerSecond - b.messagesPerSecond)[Math.floor(oursRuns.length / 2)];
   return {
     variants: summary,
+    oursVsBefore: ratio(rounds, rate('ours'), rate('oursBefore')),
     oursVsNaive: ratio(rounds, rate('ours'), rate('naive')),
     oursVsSqsConsumer: ratio(rounds, rate('ours'), rate('sqsConsumer')),
     oursVsCeiling: ratio(rounds, rate('ours'), rate('pgCeiling')),
@@ -255,6 +275,8 @@ function targets(result: BenchResult): BenchResult['targets'] {
     if (value === undefined || Number.isNaN(value)) return;
     out.push({ name, value: round(value, 3), target, met: met(value) });
   };
+  add('worker: ours / before (pool 10, INSERT per batch)', result.worker?.oursVsBefore, '≥ 0.95', (v) => v >= 0.95);
+  add('worker: database connections (ours)', result.worker?.variants.ours?.connections, '≤ 2', (v) => v <= 2);
   add('worker: ours / naive', result.worker?.oursVsNaive, '≥ 20', (v) => v >= 20);
   add('worker: ours / sqs-consumer', result.worker?.oursVsSqsConsumer, '≥ 4', (v) => v >= 4);
   add('worker: ours / PostgreSQL ceiling', result.worker?.oursVsCeiling, '≥ 0.5', (v) => v >= 0.5);
@@ -265,6 +287,9 @@ function targets(result: BenchResult): BenchResult['targets'] {
   add('worker RSS: end / after first 10 %', result.memory?.growth, '≤ 1.2', (v) => v <= 1.2);
   add('worker: tracing on / off', result.tracing?.worker.onVsOff, '≥ 0.9', (v) => v >= 0.9);
   add('web: tracing on / off', result.tracing?.web.onVsOff, '≥ 0.85', (v) => v >= 0.85);
+  add('worker cold start to first stored row (ms)', result.memory?.coldStartMs, '≤ 1000', (v) => v <= 1000);
+  add('worker RSS idle (MiB)', result.memory ? result.memory.rssStartBytes / 2 ** 20 : undefined, '≤ 100', (v) => v <= 100);
+  add('worker RSS peak while draining (MiB)', result.memory ? result.memory.rssPeakBytes / 2 ** 20 : undefined, '≤ 160', (v) => v <= 160);
   return out;
 }
 

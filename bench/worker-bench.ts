@@ -21,13 +21,26 @@ import { cpuMsOf } from './processes.ts';
 import { createQueue, deleteQueue, fillQueue, queueName } from './sqs.ts';
 import { Progress, sumActions } from './stats.ts';
 
-export type WorkerVariant = 'ours' | 'naive' | 'sqsConsumer' | 'pgCeiling' | 'oursConcurrency4' | 'sqsConsumerBatch10' | 'oursTraced';
+export type WorkerVariant = 'ours' | 'oursBefore' | 'naive' | 'sqsConsumer' | 'pgCeiling' | 'pgCeiling100' | 'oursConcurrency4' | 'sqsConsumerBatch10' | 'oursTraced';
+
+const defaultOf = (name: string): string => SETTINGS.find((s) => s.names[0] === name)?.default ?? '?';
+
+/** The settings of the design before the coalescing writer: a pool of 10, one INSERT per received batch. */
+const BEFORE_ENV = { DATABASE_POOL_MAX: '10', WORKER_INSERT_MAX_ROWS: '10', WORKER_INSERT_WINDOW_MS: '0' };
+
+/** Our worker's variants (createWorkerService) and the settings each runs with. */
+const OURS: Partial<Record<WorkerVariant, Record<string, string>>> = { ours: {}, oursBefore: BEFORE_ENV, oursConcurrency4: { WORKER_CONCURRENCY: '4' }, oursTraced: {} };
 
 export const WORKER_VARIANTS: Record<WorkerVariant, { label: string; target: boolean }> = {
-  ours: { label: `ours (defaults: WORKER_CONCURRENCY=${SETTINGS.find((s) => s.names[0] === 'WORKER_CONCURRENCY')?.default ?? '?'})`, target: true },
+  ours: {
+    label: `ours (defaults: WORKER_CONCURRENCY=${defaultOf('WORKER_CONCURRENCY')}, pool ${defaultOf('DATABASE_POOL_MAX')}, ≤ ${defaultOf('WORKER_INSERT_MAX_ROWS')} rows per INSERT)`,
+    target: true,
+  },
+  oursBefore: { label: 'before: pool 10, one INSERT per received batch', target: true },
   naive: { label: 'naive (replaced design)', target: true },
   sqsConsumer: { label: 'sqs-consumer (defaults)', target: true },
-  pgCeiling: { label: 'PostgreSQL ceiling (no SQS)', target: true },
+  pgCeiling: { label: 'PostgreSQL ceiling (no SQS), 10 rows per INSERT', target: true },
+  pgCeiling100: { label: `PostgreSQL ceiling (no SQS), ${defaultOf('WORKER_INSERT_MAX_ROWS')} rows per INSERT`, target: true },
   oursConcurrency4: { label: 'ours, WORKER_CONCURRENCY=4', target: false },
   sqsConsumerBatch10: { label: 'sqs-consumer, batchSize=10', target: false },
   oursTraced: { label: 'ours, tracing on (OTLP to a local receiver)', target: false },
@@ -45,6 +58,10 @@ export interface WorkerRun {
   requests: Record<string, number>;
   /** CPU time per 1000 messages of this process (the worker under test), the emulator and the proxy, in ms. */
   cpuMsPer1000: { worker: number; emulator: number; proxy: number };
+  /** Most database connections the pool held at once (ours and the ceilings; sampled every 10 ms). */
+  connections?: number;
+  /** INSERT statements per 1000 messages. */
+  insertsPer1000?: number;
   /** Where a batch's time goes (ours only), in ms per batch: the full cycle of one poll loop and its parts. */
   breakdown?: { batches: number; avgBatch: number; cycleMs: number; receiveMs: number; handleMs: number; insertMs: number; deleteAndOtherMs: number; emulatorReceiveMs: number; emulatorDeleteMs: number };
 }
@@ -76,7 +93,8 @@ function timeInserts(db: Knex): { count: number; totalMs: number } {
 export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant, options: WorkerBenchOptions): Promise<WorkerRun> {
   const n = options.messages;
   await ctx.truncate();
-  if (variant === 'pgCeiling') return runCeiling(ctx, n);
+  if (variant === 'pgCeiling') return runCeiling(ctx, n, 10, variant);
+  if (variant === 'pgCeiling100') return runCeiling(ctx, n, Number(defaultOf('WORKER_INSERT_MAX_ROWS')), variant);
 
   const name = queueName(`bench-${variant}`);
   const invalidName = `${name}-invalid`;
@@ -88,18 +106,20 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
       SQS_FORM_DATA_QUEUE_NAME: name,
       SQS_INVALID_MESAGES_QUEUE_NAME: invalidName,
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent',
-      ...(variant === 'oursConcurrency4' ? { WORKER_CONCURRENCY: '4' } : {}),
+      ...OURS[variant],
       ...(variant === 'oursTraced' && options.otlpEndpoint ? { OTEL_EXPORTER_OTLP_ENDPOINT: options.otlpEndpoint } : {}),
     }),
   );
-  const capMs = variant === 'ours' || variant === 'oursConcurrency4' || variant === 'oursTraced' ? 600_000 : options.baselineCapMs;
+  const ours = OURS[variant] !== undefined;
+  const capMs = ours ? 600_000 : options.baselineCapMs;
   const db = createDatabase(config.database);
   const inserts = timeInserts(db);
+  const pool = watchPool(db);
   const sqs = createSqsClient(config.sqs, { extraTimeoutMs: config.sqs.waitTimeSeconds * 1000, maxSockets: config.worker.concurrency * 2 + 4 });
   let worker: BenchWorker;
   let progress = new Progress(n);
   const batches = { count: 0, handleMs: 0 };
-  if (variant === 'ours' || variant === 'oursConcurrency4' || variant === 'oursTraced') {
+  if (ours) {
     // Logs are written (to /dev/null) at BENCH_LOG_LEVEL, to measure what logging costs.
     const logger = pino({ level: config.logLevel, base: { service: 'worker' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination('/dev/null'));
     const service = await createWorkerService(config, { db, sqs, logger });
@@ -132,7 +152,7 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
     const w = sqsConsumerWorker({
       sqs,
       queueUrl: formUrl,
-      repository: new FormRepository(db),
+      repository: new FormRepository(db, config.database.timeoutMs),
       onProcessed: (k) => progress.add(k),
       ...(variant === 'sqsConsumerBatch10' ? { overrides: { batchSize: 10 } } : {}),
     });
@@ -157,6 +177,7 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
     proxy: (await cpuMsOf(pids.proxy)) - cpu0.proxy,
   };
   // Stop: no new polls; deleting the queue ends the long polls still waiting.
+  const connections = pool.stop();
   const stopped = worker.stop();
   await deleteQueue(ctx.direct, formUrl);
   await stopped;
@@ -175,8 +196,10 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
     deletePer1000: per1000(sumActions(stats.counts, ['DeleteMessage', 'DeleteMessageBatch'])),
     requests: stats.counts,
     cpuMsPer1000: { worker: per1000(cpu.worker), emulator: per1000(cpu.emulator), proxy: per1000(cpu.proxy) },
+    connections,
+    insertsPer1000: per1000(inserts.count),
   };
-  if ((variant === 'ours' || variant === 'oursConcurrency4' || variant === 'oursTraced') && batches.count > 0) {
+  if (ours && batches.count > 0) {
     const loops = config.worker.concurrency;
     const cycleMs = (elapsedMs * loops) / batches.count;
     const handleMs = batches.handleMs / batches.count;
@@ -197,20 +220,45 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
   return run;
 }
 
-async function runCeiling(ctx: BenchContext, n: number): Promise<WorkerRun> {
+/** Samples the most connections a Knex pool holds at once, every 10 ms, until stopped. */
+function watchPool(db: Knex): { stop(): number } {
+  const pool = (db.client as { pool?: { numUsed(): number; numFree(): number } }).pool;
+  let peak = 0;
+  const sample = (): void => {
+    if (pool) peak = Math.max(peak, pool.numUsed() + pool.numFree());
+  };
+  const timer = setInterval(sample, 10);
+  return {
+    stop: () => {
+      sample();
+      clearInterval(timer);
+      return peak;
+    },
+  };
+}
+
+/**
+ * The same rows through FormRepository.insertMany, `rowsPerInsert` per
+ * statement, as many statements at a time as the default pool allows
+ * (DATABASE_POOL_MAX), with no SQS.
+ */
+async function runCeiling(ctx: BenchContext, n: number, rowsPerInsert: number, variant: WorkerVariant): Promise<WorkerRun> {
   const config = loadConfig(ctx.env());
   const rows = ceilingRows(n);
   const db = createDatabase(config.database);
+  const pool = watchPool(db);
   try {
-    const repository = new FormRepository(db);
+    const repository = new FormRepository(db, config.database.timeoutMs);
     await repository.ping();
     const cpu0 = process.cpuUsage();
-    const elapsedMs = await insertAll(repository, rows, config.worker.concurrency, () => undefined);
+    const elapsedMs = await insertAll(repository, rows, config.database.poolMax, rowsPerInsert, () => undefined);
     const cpu = process.cpuUsage(cpu0);
     const stored = await ctx.rowCount();
-    if (stored !== n) throw new Error(`pgCeiling: ${stored} rows stored, expected ${n}`);
+    if (stored !== n) throw new Error(`${variant}: ${stored} rows stored, expected ${n}`);
     return {
-      variant: 'pgCeiling',
+      variant,
+      connections: pool.stop(),
+      insertsPer1000: 1000 / rowsPerInsert,
       messages: n,
       elapsedMs,
       messagesPerSecond: n / (elapsedMs / 1000),
@@ -221,6 +269,7 @@ async function runCeiling(ctx: BenchContext, n: number): Promise<WorkerRun> {
       cpuMsPer1000: { worker: ((cpu.user + cpu.system) / 1000) * (1000 / n), emulator: 0, proxy: 0 },
     };
   } finally {
+    pool.stop();
     await db.destroy();
   }
 }

@@ -28,6 +28,8 @@ export interface EmbeddedPostgresOptions {
   port: number;
   /** Where the server's own messages go. Default: nowhere. */
   onError?: (message: unknown) => void;
+  /** Extra server flags, e.g. `['-c', 'max_connections=12']`. Default none. */
+  flags?: readonly string[];
 }
 
 /**
@@ -61,6 +63,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     password: 'postgres',
     persistent: true,
     createPostgresUser: root,
+    postgresFlags: [...(options.flags ?? [])],
     onLog: () => undefined,
     onError: options.onError ?? (() => undefined),
   });

@@ -41,12 +41,19 @@ describe('benchmark smoke run', function () {
     }
     // Coalescing: fewer sends than forms; without it, one per form.
     expect(result.web.modes.batching.sendsPer1000).to.be.lessThan(1000);
-    expect(result.web.modes.direct.sendsPer1000).to.be.within(990, 1100);
+    // Sends still in flight when the load stops (at most one per connection) are counted but not accepted; on a
+    // loaded machine a 1-second smoke run accepts few forms, so the bound allows for them.
+    const direct = result.web.runs.find((r: { mode: string }) => r.mode === 'direct');
+    expect(result.web.modes.direct.sendsPer1000).to.be.within(990, (1000 * (direct.accepted + result.settings.connections)) / direct.accepted + 10);
 
     const v = result.worker.variants;
-    for (const name of ['ours', 'naive', 'sqsConsumer', 'pgCeiling']) expect(v[name].messagesPerSecond, name).to.be.greaterThan(0);
+    for (const name of ['ours', 'oursBefore', 'naive', 'sqsConsumer', 'pgCeiling', 'pgCeiling100']) expect(v[name].messagesPerSecond, name).to.be.greaterThan(0);
     // Ours: one delete per batch of 10; the naive worker: one per message.
     expect(v.ours.deletePer1000).to.be.within(99, 120);
+    // The coalescing writer at its defaults holds at most 2 connections; the design before it, one INSERT per batch.
+    expect(v.ours.connections).to.be.within(1, 2);
+    expect(v.oursBefore.insertsPer1000).to.be.within(99, 120);
+    expect(v.pgCeiling100.insertsPer1000).to.equal(10);
     expect(v.naive.deletePer1000).to.be.within(990, 1100);
     expect(v.sqsConsumer.receivePer1000).to.be.at.least(990);
 
@@ -58,6 +65,7 @@ describe('benchmark smoke run', function () {
     expect(result.tracing.web.onRequestsPerSecond).to.be.greaterThan(0);
     expect(result.tracing.worker.onMessagesPerSecond).to.be.greaterThan(0);
     expect(result.tracing.receiver.requests).to.be.greaterThan(0);
-    expect(result.targets).to.have.length(10);
+    expect(result.memory.coldStartMs).to.be.greaterThan(0);
+    expect(result.targets).to.have.length(15);
   });
 });

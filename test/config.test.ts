@@ -38,8 +38,9 @@ describe('configuration', () => {
     expect(c.database.url).to.equal('postgres://test:test@localhost:5432/directory-form-data-test');
     expect(c.web).to.include({ port: 8000, uiSecret: undefined, signatureCheck: true });
     expect(c.healthPort).to.equal(8001);
-    expect(c.database.poolMax).to.equal(Math.min(c.worker.concurrency, 10));
-    expect(loadConfig({ WORKER_CONCURRENCY: '3' }).database.poolMax).to.equal(3);
+    expect(c.database.poolMax).to.equal(2);
+    expect(c.worker).to.include({ insertMaxRows: 100, insertWindowMs: 2 });
+    expect(loadConfig({ WORKER_CONCURRENCY: '3' }).database.poolMax).to.equal(2);
     expect(loadConfig({ DATABASE_POOL_MAX: '4' }).database.poolMax).to.equal(4);
   });
 
@@ -50,6 +51,8 @@ describe('configuration', () => {
 
   const refused: Array<[Record<string, string>, string]> = [
     [{ SQS_WAIT_TIME: '21' }, 'SQS_WAIT_TIME="21" is not allowed; expected an integer from 0 to 20'],
+    [{ DATABASE_POOL_MAX: '0' }, 'DATABASE_POOL_MAX="0" is not allowed; expected an integer from 1 to 100'],
+    [{ WORKER_INSERT_MAX_ROWS: '1001' }, 'an integer from 1 to 1000'],
     [{ SQS_WAIT_TIME: 'ten' }, 'SQS_WAIT_TIME="ten"'],
     [{ SQS_MAX_NUMBER_OF_MESSAGES: '0' }, 'an integer from 1 to 10'],
     [{ SQS_VISIBILITY_TIMEOUT: '43201' }, 'an integer from 0 to 43200'],

@@ -104,7 +104,7 @@ describe('error reporting (Sentry)', () => {
     }
     const consumer = new Consumer({
       queue,
-      handler: new BuggyHandler({ queue, repository: new FormRepository(db), logger, backoffBaseSeconds: 1, backoffMaxSeconds: 5 }),
+      handler: new BuggyHandler({ queue, repository: new FormRepository(db, 5000), logger, backoffBaseSeconds: 1, backoffMaxSeconds: 5 }),
       logger,
       reporter,
       concurrency: 1,

@@ -46,7 +46,7 @@ describe('worker', () => {
         await service.stop();
         const urls = await t.queueUrls();
         const queue = new WorkerQueue(sqs, urls);
-        const handler = new BatchHandler({ queue, repository: new FormRepository(db), logger, backoffBaseSeconds: 1, backoffMaxSeconds: 5 });
+        const handler = new BatchHandler({ queue, repository: new FormRepository(db, 5000), logger, backoffBaseSeconds: 1, backoffMaxSeconds: 5 });
         const id = await send(envelope(validForm()));
         // Visibility 0: the message is visible again at once, as after a lost delete.
         const first = await queue.receive({ waitTimeSeconds: 1, maxNumberOfMessages: 1, visibilityTimeoutSeconds: 0 });

@@ -1,7 +1,7 @@
 /**
  * The PostgreSQL ceiling: the same rows inserted with the same statement
- * (FormRepository.insertMany) in batches of 10, `concurrency` at a time, with
- * no SQS at all.
+ * (FormRepository.insertMany) in batches of `rowsPerInsert`, `concurrency` at a
+ * time, with no SQS at all.
  */
 import { randomUUID } from 'node:crypto';
 import type { FormRepository, FormRow } from '../../services/worker/repository.ts';
@@ -18,12 +18,18 @@ export function ceilingRows(count: number): FormRow[] {
 }
 
 /** Inserts all rows; resolves with the elapsed time in ms. */
-export async function insertAll(repository: FormRepository, rows: readonly FormRow[], concurrency: number, onProcessed: (n: number) => void): Promise<number> {
+export async function insertAll(
+  repository: FormRepository,
+  rows: readonly FormRow[],
+  concurrency: number,
+  rowsPerInsert: number,
+  onProcessed: (n: number) => void,
+): Promise<number> {
   let next = 0;
   const started = performance.now();
   const lane = async (): Promise<void> => {
     while (next < rows.length) {
-      const batch = rows.slice(next, next + 10);
+      const batch = rows.slice(next, next + rowsPerInsert);
       next += batch.length;
       await repository.insertMany(batch);
       onProcessed(batch.length);

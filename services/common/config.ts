@@ -50,7 +50,9 @@ export const SETTINGS: readonly Setting[] = [
   { names: ['SQS_RETRY_BACKOFF_MAX_SECONDS'], default: '300', allowed: '1–43200', description: 'Worker: cap of that backoff.' },
   { names: ['WORKER_CONCURRENCY'], default: '16', allowed: '1–32', description: 'Worker: most concurrent poll loops per process; a full poll lets one more loop poll, a partial one one fewer (at least one).' },
   { names: ['DATABASE_URL'], default: 'postgres://test:test@localhost:5432/directory-form-data-test', allowed: 'postgres:// URL', description: 'PostgreSQL connection string.' },
-  { names: ['DATABASE_POOL_MAX'], default: '0', allowed: '0–100', description: 'Worker: pool size; 0 means min(WORKER_CONCURRENCY, 10) (a loop holds a connection only for its insert).' },
+  { names: ['WORKER_INSERT_MAX_ROWS'], default: '100', allowed: '1–1000', description: 'Worker: most rows per INSERT; the poll loops\' valid forms are stored together, one statement per flush.' },
+  { names: ['WORKER_INSERT_WINDOW_MS'], default: '2', allowed: '0–100', description: 'Worker: how long waiting rows wait for more before their INSERT starts (unless it is full).' },
+  { names: ['DATABASE_POOL_MAX'], default: '2', allowed: '1–100', description: 'Worker: database connections per process, and INSERTs in flight (see docs/database.md for the connection budget).' },
   { names: ['DATABASE_TIMEOUT_MS'], default: '5000', allowed: '100–600000', description: 'Connect, pool-acquire and statement timeout (the CSV export uses it only to connect).' },
   { names: ['UI_SECRET'], default: 'none', allowed: 'string', description: 'Shared secret of request signatures; required by the web unless DISABLE_SIGNATURE_CHECK.' },
   { names: ['DISABLE_SIGNATURE_CHECK'], default: 'false', allowed: 'true/false', description: 'Web: accept unsigned requests. Local use only.' },
@@ -83,7 +85,13 @@ export interface Config {
     retryBackoffBaseSeconds: number;
     retryBackoffMaxSeconds: number;
   };
-  worker: { concurrency: number };
+  worker: {
+    concurrency: number;
+    /** Most rows per INSERT of the coalescing writer. */
+    insertMaxRows: number;
+    /** Wait of the first waiting row for more, in ms. */
+    insertWindowMs: number;
+  };
   database: { url: string; poolMax: number; timeoutMs: number };
   web: {
     port: number;
@@ -197,7 +205,7 @@ export function loadConfig(env: Env = process.env): Config {
   const r = new Reader(env);
   const waitTimeSeconds = r.int('SQS_WAIT_TIME', 0, 20);
   const concurrency = r.int('WORKER_CONCURRENCY', 1, 32);
-  const poolMax = r.int('DATABASE_POOL_MAX', 0, 100);
+  const poolMax = r.int('DATABASE_POOL_MAX', 1, 100);
   const retryBackoffBaseSeconds = r.int('SQS_RETRY_BACKOFF_BASE_SECONDS', 1, 3600);
   const retryBackoffMaxSeconds = r.int('SQS_RETRY_BACKOFF_MAX_SECONDS', 1, 43200);
   if (retryBackoffMaxSeconds < retryBackoffBaseSeconds) {
@@ -220,10 +228,10 @@ export function loadConfig(env: Env = process.env): Config {
       retryBackoffBaseSeconds,
       retryBackoffMaxSeconds,
     },
-    worker: { concurrency },
+    worker: { concurrency, insertMaxRows: r.int('WORKER_INSERT_MAX_ROWS', 1, 1000), insertWindowMs: r.int('WORKER_INSERT_WINDOW_MS', 0, 100) },
     database: {
       url: r.url('DATABASE_URL', ['postgres:', 'postgresql:']) ?? '',
-      poolMax: poolMax === 0 ? Math.min(concurrency, 10) : poolMax,
+      poolMax,
       timeoutMs: r.int('DATABASE_TIMEOUT_MS', 100, 600000),
     },
     web: {

@@ -1,5 +1,8 @@
 /**
- * Knex instance with explicit pool and timeout bounds.
+ * Knex instance with explicit pool and timeout bounds, safe behind a
+ * transaction-pooling PgBouncer (or RDS Proxy, pgcat): no startup parameter a
+ * pooler refuses, no session state. Server-side timeouts are set with
+ * `SET LOCAL` inside the transaction that needs them (`withTimeouts`).
  */
 import knex, { type Knex } from 'knex';
 import type { Config } from './config.ts';
@@ -14,7 +17,7 @@ export function createDatabase(config: Config['database'], logger?: Logger): Kne
     connection: {
       connectionString: config.url,
       connectionTimeoutMillis: config.timeoutMs,
-      statement_timeout: config.timeoutMs,
+      // Client-side bound of every query; `statement_timeout` here would be a startup parameter PgBouncer refuses.
       query_timeout: config.timeoutMs + 1000,
       application_name: 'form-data',
     },
@@ -27,5 +30,19 @@ export function createDatabase(config: Config['database'], logger?: Logger): Kne
       deprecate: (method: string, alternative: string) => logger?.debug({ method, alternative }, 'knex deprecation'),
       debug: () => undefined,
     },
+  });
+}
+
+/**
+ * Runs `fn` in a transaction whose statements time out on the server after
+ * `timeoutMs` (statement and lock timeouts, `SET LOCAL`: they end with the
+ * transaction, so a pooler can hand the connection on).
+ */
+export async function withTimeouts<T>(db: Knex, timeoutMs: number, fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+  const ms = Math.max(1, Math.trunc(timeoutMs));
+  return db.transaction(async (trx) => {
+    // One round trip (a simple query, no bindings); both settings end at COMMIT or ROLLBACK.
+    await trx.raw(`SET LOCAL statement_timeout = ${ms}; SET LOCAL lock_timeout = ${ms}`);
+    return fn(trx);
   });
 }

@@ -6,7 +6,7 @@
 import { DatabaseError, SqsError, describe } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { decodeFormMessage, type InvalidReason } from '../common/message.ts';
-import type { FormRepository, FormRow } from './repository.ts';
+import type { FormInserter, FormRow } from './repository.ts';
 import type { InvalidCopy, Received, WorkerQueue } from './queue.ts';
 import { noTracing, type Tracing } from '../common/tracing.ts';
 import { FormSpans } from './form-spans.ts';
@@ -38,7 +38,8 @@ export interface StoredBatch {
 
 export interface BatchHandlerOptions {
   queue: WorkerQueue;
-  repository: FormRepository;
+  /** Where valid forms go: the worker's coalescing FormWriter (or the repository itself). */
+  repository: FormInserter;
   logger: Logger;
   /** Visibility backoff of a retried message: base × 2^(receive count − 1), capped; seconds. */
   backoffBaseSeconds: number;

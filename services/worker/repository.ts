@@ -1,7 +1,7 @@
 /**
  * The form table through Knex. Errors are wrapped in DatabaseError with the message ids.
  */
-import type { Knex } from '../common/db.ts';
+import { withTimeouts, type Knex } from '../common/db.ts';
 import { DatabaseError } from '../common/errors.ts';
 import type { FormData } from '../common/form-schema.ts';
 import { ATTR, noTracing, type Tracing } from '../common/tracing.ts';
@@ -12,19 +12,30 @@ export interface FormRow {
   data: FormData;
 }
 
-export class FormRepository {
+/** Anything that stores rows the way `FormRepository.insertMany` does (the repository, the coalescing writer). */
+export interface FormInserter {
+  insertMany(rows: readonly FormRow[]): Promise<Set<string>>;
+}
+
+export class FormRepository implements FormInserter {
   private readonly db: Knex;
+  private readonly timeoutMs: number;
   private readonly tracing: Tracing;
 
-  /** `tracing`: a CLIENT span per INSERT (no statement, no parameters). Default: off. */
-  constructor(db: Knex, tracing: Tracing = noTracing) {
+  /**
+   * @param timeoutMs server-side statement and lock timeout of each insert (DATABASE_TIMEOUT_MS)
+   * @param tracing a CLIENT span per INSERT (no statement, no parameters). Default: off.
+   */
+  constructor(db: Knex, timeoutMs: number, tracing: Tracing = noTracing) {
     this.db = db;
+    this.timeoutMs = timeoutMs;
     this.tracing = tracing;
   }
 
   /**
-   * Inserts all rows in one statement; a message id already stored is skipped.
-   * Resolves with the ids inserted now (the others were duplicates).
+   * Inserts all rows in one multi-row statement, in a transaction of its own
+   * with `SET LOCAL` timeouts; a message id already stored is skipped.
+   * Resolves, once committed, with the ids inserted now (the others conflicted).
    */
   insertMany(rows: readonly FormRow[]): Promise<Set<string>> {
     if (rows.length === 0) return Promise.resolve(new Set());
@@ -59,11 +70,13 @@ export class FormRepository {
 
   private async insert(rows: readonly FormRow[]): Promise<Set<string>> {
     try {
-      const inserted = await this.db('form_form')
-        .insert(rows.map((r) => ({ data: JSON.stringify(r.data), sqs_message_id: r.messageId })))
-        .onConflict('sqs_message_id')
-        .ignore()
-        .returning<{ sqs_message_id: string }[]>('sqs_message_id');
+      const inserted = await withTimeouts(this.db, this.timeoutMs, (trx) =>
+        trx('form_form')
+          .insert(rows.map((r) => ({ data: JSON.stringify(r.data), sqs_message_id: r.messageId })))
+          .onConflict('sqs_message_id')
+          .ignore()
+          .returning<{ sqs_message_id: string }[]>('sqs_message_id'),
+      );
       return new Set(inserted.map((r) => r.sqs_message_id));
     } catch (error) {
       throw new DatabaseError('insert into form_form', error, rows.map((r) => r.messageId));

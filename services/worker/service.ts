@@ -19,6 +19,7 @@ import { createWorkerMetrics, observeConsumer, type WorkerMetrics } from './metr
 import { WorkerQueue } from './queue.ts';
 import { QueueMetrics } from './queue-metrics.ts';
 import { FormRepository } from './repository.ts';
+import { FormWriter } from './writer.ts';
 
 export interface WorkerServiceOptions {
   logger?: Logger;
@@ -32,6 +33,8 @@ export interface WorkerServiceOptions {
 
 export interface WorkerService {
   consumer: Consumer;
+  /** The per-process writer the poll loops hand their valid forms to. */
+  writer: FormWriter;
   metrics: WorkerMetrics;
   logger: Logger;
   /** Starts the health server on config.healthPort (0: any free port) and the poll loops; resolves with the health port. */
@@ -68,10 +71,16 @@ export async function createWorkerService(config: Config, options: WorkerService
     { onRequest: (action) => metrics.sqsRequests.inc({ action }), onError: (operation) => metrics.sqsErrors.inc({ operation }), tracing },
     invalidLimit,
   );
-  const repository = new FormRepository(db, tracing);
+  const repository = new FormRepository(db, config.database.timeoutMs, tracing);
+  const writer = new FormWriter({
+    inserter: repository,
+    maxRows: config.worker.insertMaxRows,
+    windowMs: config.worker.insertWindowMs,
+    parallel: config.database.poolMax,
+  });
   const handler = new BatchHandler({
     queue,
-    repository,
+    repository: writer,
     logger,
     backoffBaseSeconds: config.sqs.retryBackoffBaseSeconds,
     backoffMaxSeconds: config.sqs.retryBackoffMaxSeconds,
@@ -124,7 +133,10 @@ export async function createWorkerService(config: Config, options: WorkerService
   const drain = async (): Promise<{ drainMs: number }> => {
     ready = false;
     logger.info('shutting down: no new polls; draining the polls in flight');
-    const [result] = await Promise.all([consumer.stop(), queueMetrics.stop()]);
+    // Closing the writer first makes it start waiting rows at once (no window) while the loops finish.
+    const closing = writer.close();
+    const [result] = await Promise.all([consumer.stop(), queueMetrics.stop(), closing]);
+    await writer.close();
     logger.info({ drainMs: result.drainMs }, 'worker drained');
     return result;
   };
@@ -165,6 +177,7 @@ export async function createWorkerService(config: Config, options: WorkerService
 
   return {
     consumer,
+    writer,
     metrics,
     logger,
     start: () =>

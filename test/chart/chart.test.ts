@@ -424,6 +424,26 @@ describe('chart: helm lint and template', function () {
     expect(stdout).to.include('NOTES:');
     expect(stdout).to.include(`port-forward service/${FULL}-web`);
     expect(stdout).to.include(`http://${FULL}-web.forms.svc:80/form/`);
+    expect(stdout).to.match(/Database connections at the peak: \d+ worker pods \(\d+ \+ \d+ surge\) × 2 \(DATABASE_POOL_MAX\) \+ 1 \(migrations Job\) \+ 1 \(an export\) = \d+\./);
+  });
+
+  describe('connection budget (database.maxConnections)', () => {
+    // KEDA at 10 pods, the rolling-update surge of 3, DATABASE_POOL_MAX 2, the migrations Job and an export: 28.
+    const set = { 'worker.autoscaling.enabled': true, 'worker.autoscaling.maxReplicas': 10 };
+
+    it('refuses a peak above database.maxConnections, naming each term', async () => {
+      const stderr = await renderError({ set: { ...set, 'database.maxConnections': 27 } });
+      expect(stderr).to.include(
+        'database.maxConnections is 27 but this release can open 28 database connections: 13 worker pods (10 + 3 surge) × 2 (DATABASE_POOL_MAX) + 1 (migrations Job) + 1 (an export) = 28',
+      );
+    });
+
+    it('accepts the peak exactly, and follows DATABASE_POOL_MAX, the replicas and the migrations switch', async () => {
+      await render({ set: { ...set, 'database.maxConnections': 28 } });
+      const stderr = await renderError({ set: { ...set, 'config.DATABASE_POOL_MAX': 10, 'migrations.enabled': false, 'database.maxConnections': 100 } });
+      expect(stderr).to.include('13 worker pods (10 + 3 surge) × 10 (DATABASE_POOL_MAX) + 0 (migrations Job) + 1 (an export) = 131');
+      await render({ set: { 'worker.autoscaling.enabled': false, 'worker.replicaCount': 1, 'database.maxConnections': 6 } });
+    });
   });
 
   describe('refused values', () => {

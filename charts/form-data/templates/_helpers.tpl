@@ -155,6 +155,32 @@ Checks that fail rendering with a clear message.
 {{- if and .Values.worker.autoscaling.enabled (eq $mode "hpa") (lt (int .Values.worker.autoscaling.minReplicas) 1) }}
 {{- fail "worker.autoscaling.minReplicas must be at least 1 in hpa mode (scaling to zero needs keda)" }}
 {{- end }}
+{{- $budget := include "form-data.connectionBudget" . | fromJson }}
+{{- with .Values.database.maxConnections }}
+{{- if gt (int $budget.peak) (int .) }}
+{{- fail (printf "database.maxConnections is %d but this release can open %d database connections: %s. Lower worker.autoscaling.maxReplicas or config.DATABASE_POOL_MAX, raise the database's limit, or put PgBouncer / RDS Proxy in front of it (docs/database.md)" (int .) (int $budget.peak) $budget.text) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The release's peak of database connections, as JSON {peak, text}: worker pods
+at their most (max replicas plus the rolling-update surge of 25 %, rounded up)
+× DATABASE_POOL_MAX, plus the migrations Job (1, when enabled), plus an
+export (1). The pool's default is the code's (services/common/config.ts).
+*/}}
+{{- define "form-data.connectionBudget" -}}
+{{- $pool := int (default 2 .Values.config.DATABASE_POOL_MAX) }}
+{{- $replicas := 0 }}
+{{- if .Values.worker.enabled }}
+{{- $replicas = int (ternary .Values.worker.autoscaling.maxReplicas .Values.worker.replicaCount .Values.worker.autoscaling.enabled) }}
+{{- end }}
+{{- $surge := div (add (mul $replicas 25) 99) 100 }}
+{{- $workers := mul (add $replicas $surge) $pool }}
+{{- $migrations := ternary 1 0 .Values.migrations.enabled }}
+{{- $peak := add $workers $migrations 1 }}
+{{- $text := printf "%d worker pods (%d + %d surge) × %d (DATABASE_POOL_MAX) + %d (migrations Job) + 1 (an export) = %d" (add $replicas $surge) $replicas $surge $pool $migrations $peak }}
+{{- dict "peak" $peak "text" $text | toJson }}
 {{- end }}
 
 {{/*
