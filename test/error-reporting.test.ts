@@ -72,12 +72,14 @@ describe('error reporting (Sentry)', () => {
       const envelope = await eventually(async () => sentry.envelopes.find((e) => e.items.some((i) => (i as { type?: string }).type === 'event')), 10_000, 'an event envelope');
       expect(envelope.path).to.match(/^\/api\/42\/envelope\/\?.*sentry_key=publickey/);
       const event = envelope.items[envelope.items.findIndex((i) => (i as { type?: string }).type === 'event') + 1] as {
-        exception: { values: { type: string; value: string }[] };
+        exception: { values: { type: string; value: string; stacktrace?: { frames: { filename?: string }[] } }[] };
         tags: Record<string, string>;
         environment: string;
         extra: Record<string, unknown>;
       };
       expect(event.exception.values.at(-1)).to.include({ type: 'TypeError', value: 'sender bug for the test' });
+      // Parsed stack frames, so Sentry can group and show the code.
+      expect(event.exception.values.at(-1)!.stacktrace?.frames.some((f) => f.filename?.endsWith('error-reporting.test.ts'))).to.equal(true);
       expect(event.tags.service).to.equal('web');
       expect(event.environment).to.equal('ci');
       expect(event.extra.requestId).to.equal(requestId);
@@ -144,7 +146,7 @@ describe('error reporting (Sentry)', () => {
     try {
       const withDsn = await probe({ SENTRY_DSN: `http://publickey@127.0.0.1:${sentry.port}/7` });
       expect(withDsn.status).to.equal(500);
-      expect(withDsn.resolved).to.include('@sentry/node');
+      expect(withDsn.resolved).to.include('@sentry/core');
       await eventually(async () => (sentry.envelopes.length > 0 ? true : undefined), 10_000, 'the child’s event');
     } finally {
       await new Promise((resolve) => sentry.server.close(resolve));

@@ -7,7 +7,7 @@
 import { expect } from 'chai';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { CHART, LOCAL_VALUES, VALUES, find, findAll, helm, helmBinary, render, renderError, validateManifest } from './helm.ts';
+import { CHART, LOCAL_VALUES, VALUES, find, findAll, helm, helmBinary, render, renderError, renderErrors, validateManifest } from './helm.ts';
 import type { Manifest } from './helm.ts';
 
 /** The value sets kept as files; `defaults` is the chart's own values.yaml. */
@@ -63,18 +63,22 @@ describe('chart: helm lint and template', function () {
     return m;
   }
 
-  it('uses a Helm 3 or 4 binary', async () => {
-    const { stdout, code } = await helm(['version', '--short']);
-    expect(code).to.equal(0);
-    expect(stdout.trim()).to.match(/^v[34]\./);
+  it('runs under a Helm 4 and a Helm 3 binary (every render of these tests is made by both and compared)', async () => {
+    const [helm4, helm3] = await Promise.all([helm(['version', '--short'], 4), helm(['version', '--short'], 3)]);
+    expect(helm4.code).to.equal(0);
+    expect(helm3.code).to.equal(0);
+    expect(helm4.stdout.trim()).to.match(/^v4\./);
+    expect(helm3.stdout.trim()).to.match(/^v3\./);
+    // The layer packages' versions, unless a binary was chosen through the environment.
+    if (!process.env.HELM3_BIN) expect(helm3.stdout.trim()).to.match(/^v3\.17\.2\+/);
   });
 
-  it('passes helm lint --strict with every value set', async () => {
+  it('passes helm lint --strict with every value set, under Helm 4 and Helm 3', async () => {
     const results = await Promise.all(
-      Object.entries(VALUE_SETS).map(async ([name, files]) => {
+      Object.entries(VALUE_SETS).flatMap(([name, files]) => {
         const args = ['lint', '--strict', CHART];
         for (const f of files) args.push('-f', path.isAbsolute(f) ? f : path.join(VALUES, f));
-        return { name, ...(await helm(args)) };
+        return ([4, 3] as const).map(async (major) => ({ name: `${name} (Helm ${major})`, ...(await helm(args, major)) }));
       }),
     );
     for (const r of results) expect(r.code, `${r.name}: ${r.stdout}${r.stderr}`).to.equal(0);
@@ -465,16 +469,19 @@ describe('chart: helm lint and template', function () {
     });
 
     for (const { file, message } of cases) {
-      it(`refuses ${file} with a clear message`, async () => {
-        const stderr = await renderError({ values: [path.join(VALUES, 'refused', file)] });
-        expect(stderr).to.match(message);
+      it(`refuses ${file} with a clear message, under Helm 4 and Helm 3`, async () => {
+        const { helm4, helm3 } = await renderErrors({ values: [path.join(VALUES, 'refused', file)] });
+        expect(helm4).to.match(message);
+        expect(helm3).to.match(message);
       });
     }
 
     it('refuses values against the schema in helm lint too', async () => {
       // (Helm's lint mode only logs a template's `fail`; the schema is enforced.)
       const results = await Promise.all(
-        ['unknown-mode.yaml', 'wrong-type-wait.yaml', 'unknown-key.yaml'].map((file) => helm(['lint', CHART, '-f', path.join(VALUES, 'refused', file)])),
+        ['unknown-mode.yaml', 'wrong-type-wait.yaml', 'unknown-key.yaml'].flatMap((file) =>
+          ([4, 3] as const).map((major) => helm(['lint', CHART, '-f', path.join(VALUES, 'refused', file)], major)),
+        ),
       );
       for (const result of results) {
         expect(result.code).to.not.equal(0);

