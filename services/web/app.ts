@@ -24,19 +24,29 @@ export interface AppOptions {
   secret: string | undefined;
   /** Largest accepted body, in bytes. */
   maxBodyBytes: number;
+  /** IDEMPOTENCY_WINDOW_SECONDS: seconds a repeat of the same request is the same submission; 0: off. */
+  windowSeconds: number;
+  /** Seconds submission ids are kept (the window, or its default when it is 0). */
+  keyLifetimeSeconds: number;
   /** Where unexpected errors are reported. Default: nowhere (the log only). */
   reporter?: ErrorReporter;
+}
+
+/** The ids of an accepted form, for its request's log line. */
+interface AcceptedIds {
+  messageId: string;
+  submissionId: string;
 }
 
 /**
  * One log line per request (pino-http): request id, route, method, path
  * without the query, status and duration. Never headers or the body.
  */
-function requestLogger(logger: Logger, messageIds: WeakMap<IncomingMessage, string>) {
+function requestLogger(logger: Logger, accepted: WeakMap<IncomingMessage, AcceptedIds>) {
   const context = (req: IncomingMessage): Record<string, string> => {
     const route = routeLabel(pathOf(req.url));
-    const messageId = messageIds.get(req);
-    return messageId ? { route, messageId } : { route };
+    const ids = accepted.get(req);
+    return ids ? { route, ...ids } : { route };
   };
   return pinoHttp({
     logger,
@@ -101,9 +111,9 @@ export function createApp(options: AppOptions): Koa {
     ctx.body = await metrics.registry.metrics();
   });
 
-  /** SQS message id of each accepted form, for its request's log line. */
-  const messageIds = new WeakMap<IncomingMessage, string>();
-  const httpLogger = requestLogger(logger, messageIds);
+  /** SQS message id and submission id of each accepted form, for its request's log line. */
+  const accepted = new WeakMap<IncomingMessage, AcceptedIds>();
+  const httpLogger = requestLogger(logger, accepted);
   app.use(async function requestContext(ctx: Context, next: Next) {
     httpLogger(ctx.req, ctx.res);
     const requestId = String(ctx.req.id);
@@ -115,7 +125,8 @@ export function createApp(options: AppOptions): Koa {
       await next();
     } finally {
       end();
-      if (typeof ctx.state.messageId === 'string') messageIds.set(ctx.req, ctx.state.messageId);
+      const { messageId, submissionId } = ctx.state as { messageId?: unknown; submissionId?: unknown };
+      if (typeof messageId === 'string' && typeof submissionId === 'string') accepted.set(ctx.req, { messageId, submissionId });
       metrics.requests.inc({ ...labels, status: String(ctx.status) });
       if (labels.route === '/form/' && ctx.method === 'POST' && ctx.status >= 400 && ctx.status < 500) {
         metrics.refused.inc({ reason: refusalReason(ctx.status, ctx.state.formInvalid === true) });

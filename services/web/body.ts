@@ -5,6 +5,7 @@
 import type { Context, Next } from 'koa';
 import bodyParser from 'koa-bodyparser';
 import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage } from 'node:http';
 import { ProblemError } from './problem.ts';
 
 const JSON_TYPE = 'application/json';
@@ -13,6 +14,16 @@ const FORM_TYPE = 'application/x-www-form-urlencoded';
 const FORM_PARAMETERS = 64;
 const FORM_ARRAY_ITEMS = 32;
 const FORM_DEPTH = 2;
+
+/**
+ * How much of a body refused as too large is still read, and for how long,
+ * before the 413 is sent (a lingering close, RFC 9112 §9.6): a client that
+ * writes its whole request before reading (Python's urllib) can then read
+ * the answer instead of meeting a reset. Past either bound the connection is
+ * closed after the answer. Default 16 MiB, 5 s (and never past the server's
+ * request timeout).
+ */
+export const LINGER = { bytes: 16 * 1024 * 1024, ms: 5000 };
 
 /** State the body middleware leaves for the route. */
 export interface BodyState {
@@ -75,10 +86,36 @@ export function readBody(maxBytes: number) {
         }
         await next();
       });
+    } catch (error) {
+      if (error instanceof ProblemError && error.status === 413) {
+        ctx.req.off('data', tap);
+        await discardBody(ctx.req, LINGER.bytes, LINGER.ms);
+      }
+      throw error;
     } finally {
       ctx.req.off('data', tap);
     }
   };
+}
+
+/** Reads and drops what is left of a request body, up to `maxBytes` or `maxMs`, whichever comes first. */
+function discardBody(req: IncomingMessage, maxBytes: number, maxMs: number): Promise<void> {
+  if (req.complete || req.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = (): void => {
+      clearTimeout(timer);
+      req.off('data', onData).off('end', done).off('close', done).off('error', done);
+      resolve();
+    };
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.length;
+      if (seen > maxBytes) done();
+    };
+    const timer = setTimeout(done, maxMs);
+    req.on('data', onData).on('end', done).on('close', done).on('error', done);
+    req.resume();
+  });
 }
 
 function bodyErrorReason(error: Error): string {

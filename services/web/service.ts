@@ -64,6 +64,8 @@ export async function createWebService(config: Config, options: WebServiceOption
     reporter,
     secret: config.web.signatureCheck ? config.web.uiSecret : undefined,
     maxBodyBytes: config.web.maxBodyBytes,
+    windowSeconds: config.idempotency.windowSeconds,
+    keyLifetimeSeconds: config.idempotency.keyLifetimeSeconds,
   });
   const server = createHttpServer(app.callback(), limits, (status, code) => {
     metrics.requests.inc({ route: 'other', method: 'other', status: String(status) });

@@ -6,8 +6,11 @@
 import { DatabaseError, SqsError, describe } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { decodeFormMessage, type InvalidReason } from '../common/message.ts';
-import type { FormRepository, FormRow } from './repository.ts';
+import type { FormRepository, FormRow, SkipReason } from './repository.ts';
 import type { InvalidCopy, Received, WorkerQueue } from './queue.ts';
+
+/** The `reason` of a message whose submission id is stored with another form. */
+export const KEY_REUSED = 'submission id (Idempotency-Key) already used for a different form; not stored';
 
 /** What happened to a batch. */
 export interface BatchResult {
@@ -89,7 +92,7 @@ export class BatchHandler {
       byId.set(message.messageId, message);
       const decoded = decodeFormMessage(message.body);
       if (decoded.ok) {
-        rows.push({ messageId: message.messageId, data: decoded.data });
+        rows.push({ messageId: message.messageId, data: decoded.data, submissionId: decoded.submissionId });
         requestIds.set(message.messageId, decoded.requestId);
       } else invalid.push({ message, reason: decoded.reason, code: decoded.code, requestId: decoded.requestId });
     }
@@ -98,22 +101,40 @@ export class BatchHandler {
     const retry: Received[] = [];
 
     if (rows.length > 0) {
+      let inserted: Set<string> | undefined;
       try {
-        const inserted = await repository.insertMany(rows);
+        inserted = await repository.insertMany(rows);
         result.stored = inserted.size;
-        result.duplicates = rows.length - inserted.size;
+        const skipped = rows.filter((row) => !inserted!.has(row.messageId));
+        const reasons = skipped.length > 0 ? await repository.classifySkipped(skipped) : new Map<string, SkipReason>();
         for (const row of rows) {
           const message = byId.get(row.messageId)!;
-          const fields = { messageId: row.messageId, requestId: requestIds.get(row.messageId), receiveCount: message.receiveCount };
-          if (inserted.has(row.messageId)) logger.info(fields, 'form stored');
-          else logger.info(fields, 'duplicate delivery skipped; the form was already stored');
+          const fields = { messageId: row.messageId, submissionId: row.submissionId, requestId: requestIds.get(row.messageId), receiveCount: message.receiveCount };
+          const reason = inserted.has(row.messageId) ? 'stored' : reasons.get(row.messageId);
+          if (reason === 'stored') logger.info(fields, 'form stored');
+          else if (reason === 'duplicate') {
+            result.duplicates += 1;
+            logger.info(fields, 'duplicate delivery skipped; the form was already stored');
+          } else if (reason === 'conflict') {
+            invalid.push({ message, reason: KEY_REUSED, code: 'idempotency_key_reused', requestId: fields.requestId });
+            continue;
+          } else {
+            logger.warn(fields, 'form skipped but neither its message nor its submission is stored; handing it back');
+            retry.push(message);
+            continue;
+          }
           done.push(message);
         }
       } catch (error) {
         if (!(error instanceof DatabaseError)) throw error;
         result.databaseFailed = true;
+        // Rows inserted before a failed look-up are committed: only the others go back.
+        const back = rows.filter((row) => !inserted?.has(row.messageId));
         logger.warn({ err: describe(error), messageIds: error.messageIds }, 'could not store forms; handing them back');
-        for (const row of rows) retry.push(byId.get(row.messageId)!);
+        for (const row of back) retry.push(byId.get(row.messageId)!);
+        if (inserted) {
+          for (const row of rows) if (inserted.has(row.messageId)) done.push(byId.get(row.messageId)!);
+        }
       }
     }
 

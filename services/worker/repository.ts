@@ -9,6 +9,22 @@ import type { FormData } from '../common/form-schema.ts';
 export interface FormRow {
   messageId: string;
   data: FormData;
+  /** The submission id the web gave it; undefined for messages of the replaced service. */
+  submissionId?: string | undefined;
+}
+
+/**
+ * Why a row was not inserted: `duplicate` (its message, or its submission with
+ * the same form, is stored), `conflict` (its submission id is stored with another
+ * form: an Idempotency-Key reused), `unknown` (neither is stored any more: the key
+ * expired in between; hand it back).
+ */
+export type SkipReason = 'duplicate' | 'conflict' | 'unknown';
+
+/** Columns of a new row. */
+function toRecord(row: FormRow): Record<string, string | null> {
+  const submission = row.submissionId ?? null;
+  return { data: JSON.stringify(row.data), sqs_message_id: row.messageId, submission_id: submission, submission_key: submission };
 }
 
 export class FormRepository {
@@ -19,20 +35,71 @@ export class FormRepository {
   }
 
   /**
-   * Inserts all rows in one statement; a message id already stored is skipped.
-   * Resolves with the ids inserted now (the others were duplicates).
+   * Inserts all rows in one statement; a row whose message id or live submission
+   * key is already stored (or comes earlier in the same statement) is skipped.
+   * Resolves with the message ids inserted now.
    */
   async insertMany(rows: readonly FormRow[]): Promise<Set<string>> {
     if (rows.length === 0) return new Set();
     try {
+      // No conflict target: both unique keys (sqs_message_id, submission_key) skip a row.
       const inserted = await this.db('form_form')
-        .insert(rows.map((r) => ({ data: JSON.stringify(r.data), sqs_message_id: r.messageId })))
-        .onConflict('sqs_message_id')
+        .insert(rows.map(toRecord))
+        .onConflict()
         .ignore()
         .returning<{ sqs_message_id: string }[]>('sqs_message_id');
       return new Set(inserted.map((r) => r.sqs_message_id));
     } catch (error) {
       throw new DatabaseError('insert into form_form', error, rows.map((r) => r.messageId));
+    }
+  }
+
+  /** Why each of `skipped` (rows insertMany did not insert) was skipped, by message id. */
+  async classifySkipped(skipped: readonly FormRow[]): Promise<Map<string, SkipReason>> {
+    const reasons = new Map<string, SkipReason>();
+    const withKey = skipped.filter((r) => r.submissionId !== undefined);
+    // Without a submission id only the message id can have matched.
+    for (const row of skipped) if (row.submissionId === undefined) reasons.set(row.messageId, 'duplicate');
+    if (withKey.length === 0) return reasons;
+    const input = JSON.stringify(withKey.map((r) => ({ message_id: r.messageId, submission_id: r.submissionId, data: r.data })));
+    try {
+      const result = await this.db.raw<{ rows: { message_id: string; same_message: boolean; same_form: boolean | null }[] }>(
+        `SELECT i.message_id,
+           EXISTS (SELECT 1 FROM form_form f WHERE f.sqs_message_id = i.message_id) AS same_message,
+           (SELECT f.data = i.data FROM form_form f WHERE f.submission_key = i.submission_id) AS same_form
+         FROM jsonb_to_recordset(?::jsonb) AS i(message_id text, submission_id uuid, data jsonb)`,
+        [input],
+      );
+      for (const r of result.rows) {
+        reasons.set(r.message_id, r.same_message || r.same_form === true ? 'duplicate' : r.same_form === false ? 'conflict' : 'unknown');
+      }
+      return reasons;
+    } catch (error) {
+      throw new DatabaseError('look up skipped rows in form_form', error, withKey.map((r) => r.messageId));
+    }
+  }
+
+  /**
+   * Releases submission keys stored more than `lifetimeSeconds` ago, at most
+   * `limit` rows per statement, until none is left. The rows keep their
+   * submission id. Resolves with the number released.
+   */
+  async expireKeys(lifetimeSeconds: number, limit = 5000): Promise<number> {
+    let released = 0;
+    try {
+      for (;;) {
+        const result = await this.db.raw<{ rowCount: number }>(
+          `UPDATE form_form SET submission_key = NULL
+           WHERE id IN (SELECT id FROM form_form
+                        WHERE submission_key IS NOT NULL AND created < now() - make_interval(secs => ?)
+                        LIMIT ?)`,
+          [lifetimeSeconds, limit],
+        );
+        released += result.rowCount;
+        if (result.rowCount < limit) return released;
+      }
+    } catch (error) {
+      throw new DatabaseError('expire submission keys in form_form', error);
     }
   }
 

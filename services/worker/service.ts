@@ -18,6 +18,7 @@ import { createWorkerMetrics, observeConsumer, type WorkerMetrics } from './metr
 import { WorkerQueue } from './queue.ts';
 import { QueueMetrics } from './queue-metrics.ts';
 import { FormRepository } from './repository.ts';
+import { KeyExpiry } from './key-expiry.ts';
 
 export interface WorkerServiceOptions {
   logger?: Logger;
@@ -98,6 +99,12 @@ export async function createWorkerService(config: Config, options: WorkerService
     names: { form: config.sqs.formQueueName, invalid: config.sqs.invalidQueueName },
     intervalMs: config.queueMetricsIntervalMs,
   });
+  const keyExpiry = new KeyExpiry({
+    repository,
+    logger,
+    lifetimeSeconds: config.idempotency.keyLifetimeSeconds,
+    onReleased: (count) => metrics.keysExpired.inc(count),
+  });
   observeConsumer(consumer, metrics);
   consumer.on('batch', (r) => {
     logger.debug({ loop: r.loop, received: r.received, stored: r.stored, duplicates: r.duplicates, invalid: r.invalid, retried: r.retried }, 'batch handled');
@@ -119,7 +126,7 @@ export async function createWorkerService(config: Config, options: WorkerService
   const drain = async (): Promise<{ drainMs: number }> => {
     ready = false;
     logger.info('shutting down: no new polls; draining the polls in flight');
-    const [result] = await Promise.all([consumer.stop(), queueMetrics.stop()]);
+    const [result] = await Promise.all([consumer.stop(), queueMetrics.stop(), keyExpiry.stop()]);
     logger.info({ drainMs: result.drainMs }, 'worker drained');
     return result;
   };
@@ -170,6 +177,7 @@ export async function createWorkerService(config: Config, options: WorkerService
           const port = (server.address() as AddressInfo).port;
           consumer.start();
           queueMetrics.start();
+          keyExpiry.start();
           logger.info({ healthPort: port, concurrency: config.worker.concurrency, queue: urls.form }, 'worker polling');
           resolve(port);
         });
