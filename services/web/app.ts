@@ -10,6 +10,7 @@ import type { ErrorReporter } from '../common/error-reporter.ts';
 import type { Logger } from '../common/logger.ts';
 import { REQUEST_ID } from '../common/message.ts';
 import { readBody } from './body.ts';
+import { DEFAULT_LIMITS } from './http-server.ts';
 import { formHandler } from './form-route.ts';
 import { methodLabel, routeLabel, type RefusalReason, type WebMetrics } from './metrics.ts';
 import { echo, ProblemError, problemMiddleware, sendProblem } from './problem.ts';
@@ -24,6 +25,8 @@ export interface AppOptions {
   secret: string | undefined;
   /** Largest accepted body, in bytes. */
   maxBodyBytes: number;
+  /** The HTTP server's request timeout, in ms: a refused body is not read past it. Default 30 000. */
+  requestTimeoutMs?: number;
   /** IDEMPOTENCY_WINDOW_SECONDS: seconds a repeat of the same request is the same submission; 0: off. */
   windowSeconds: number;
   /** Seconds submission ids are kept (the window, or its default when it is 0). */
@@ -99,7 +102,7 @@ export function createApp(options: AppOptions): Koa {
   // strict: /form and /form/ only, not /form// and the like.
   const router = new Router({ strict: true });
   const submit = formHandler(options);
-  const body = readBody(options.maxBodyBytes);
+  const body = readBody(options.maxBodyBytes, options.requestTimeoutMs ?? DEFAULT_LIMITS.requestTimeoutMs);
   router.post(['/form', '/form/'], body, submit);
   const openapi = JSON.stringify(openapiDocument);
   router.get('/openapi.json', (ctx) => {

@@ -64,6 +64,7 @@ export async function createWebService(config: Config, options: WebServiceOption
     reporter,
     secret: config.web.signatureCheck ? config.web.uiSecret : undefined,
     maxBodyBytes: config.web.maxBodyBytes,
+    requestTimeoutMs: limits.requestTimeoutMs,
     windowSeconds: config.idempotency.windowSeconds,
     keyLifetimeSeconds: config.idempotency.keyLifetimeSeconds,
   });
