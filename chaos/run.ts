@@ -324,7 +324,7 @@ async function main(): Promise<number> {
     const dbOutage0 = dbOutages[0];
     const table: Row[] = [
       { label: 'forms sent (distinct)', value: f.formsSent, expected: `≥ ${options.forms}`, ok: f.formsSent >= options.forms },
-      { label: '  of which probes during the SQS outage', value: f.formsSent - options.forms },
+      { label: '  of which probes (SQS outage, lost answers)', value: f.formsSent - options.forms },
       { label: 'submissions (tries)', value: f.attempts },
       { label: '202 accepted', value: f.accepted },
       { label: '503 answered', value: f.answered503 },
