@@ -12,7 +12,9 @@ export async function up(knex: Knex): Promise<void> {
   // Nullable columns without a default: a catalogue change, no table rewrite.
   await knex.raw('ALTER TABLE form_form ADD COLUMN IF NOT EXISTS submission_id uuid NULL');
   await knex.raw('ALTER TABLE form_form ADD COLUMN IF NOT EXISTS submission_key uuid NULL');
-  await knex.raw('CREATE UNIQUE INDEX IF NOT EXISTS form_form_submission_key_uniq ON form_form (submission_key) WHERE submission_key IS NOT NULL');
+  await knex.raw(`
+    CREATE UNIQUE INDEX IF NOT EXISTS form_form_submission_key_uniq
+    ON form_form (submission_key) WHERE submission_key IS NOT NULL`);
 }
 
 export async function down(knex: Knex): Promise<void> {

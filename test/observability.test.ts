@@ -15,6 +15,8 @@ import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
 import { freePort } from './support/ports.ts';
 import { startProcess } from './support/process.ts';
 import { rawRequest } from './support/raw-http.ts';
+import { INVALID_REASONS } from '../services/common/message.ts';
+import { OUTCOMES } from '../services/worker/metrics.ts';
 
 /** Values no log line may contain at info level (they are personal data). */
 const PERSONAL = { contact_name: 'Zelda Quux-Observability', email_address1: 'zelda.quux@personal.example', email_address2: 'ZELDA.QUUX@personal.example', phone_number: '+44 7700 900123' };
@@ -128,6 +130,17 @@ describe('observability: metrics and logs of the real services', () => {
       const messageId = (accepted.body as { id: string }).id;
       expect(m.some((s) => Object.values(s.labels).includes(messageId)), 'no message id as a label value').to.equal(false);
       expectBoundedLabels(m);
+    });
+
+    it('exports every outcome and invalid reason at 0 before the first message (increase() sees the first)', async () => {
+      worker = await createWorkerService(t.config, { logger: captureLogger('worker', 'silent').logger });
+      const samples = await scrape(`http://127.0.0.1:${await worker.start()}/metrics`);
+      for (const outcome of OUTCOMES) {
+        expect(valueOf(samples, 'form_data_worker_messages_total', { outcome }), outcome).to.equal(0);
+      }
+      for (const reason of INVALID_REASONS) {
+        expect(valueOf(samples, 'form_data_worker_invalid_messages_total', { reason }), reason).to.equal(0);
+      }
     });
 
     it('counts SQS errors by operation, reports SQS down and drops stale queue depths while SQS is cut', async () => {

@@ -67,7 +67,9 @@ export const SETTINGS: readonly Setting[] = [
     default: '86400',
     allowed: '0–1209600',
     description:
-      'A repeat of the same signed request (path and body) within this many seconds is the same submission; submission ids and Idempotency-Key values are kept as long (0 turns content identity off; ids and keys are then kept for the default).',
+      'A repeat of the same signed request (path and body) within this many seconds is the same submission; ' +
+      'submission ids and Idempotency-Key values are kept as long ' +
+      '(0 turns content identity off; ids and keys are then kept for the default).',
   },
 ];
 
@@ -249,7 +251,10 @@ export function loadConfig(env: Env = process.env): Config {
     logFormat: r.oneOf('LOG_FORMAT', LOG_FORMATS),
     queueMetricsIntervalMs: r.int('QUEUE_METRICS_INTERVAL_SECONDS', 0, 3600) * 1000,
     sentry: { dsn: r.url('SENTRY_DSN', ['http:', 'https:']), environment: r.optional('SENTRY_ENVIRONMENT') },
-    idempotency: { windowSeconds, keyLifetimeSeconds: windowSeconds > 0 ? windowSeconds : Number(r.defaultOf('IDEMPOTENCY_WINDOW_SECONDS')) },
+    idempotency: {
+      windowSeconds,
+      keyLifetimeSeconds: windowSeconds > 0 ? windowSeconds : Number(r.defaultOf('IDEMPOTENCY_WINDOW_SECONDS')),
+    },
   };
 }
 

@@ -29,15 +29,11 @@ export function encodeFormMessage(message: FormMessage): string {
 }
 
 /** Why a message body is not a storable form; a bounded set, used as a metric label. */
-export type InvalidReason =
-  | 'empty_body'
-  | 'not_json'
-  | 'not_object'
-  | 'data_missing'
-  | 'data_not_json'
-  | 'validation'
-  | 'submission_id_invalid'
-  | 'idempotency_key_reused';
+export const INVALID_REASONS = [
+  'empty_body', 'not_json', 'not_object', 'data_missing', 'data_not_json', 'validation',
+  'submission_id_invalid', 'idempotency_key_reused',
+] as const;
+export type InvalidReason = (typeof INVALID_REASONS)[number];
 
 /**
  * A decoded body; `requestId` is the web's request id when the body carries one,

@@ -129,7 +129,9 @@ export function createApp(options: AppOptions): Koa {
     } finally {
       end();
       const { messageId, submissionId } = ctx.state as { messageId?: unknown; submissionId?: unknown };
-      if (typeof messageId === 'string' && typeof submissionId === 'string') accepted.set(ctx.req, { messageId, submissionId });
+      if (typeof messageId === 'string' && typeof submissionId === 'string') {
+        accepted.set(ctx.req, { messageId, submissionId });
+      }
       metrics.requests.inc({ ...labels, status: String(ctx.status) });
       if (labels.route === '/form/' && ctx.method === 'POST' && ctx.status >= 400 && ctx.status < 500) {
         metrics.refused.inc({ reason: refusalReason(ctx.status, ctx.state.formInvalid === true) });

@@ -23,7 +23,9 @@ const SF_STRING = /^"((?:[\x20\x21\x23-\x5B\x5D-\x7E]|\\["\\])*)"$/;
 /** A bare key as Stripe-style clients send it: a token of URL-safe characters. */
 const BARE_KEY = /^[A-Za-z0-9._~:+/=-]+$/;
 
-const MALFORMED = `Idempotency-Key must be a structured-field string ("…" of printable ASCII) or a token of letters, digits and ._~:+/=-, of 1–${MAX_IDEMPOTENCY_KEY} characters`;
+const MALFORMED =
+  'Idempotency-Key must be a structured-field string ("…" of printable ASCII) ' +
+  `or a token of letters, digits and ._~:+/=-, of 1–${MAX_IDEMPOTENCY_KEY} characters`;
 
 function malformed(detail: string): ProblemError {
   return new ProblemError(400, 'Bad Request', detail, { errors: [{ field: 'Idempotency-Key', message: detail }] });
@@ -64,7 +66,10 @@ function digestUuid(...parts: (string | Buffer)[]): string {
  * and raw body bytes, when `contentIdentity`), else a new random one. Digests are
  * domain-separated so a key and a body never share an id; the signature is not used.
  */
-export function submissionOf(request: { key: string | undefined; path: string; rawBody: Buffer }, contentIdentity: boolean): Submission {
+export function submissionOf(
+  request: { key: string | undefined; path: string; rawBody: Buffer },
+  contentIdentity: boolean,
+): Submission {
   if (request.key !== undefined) return { id: digestUuid('form-data idempotency-key\0', request.key), source: 'key' };
   if (contentIdentity) {
     return { id: digestUuid('form-data request\0', request.path, '\0', request.rawBody), source: 'content' };

@@ -109,7 +109,12 @@ export class BatchHandler {
         const reasons = skipped.length > 0 ? await repository.classifySkipped(skipped) : new Map<string, SkipReason>();
         for (const row of rows) {
           const message = byId.get(row.messageId)!;
-          const fields = { messageId: row.messageId, submissionId: row.submissionId, requestId: requestIds.get(row.messageId), receiveCount: message.receiveCount };
+          const fields = {
+            messageId: row.messageId,
+            submissionId: row.submissionId,
+            requestId: requestIds.get(row.messageId),
+            receiveCount: message.receiveCount,
+          };
           const reason = inserted.has(row.messageId) ? 'stored' : reasons.get(row.messageId);
           if (reason === 'stored') logger.info(fields, 'form stored');
           else if (reason === 'duplicate') {

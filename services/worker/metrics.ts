@@ -4,6 +4,10 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Consumer } from './consumer.ts';
+import { INVALID_REASONS } from '../common/message.ts';
+
+/** The outcome label values of form_data_worker_messages_total. */
+export const OUTCOMES = ['stored', 'duplicate', 'invalid', 'retried', 'not_deleted'] as const;
 
 /** What the gauges read when Prometheus scrapes. */
 export interface WorkerMetricsSources {
@@ -84,16 +88,26 @@ export function createWorkerMetrics(sources: WorkerMetricsSources, defaults = tr
       this.set({ dependency: 'database' }, up.database ? 1 : 0);
     },
   });
+  const messages = new Counter({
+    name: 'form_data_worker_messages_total',
+    help: 'Messages handled, by outcome: stored, duplicate, invalid, retried (handed back with a backoff), not_deleted.',
+    labelNames: ['outcome'],
+    registers,
+  });
+  const invalid = new Counter({
+    name: 'form_data_worker_invalid_messages_total',
+    help: 'Messages moved to the invalid queue, by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
+  // Every outcome and reason is exported from the start at 0, so that rate() and increase() see the first one.
+  for (const outcome of OUTCOMES) messages.labels({ outcome }).inc(0);
+  for (const reason of INVALID_REASONS) invalid.labels({ reason }).inc(0);
   return {
     registry,
+    messages,
+    invalid,
     received: new Counter({ name: 'form_data_worker_messages_received_total', help: 'Messages received from the form queue.', registers }),
-    messages: new Counter({
-      name: 'form_data_worker_messages_total',
-      help: 'Messages handled, by outcome: stored, duplicate, invalid, retried (handed back with a backoff), not_deleted.',
-      labelNames: ['outcome'],
-      registers,
-    }),
-    invalid: new Counter({ name: 'form_data_worker_invalid_messages_total', help: 'Messages moved to the invalid queue, by reason.', labelNames: ['reason'], registers }),
     sqsRequests: new Counter({ name: 'form_data_worker_sqs_requests_total', help: 'SQS requests made by the worker, by action.', labelNames: ['action'], registers }),
     sqsErrors: new Counter({ name: 'form_data_worker_sqs_errors_total', help: 'Failed SQS requests (or batch entries), by operation.', labelNames: ['operation'], registers }),
     databaseErrors: new Counter({ name: 'form_data_worker_database_errors_total', help: 'Failed database inserts and checks.', registers }),
@@ -117,7 +131,7 @@ export function createWorkerMetrics(sources: WorkerMetricsSources, defaults = tr
     backoffs: new Counter({ name: 'form_data_worker_backoffs_total', help: 'Poll loop backoffs, by reason: database, sqs, error.', labelNames: ['reason'], registers }),
     keysExpired: new Counter({
       name: 'form_data_worker_submission_keys_expired_total',
-      help: 'Submission keys released after IDEMPOTENCY_WINDOW_SECONDS (later copies of those submissions are new rows).',
+      help: 'Submission keys released after IDEMPOTENCY_WINDOW_SECONDS (later copies are new rows).',
       registers,
     }),
     queueVisible: new Gauge({ name: 'form_data_sqs_messages_visible', help: 'Messages available in the queue (ApproximateNumberOfMessages).', labelNames: ['queue'], registers }),

@@ -24,7 +24,12 @@ export type SkipReason = 'duplicate' | 'conflict' | 'unknown';
 /** Columns of a new row. */
 function toRecord(row: FormRow): Record<string, string | null> {
   const submission = row.submissionId ?? null;
-  return { data: JSON.stringify(row.data), sqs_message_id: row.messageId, submission_id: submission, submission_key: submission };
+  return {
+    data: JSON.stringify(row.data),
+    sqs_message_id: row.messageId,
+    submission_id: submission,
+    submission_key: submission,
+  };
 }
 
 export class FormRepository {
@@ -61,9 +66,12 @@ export class FormRepository {
     // Without a submission id only the message id can have matched.
     for (const row of skipped) if (row.submissionId === undefined) reasons.set(row.messageId, 'duplicate');
     if (withKey.length === 0) return reasons;
-    const input = JSON.stringify(withKey.map((r) => ({ message_id: r.messageId, submission_id: r.submissionId, data: r.data })));
+    const input = JSON.stringify(
+      withKey.map((r) => ({ message_id: r.messageId, submission_id: r.submissionId, data: r.data })),
+    );
     try {
-      const result = await this.db.raw<{ rows: { message_id: string; same_message: boolean; same_form: boolean | null }[] }>(
+      type Found = { message_id: string; same_message: boolean; same_form: boolean | null };
+      const result = await this.db.raw<{ rows: Found[] }>(
         `SELECT i.message_id,
            EXISTS (SELECT 1 FROM form_form f WHERE f.sqs_message_id = i.message_id) AS same_message,
            (SELECT f.data = i.data FROM form_form f WHERE f.submission_key = i.submission_id) AS same_form
@@ -71,7 +79,8 @@ export class FormRepository {
         [input],
       );
       for (const r of result.rows) {
-        reasons.set(r.message_id, r.same_message || r.same_form === true ? 'duplicate' : r.same_form === false ? 'conflict' : 'unknown');
+        const duplicate = r.same_message || r.same_form === true;
+        reasons.set(r.message_id, duplicate ? 'duplicate' : r.same_form === false ? 'conflict' : 'unknown');
       }
       return reasons;
     } catch (error) {

@@ -315,6 +315,36 @@ describe('chart: helm lint and template', function () {
     expect(findAll(manifests, 'HorizontalPodAutoscaler')).to.deep.equal([]);
   });
 
+  it('gives the ScaledObject a KEDA fallback (one worker while its scaler fails) at minReplicas 0', async () => {
+    const so = find(set('keda'), 'ScaledObject', `${FULL}-worker`);
+    expect(so.spec.fallback).to.deep.equal({ failureThreshold: 3, replicas: 1 });
+    await validateManifest(so);
+    const keda = { 'worker.autoscaling.enabled': true, 'worker.autoscaling.mode': 'keda' };
+    const [atOne, forced, off] = await Promise.all([
+      render({ release: RELEASE, set: { ...keda, 'worker.autoscaling.minReplicas': 1 } }),
+      render({
+        release: RELEASE,
+        set: {
+          ...keda,
+          'worker.autoscaling.minReplicas': 2,
+          'worker.autoscaling.keda.fallback.enabled': true,
+          'worker.autoscaling.keda.fallback.replicas': 3,
+          'worker.autoscaling.keda.fallback.failureThreshold': 5,
+        },
+      }),
+      render({
+        release: RELEASE,
+        set: { ...keda, 'worker.autoscaling.minReplicas': 0, 'worker.autoscaling.keda.fallback.enabled': false },
+      }),
+    ]);
+    const spec = (m: Manifest[]): Record<string, unknown> => find(m, 'ScaledObject', `${FULL}-worker`).spec;
+    expect(spec(atOne), 'auto with minReplicas 1').to.not.have.property('fallback');
+    expect(spec(forced).fallback).to.deep.equal({ failureThreshold: 5, replicas: 3 });
+    expect(spec(off)).to.not.have.property('fallback');
+    const refused = await renderError({ set: { ...keda, 'worker.autoscaling.keda.fallback.enabled': 'maybe' } });
+    expect(refused).to.match(/fallback/);
+  });
+
   it('scales the worker with an autoscaling/v2 HPA on an External queue-depth metric (hpa mode)', () => {
     const manifests = set('hpa');
     const worker = find(manifests, 'Deployment', `${FULL}-worker`);

@@ -202,6 +202,66 @@ Prometheus templates in the annotations are kept away from Helm with {{` ... `}}
 {{- end }}
 {{- end }}
 {{- end }}
+{{- if and .Values.web.enabled .Values.worker.enabled }}
+{{- with $a.formsNotStored }}
+{{- if .enabled }}
+- alert: FormDataFormsNotStored
+  # The web's accepted forms against the workers' stores: it needs no worker
+  # series, so it fires when no worker exists at all. A worker started from zero
+  # may store before its first scrape; "unless ... offset" counts a stored
+  # series new within the window with a value above 0, which increase() cannot see.
+  expr: |-
+    (
+      sum by (namespace) (
+        increase(form_data_forms_accepted_total{ {{- $web }}}[{{ .window }}])
+      ) > {{ .threshold }}
+    )
+    unless on (namespace)
+    (
+      sum by (namespace) (
+        increase(form_data_worker_messages_total{ {{- $worker }}, outcome=~"stored|duplicate"}[{{ .window }}])
+      ) > 0
+      or on (namespace)
+      count by (namespace) (
+        form_data_worker_messages_total{ {{- $worker }}, outcome=~"stored|duplicate"} > 0
+        unless
+        form_data_worker_messages_total{ {{- $worker }}, outcome=~"stored|duplicate"} offset {{ .window }}
+      )
+    )
+  for: {{ .for }}
+  labels:
+    {{- include "form-data.monitoring.alertLabels" (dict "ctx" $ "severity" .severity) | nindent 4 }}
+  annotations:
+    summary: Forms are accepted but nothing stores them
+    description: >-
+      The web in {{`{{ $labels.namespace }}`}} accepted {{`{{ $value | humanize }}`}} forms over the last
+      {{ .window }} and no worker stored one (for {{ .for }}): no worker runs, or none can store.
+      The forms wait on {{ $formQueue }} until its retention period deletes them.
+    runbook_url: {{ include "form-data.monitoring.runbookUrl" (dict "ctx" $ "anchor" "forms-not-stored") }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and .Values.worker.enabled .Values.worker.autoscaling.enabled (eq .Values.worker.autoscaling.mode "keda") }}
+{{- with $a.scalerErrors }}
+{{- if .enabled }}
+- alert: FormDataScalerErrors
+  expr: |-
+    sum (
+      increase(keda_scaler_errors_total{ {{- .selector | default (printf "exported_namespace=%q, scaledObject=%q" $.Release.Namespace (include "form-data.workerMetricsServiceName" $)) }}}[{{ .window }}])
+    ) > {{ .threshold }}
+  for: {{ .for }}
+  labels:
+    {{- include "form-data.monitoring.alertLabels" (dict "ctx" $ "severity" .severity "namespace" $.Release.Namespace) | nindent 4 }}
+  annotations:
+    summary: KEDA cannot read the form queue of {{ include "form-data.fullname" $ }}
+    description: >-
+      KEDA's scaler of the ScaledObject {{ include "form-data.workerMetricsServiceName" $ }} in {{ $.Release.Namespace }}
+      failed {{`{{ $value | humanize }}`}} times over the last {{ .window }} (for {{ .for }}): it cannot scale the
+      worker on queue depth; with the fallback on it holds the fallback replicas.
+    runbook_url: {{ include "form-data.monitoring.runbookUrl" (dict "ctx" $ "anchor" "scaler-errors") }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- with $pr.extraRules }}
 {{- toYaml . | nindent 0 }}
 {{- end }}

@@ -40,6 +40,15 @@ True ("true") when KEDA may scale the worker to zero replicas.
 {{- end }}
 
 {{/*
+True ("true") when the ScaledObject gets a fallback: keda.fallback.enabled true, or
+auto and the worker may scale to zero.
+*/}}
+{{- define "form-data.workerKedaFallback" -}}
+{{- $f := .Values.worker.autoscaling.keda.fallback }}
+{{- if or (eq (toString $f.enabled) "true") (and (eq (toString $f.enabled) "auto") (include "form-data.workerScalesToZero" .)) }}true{{ end }}
+{{- end }}
+
+{{/*
 Checks of the monitoring values that fail rendering with a clear message.
 */}}
 {{- define "form-data.monitoring.validate" -}}
