@@ -44,7 +44,7 @@ export async function runEndToEnd(ctx: BenchContext, options: { connections: num
     await ctx.proxy.reset();
     const started = performance.now();
     await worker.start();
-    const result = await load(web.url, options.connections, options.durationS);
+    const result = await load(web.url, options.connections, options.durationS, true);
     const deadline = Date.now() + options.drainTimeoutMs;
     // Requests cut off by the end of the load may still have been accepted: wait for an empty queue too.
     let stored = await ctx.rowCount();

@@ -1,6 +1,8 @@
 /**
- * HTTP load with autocannon: `connections` clients posting the same valid,
- * signed form to /form/ for a fixed time.
+ * HTTP load with autocannon: `connections` clients posting a valid, signed
+ * form to /form/ for a fixed time: the same one each time, or with `distinct`
+ * a new one per request (what end to end needs: repeats of one signed request
+ * are one submission, stored once).
  */
 import autocannon from 'autocannon';
 import { jsonBody, sign } from '../test/support/http.ts';
@@ -22,12 +24,20 @@ const PATH = '/form/';
 const BODY = jsonBody(validForm());
 const HEADERS = { 'content-type': 'application/json', 'x-signature': sign(PATH, BODY, BENCH_SECRET) };
 
-export async function load(base: string, connections: number, durationS: number): Promise<LoadResult> {
+/** The n-th distinct form as a signed request. */
+function distinctRequest(request: autocannon.Request, n: number): autocannon.Request {
+  const body = jsonBody(validForm({ contact_name: `Bench ${n}` }));
+  return { ...request, body, headers: { ...HEADERS, 'x-signature': sign(PATH, body, BENCH_SECRET) } };
+}
+
+export async function load(base: string, connections: number, durationS: number, distinct = false): Promise<LoadResult> {
+  let n = 0;
   const result = await autocannon({
     url: base + PATH,
     method: 'POST',
     headers: HEADERS,
     body: BODY,
+    ...(distinct ? { requests: [{ setupRequest: (request: autocannon.Request) => distinctRequest(request, n++) }] } : {}),
     connections,
     duration: durationS,
     timeout: 30,

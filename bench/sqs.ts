@@ -4,7 +4,7 @@
  */
 import { CreateQueueCommand, DeleteQueueCommand, GetQueueAttributesCommand, PurgeQueueCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { Agent, request as httpRequest } from 'node:http';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { encodeFormMessage } from '../services/common/message.ts';
 import type { FormData } from '../services/common/form-schema.ts';
 import { validForm } from '../test/support/stack.ts';
@@ -52,7 +52,13 @@ export async function queuedCount(client: SQSClient, url: string): Promise<numbe
 
 /** A message body as the web writes it. */
 export function formMessageBody(i: number): string {
-  return encodeFormMessage({ data: validForm({ contact_name: `Bench ${i}` }) as FormData, received_at: new Date().toISOString(), request_id: `bench-${i}` });
+  return encodeFormMessage({
+    data: validForm({ contact_name: `Bench ${i}` }) as FormData,
+    received_at: new Date().toISOString(),
+    request_id: `bench-${i}`,
+    // As the web sends them: the worker stores each under its unique live submission key.
+    submission_id: randomUUID(),
+  });
 }
 
 const fillAgent = new Agent({ keepAlive: true, maxSockets: 16 });

@@ -92,6 +92,20 @@ export interface SqsOutageResult {
   problems: string[];
 }
 
+export interface LostAnswersResult {
+  kind: 'lost-answers';
+  at: number;
+  durationMs: number;
+  /** SQS answers to the web the proxy dropped (each request had reached the emulator). */
+  lost: number;
+  /** Tries started and answered while answers were being lost, and how they were answered. */
+  attemptsInside: number;
+  answered202: number;
+  answered503: number;
+  ok: boolean;
+  problems: string[];
+}
+
 export interface PoisonMessage {
   kind: string;
   messageId: string;
@@ -106,7 +120,7 @@ export interface PoisonResult {
   maximumMessageSize: number;
 }
 
-export type FaultResult = KillResult | SigtermResult | DbOutageResult | SqsOutageResult | PoisonResult;
+export type FaultResult = KillResult | SigtermResult | DbOutageResult | SqsOutageResult | LostAnswersResult | PoisonResult;
 
 /** Rows in form_form, or undefined when the database does not answer. */
 async function countRows(databaseUrl: string): Promise<number | undefined> {
@@ -316,6 +330,47 @@ export async function sqsOutage(ctx: FaultContext, downMs: number): Promise<SqsO
   if (webRestarted) problems.push('the web exited');
   log(`SQS outage: ${attemptsInside} tries inside, ${answered503} × 503 (slowest ${slowest503Ms} ms), ${answered202} × 202; first 202 ${recoveryMs ?? '?'} ms after restore`);
   return { kind: 'sqs-outage', at, downMs: restoredAt - cutAt, attemptsInside, probeForms: probes.length, answered503, answered202, otherAnswers, slowest503Ms, bound503Ms, recoveryMs, webRestarted, ok: problems.length === 0, problems };
+}
+
+/**
+ * For `durationMs`, drops every other answer SQS gives the web (the request has
+ * reached the emulator, which stored the messages): the SDK sends the same body
+ * again, and a client retries after a 503. The storage check at the end fails on
+ * any submission stored twice.
+ */
+export async function lostAnswers(ctx: FaultContext, durationMs: number): Promise<LostAnswersResult> {
+  const { stack, load, log } = ctx;
+  const problems: string[] = [];
+  const at = ctx.now();
+  const lostBefore = stack.webSqsProxy.lost;
+  let n = 0;
+  log(`losing every other SQS answer to the web for ${durationMs} ms`);
+  stack.webSqsProxy.loseAnswers(() => n++ % 2 === 0);
+  const startedAt = ctx.now();
+  const probes: Promise<unknown>[] = [];
+  while (ctx.now() - startedAt < durationMs) {
+    probes.push(load.extra());
+    await sleep(Math.min(100, Math.max(0, durationMs - (ctx.now() - startedAt))));
+  }
+  stack.webSqsProxy.keepAnswers();
+  const endedAt = ctx.now();
+  await Promise.race([Promise.all(probes), sleep(30_000, undefined, { ref: false })]);
+  const lost = stack.webSqsProxy.lost - lostBefore;
+  let attemptsInside = 0;
+  let answered202 = 0;
+  let answered503 = 0;
+  for (const r of load.records) {
+    for (const a of r.attempts) {
+      if (a.start < startedAt || a.start > endedAt) continue;
+      attemptsInside += 1;
+      if (a.status === 202) answered202 += 1;
+      else if (a.status === 503) answered503 += 1;
+    }
+  }
+  if (lost === 0) problems.push('no SQS answer was lost');
+  if (answered202 === 0) problems.push('no submission was answered 202 while answers were lost');
+  log(`lost answers: ${lost} answers dropped; ${attemptsInside} tries inside: ${answered202} × 202, ${answered503} × 503`);
+  return { kind: 'lost-answers', at, durationMs: endedAt - startedAt, lost, attemptsInside, answered202, answered503, ok: problems.length === 0, problems };
 }
 
 /** Puts poison messages straight on the form queue (not through the web). */

@@ -24,6 +24,8 @@ export interface FormRecord {
   attempts: Attempt[];
   /** SQS message id from the 202 reply. */
   acceptedId?: string;
+  /** Submission id from the 202 reply: the id the stored row carries. */
+  acceptedSubmissionId?: string;
   /** `data` from the 202 reply. */
   acceptedData?: unknown;
   /** Statuses other than 202/503/no answer end the form's tries. */
@@ -86,8 +88,9 @@ export function startLoad(options: LoadOptions): Load {
       }
       record.attempts.push(attempt);
       if (attempt.status === 202) {
-        const reply = JSON.parse(text) as { id: string; data: unknown };
+        const reply = JSON.parse(text) as { id: string; submission_id: string; data: unknown };
         record.acceptedId = reply.id;
+        record.acceptedSubmissionId = reply.submission_id;
         record.acceptedData = reply.data;
         return;
       }

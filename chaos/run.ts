@@ -23,6 +23,8 @@ import {
   killWorkers,
   random,
   sqsOutage,
+  lostAnswers,
+  type LostAnswersResult,
   terminateWorker,
   type FaultContext,
   type FaultResult,
@@ -42,6 +44,7 @@ interface Options {
   sigterms: number;
   dbOutageMs: number;
   sqsOutageMs: number;
+  lostAnswersMs: number;
   seed: number;
   jsonOut: string | undefined;
   logDir: string | undefined;
@@ -49,7 +52,7 @@ interface Options {
 }
 
 const USAGE = `usage: npm run chaos -- [--short] [--forms N] [--clients N] [--workers N] [--duration S]
-       [--kills N] [--sigterms N] [--db-outage-ms MS] [--sqs-outage-ms MS] [--seed N]
+       [--kills N] [--sigterms N] [--db-outage-ms MS] [--sqs-outage-ms MS] [--lost-answers-ms MS] [--seed N]
        [--json-out FILE] [--log-dir DIR]`;
 
 function parseOptions(argv: string[]): Options {
@@ -65,6 +68,7 @@ function parseOptions(argv: string[]): Options {
       sigterms: { type: 'string' },
       'db-outage-ms': { type: 'string' },
       'sqs-outage-ms': { type: 'string' },
+      'lost-answers-ms': { type: 'string' },
       seed: { type: 'string' },
       'json-out': { type: 'string' },
       'log-dir': { type: 'string' },
@@ -93,17 +97,18 @@ function parseOptions(argv: string[]): Options {
     sigterms: int('sigterms', values.sigterms, short ? 1 : 2, 1, 50),
     dbOutageMs: int('db-outage-ms', values['db-outage-ms'], short ? 4000 : 8000, 1000, 3_600_000),
     sqsOutageMs: int('sqs-outage-ms', values['sqs-outage-ms'], short ? 3000 : 5000, 1000, 3_600_000),
+    lostAnswersMs: int('lost-answers-ms', values['lost-answers-ms'], short ? 2000 : 5000, 500, 3_600_000),
     seed: int('seed', values.seed, Math.floor(Math.random() * 1_000_000), 0, 2 ** 31),
     jsonOut: values['json-out'],
     logDir: values['log-dir'],
   };
 }
 
-type FaultKind = 'poison' | 'kill' | 'kill-all' | 'sigterm' | 'db' | 'sqs';
+type FaultKind = 'poison' | 'kill' | 'kill-all' | 'sigterm' | 'db' | 'sqs' | 'lost';
 
 /** Which fault happens at which share of the forms sent. */
 function schedule(options: Options, rng: () => number): { at: number; kind: FaultKind }[] {
-  const kinds: FaultKind[] = ['poison', 'kill', 'db', 'sigterm', 'sqs'];
+  const kinds: FaultKind[] = ['poison', 'lost', 'kill', 'db', 'sigterm', 'sqs'];
   let kills = options.kills - 1;
   let sigterms = options.sigterms - 1;
   let allAtOnce = options.kills >= 3;
@@ -257,6 +262,9 @@ async function main(): Promise<number> {
         case 'sqs':
           results.push(await sqsOutage(ctx, options.sqsOutageMs));
           break;
+        case 'lost':
+          results.push(await lostAnswers(ctx, options.lostAnswersMs));
+          break;
       }
     }
     await l.done;
@@ -284,14 +292,15 @@ async function main(): Promise<number> {
     const sigterms = results.filter((r): r is SigtermResult => r.kind === 'sigterm');
     const dbOutages = results.filter((r) => r.kind === 'db-outage');
     const sqsOutages = results.filter((r) => r.kind === 'sqs-outage');
+    const lostAnswerFaults = results.filter((r): r is LostAnswersResult => r.kind === 'lost-answers');
     const longestDrainMs = Math.max(0, ...sigterms.map((t) => t.drainMs ?? 0));
     // Deliveries of messages already stored (a worker died between INSERT and DELETE): skipped by the unique message id.
     const redeliveriesSkipped = s.workers
       .flatMap((w) => w.history)
       .flatMap((h) => h.handle.logs)
-      .filter((l) => l.msg === 'duplicate deliveries skipped')
+      .filter((l) => l.msg === 'duplicate delivery skipped; the form was already stored')
       .reduce((n, l) => n + (Array.isArray(l.messageIds) ? l.messageIds.length : 1), 0);
-    const storageOk = f.acceptedMissing === 0 && f.duplicates === 0 && f.dataMismatches === 0 && f.foreignRows === 0 && f.acceptedWithOneRow === f.accepted && empty;
+    const storageOk = f.acceptedMissing === 0 && f.contentDuplicates === 0 && f.duplicates === 0 && f.dataMismatches === 0 && f.foreignRows === 0 && f.acceptedWithOneRow === f.accepted && empty;
 
     if (f.accepted === 0) failures.push('no form was accepted');
     if (f.acceptedMissing > 0) failures.push(`${f.acceptedMissing} accepted forms missing from PostgreSQL (e.g. ${storage.examples.missing!.join('; ')})`);
@@ -308,15 +317,14 @@ async function main(): Promise<number> {
     for (const d of dbOutages) for (const p of d.problems) failures.push(`database outage: ${p}`);
     for (const q of sqsOutages) for (const p of q.problems) failures.push(`SQS outage: ${p}`);
     if (f.gaveUp > 0) warnings.push(`${f.gaveUp} forms were never accepted (clients gave up after 40 tries)`);
-    if (f.contentDuplicates > f.contentDuplicatesAfterRetry) {
-      warnings.push(`${f.contentDuplicates - f.contentDuplicatesAfterRetry} content duplicates of forms sent once (the web's SQS SDK retried a send that had reached SQS): ${storage.examples.contentDuplicates!.join('; ')}`);
-    }
+    if (f.contentDuplicates > 0) failures.push(`${f.contentDuplicates} content duplicates: a submission stored twice (e.g. ${storage.examples.contentDuplicates!.join('; ')})`);
+    for (const q of lostAnswerFaults) for (const p of q.problems) failures.push(`lost answers: ${p}`);
 
     const sqsOutage0 = sqsOutages[0];
     const dbOutage0 = dbOutages[0];
     const table: Row[] = [
       { label: 'forms sent (distinct)', value: f.formsSent, expected: `≥ ${options.forms}`, ok: f.formsSent >= options.forms },
-      { label: '  of which probes during the SQS outage', value: f.formsSent - options.forms },
+      { label: '  of which probes (SQS outage, lost answers)', value: f.formsSent - options.forms },
       { label: 'submissions (tries)', value: f.attempts },
       { label: '202 accepted', value: f.accepted },
       { label: '503 answered', value: f.answered503 },
@@ -326,12 +334,19 @@ async function main(): Promise<number> {
       { label: 'rows stored', value: f.rowsStored },
       { label: 'accepted ids with exactly 1 row', value: `${f.acceptedWithOneRow}/${f.accepted}`, expected: 'all', ok: f.acceptedWithOneRow === f.accepted },
       { label: 'accepted but missing', value: f.acceptedMissing, expected: '0', ok: f.acceptedMissing === 0 },
-      { label: 'duplicates (rows per message id > 1)', value: f.duplicates, expected: '0', ok: f.duplicates === 0 },
+      { label: 'duplicates (rows per message id or submission id > 1)', value: f.duplicates, expected: '0', ok: f.duplicates === 0 },
+      { label: '  accepted, stored under another copy\'s message id', value: f.storedUnderOtherCopy, expected: 'reported' },
       { label: 'rows differing from their 202 data', value: f.dataMismatches, expected: '0', ok: f.dataMismatches === 0 },
       { label: 'redeliveries skipped as already stored', value: redeliveriesSkipped, expected: 'reported' },
-      { label: 'content duplicates (same chaos_id)', value: f.contentDuplicates, expected: 'reported' },
+      { label: 'content duplicates (same chaos_id)', value: f.contentDuplicates, expected: '0', ok: f.contentDuplicates === 0 },
       { label: '  of which after a client retry', value: f.contentDuplicatesAfterRetry },
       { label: 'rows without a 202 (503 but queued)', value: f.rowsWithoutAccepted, expected: 'reported' },
+      {
+        label: 'lost-answer windows: answers lost / tries 202 / 503',
+        value: lostAnswerFaults.length ? lostAnswerFaults.map((q) => `${q.lost} / ${q.answered202} / ${q.answered503}`).join(', ') : '-',
+        expected: 'n > 0',
+        ok: lostAnswerFaults.length > 0 && lostAnswerFaults.every((q) => q.ok),
+      },
       { label: 'poison injected', value: poison.injected },
       { label: 'poison in invalid queue, body unchanged', value: poison.foundUnchanged, expected: String(poison.injected), ok: poison.foundUnchanged === poison.injected },
       { label: '  with original_message_id + reason', value: poison.withAttributes, expected: String(poison.injected), ok: poison.withAttributes === poison.injected },
@@ -377,6 +392,8 @@ async function main(): Promise<number> {
       redeliveries_skipped: redeliveriesSkipped,
       content_duplicates: f.contentDuplicates,
       content_duplicates_after_retry: f.contentDuplicatesAfterRetry,
+      stored_under_other_copy: f.storedUnderOtherCopy,
+      answers_lost: lostAnswerFaults.reduce((n, q) => n + q.lost, 0),
       rows_without_202: f.rowsWithoutAccepted,
       poison_injected: poison.injected,
       poison_found_unchanged: poison.foundUnchanged,

@@ -10,6 +10,7 @@ import type { PoisonMessage } from './faults.ts';
 
 export interface StoredRow {
   sqs_message_id: string | null;
+  submission_id: string | null;
   data: Record<string, unknown>;
 }
 
@@ -17,7 +18,7 @@ export async function readRows(databaseUrl: string): Promise<StoredRow[]> {
   const client = new pg.Client({ connectionString: databaseUrl });
   await client.connect();
   try {
-    const out = await client.query<StoredRow>('SELECT sqs_message_id, data FROM form_form');
+    const out = await client.query<StoredRow>('SELECT sqs_message_id, submission_id, data FROM form_form');
     return out.rows;
   } finally {
     await client.end();
@@ -34,18 +35,20 @@ export interface StorageFigures {
   /** Forms never accepted (tries exhausted). */
   gaveUp: number;
   rowsStored: number;
-  /** How many accepted ids have exactly one row. */
+  /** How many accepted submissions (the 202's submission_id) have exactly one row. */
   acceptedWithOneRow: number;
   acceptedMissing: number;
-  /** Rows sharing an sqs_message_id beyond the first. */
+  /** Rows sharing an sqs_message_id, or a submission_id, beyond the first. */
   duplicates: number;
+  /** Accepted submissions stored under another copy's message id than the one their 202 named (a lost answer's first copy). */
+  storedUnderOtherCopy: number;
   /** Accepted forms whose row differs from the data of the 202 reply. */
   dataMismatches: number;
   /** Extra rows with a chaos_id already stored under another message id. */
   contentDuplicates: number;
   /** …of those, for forms a client re-sent after a 503 or no answer. */
   contentDuplicatesAfterRetry: number;
-  /** Rows whose message id no 202 reported (a send that reached SQS but whose answer did not reach the client). */
+  /** Rows whose submission id no 202 reported (a send that reached SQS but whose answer, and every retry's, was lost). */
   rowsWithoutAccepted: number;
   /** Rows that are not forms of this run (poison must never be stored). */
   foreignRows: number;
@@ -53,11 +56,13 @@ export interface StorageFigures {
 
 export function checkStorage(records: readonly FormRecord[], rows: readonly StoredRow[], runId: string): { figures: StorageFigures; examples: Record<string, string[]> } {
   const byMessageId = new Map<string, StoredRow[]>();
+  const bySubmissionId = new Map<string, StoredRow[]>();
   const byChaosId = new Map<string, StoredRow[]>();
   let foreignRows = 0;
   for (const row of rows) {
     const id = row.sqs_message_id ?? '';
     byMessageId.set(id, [...(byMessageId.get(id) ?? []), row]);
+    if (row.submission_id) bySubmissionId.set(row.submission_id, [...(bySubmissionId.get(row.submission_id) ?? []), row]);
     const chaosId = typeof row.data.chaos_id === 'string' ? row.data.chaos_id : undefined;
     if (!chaosId?.startsWith(`${runId}-`)) {
       foreignRows += 1;
@@ -71,6 +76,7 @@ export function checkStorage(records: readonly FormRecord[], rows: readonly Stor
     if (list.length < 5) list.push(text);
   };
   const acceptedIds = new Set<string>();
+  let storedUnderOtherCopy = 0;
   let attempts = 0;
   let answered503 = 0;
   let noAnswer = 0;
@@ -99,11 +105,13 @@ export function checkStorage(records: readonly FormRecord[], rows: readonly Stor
       if (!r.unexpected) gaveUp += 1;
       continue;
     }
-    acceptedIds.add(r.acceptedId);
-    const mine = byMessageId.get(r.acceptedId) ?? [];
+    const submission = r.acceptedSubmissionId ?? r.acceptedId;
+    acceptedIds.add(submission);
+    const mine = (r.acceptedSubmissionId ? bySubmissionId.get(r.acceptedSubmissionId) : byMessageId.get(r.acceptedId)) ?? [];
+    if (mine.length > 0 && mine[0]!.sqs_message_id !== r.acceptedId) storedUnderOtherCopy += 1;
     if (mine.length === 0) {
       acceptedMissing += 1;
-      note('missing', `${r.chaosId} (message ${r.acceptedId})`);
+      note('missing', `${r.chaosId} (message ${r.acceptedId}, submission ${submission})`);
     } else if (mine.length === 1) acceptedWithOneRow += 1;
     if (mine.length > 0 && !isDeepStrictEqual(mine[0]!.data, r.acceptedData)) {
       dataMismatches += 1;
@@ -115,9 +123,17 @@ export function checkStorage(records: readonly FormRecord[], rows: readonly Stor
   for (const [id, list] of byMessageId) {
     if (list.length > 1) {
       duplicates += list.length - 1;
-      note('duplicates', `${id}: ${list.length} rows`);
+      note('duplicates', `message ${id}: ${list.length} rows`);
     }
-    if (!acceptedIds.has(id)) rowsWithoutAccepted += list.length;
+  }
+  for (const [id, list] of bySubmissionId) {
+    if (list.length > 1) {
+      duplicates += list.length - 1;
+      note('duplicates', `submission ${id}: ${list.length} rows`);
+    }
+  }
+  for (const row of rows) {
+    if (!acceptedIds.has(row.submission_id ?? row.sqs_message_id ?? '')) rowsWithoutAccepted += 1;
   }
   const accepted = acceptedIds.size;
   return {
@@ -133,6 +149,7 @@ export function checkStorage(records: readonly FormRecord[], rows: readonly Stor
       acceptedWithOneRow,
       acceptedMissing,
       duplicates,
+      storedUnderOtherCopy,
       dataMismatches,
       contentDuplicates,
       contentDuplicatesAfterRetry,

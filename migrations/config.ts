@@ -4,8 +4,12 @@
  */
 import type { Knex } from 'knex';
 import * as formForm from './20260101000000_form_form.ts';
+import * as submissionId from './20260201000000_submission_id.ts';
 
-const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [['20260101000000_form_form', formForm]];
+const MIGRATIONS: ReadonlyArray<readonly [string, Knex.Migration]> = [
+  ['20260101000000_form_form', formForm],
+  ['20260201000000_submission_id', submissionId],
+];
 
 const source: Knex.MigrationSource<string> = {
   getMigrations: async () => MIGRATIONS.map(([name]) => name),

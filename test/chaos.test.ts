@@ -23,6 +23,8 @@ interface Summary extends LogLine {
   accepted_with_exactly_one_row: number;
   accepted_missing: number;
   duplicates: number;
+  content_duplicates: number;
+  answers_lost: number;
   data_mismatches: number;
   poison_injected: number;
   poison_found_unchanged: number;
@@ -78,6 +80,8 @@ describe('chaos run (short): every 202 ends up in PostgreSQL exactly once', func
     expect(s.accepted_with_exactly_one_row).to.equal(s.accepted_202);
     expect(s.accepted_missing).to.equal(0);
     expect(s.duplicates).to.equal(0);
+    expect(s.content_duplicates, 'a submission stored twice').to.equal(0);
+    expect(s.answers_lost, 'the run lost SQS answers to the web').to.be.greaterThan(0);
     expect(s.data_mismatches).to.equal(0);
     expect(s.rows_stored).to.be.at.least(s.accepted_202);
 

@@ -240,8 +240,17 @@ describe('form schema', () => {
     });
     it('round-trip a message with its request id, and refuse broken ones with a reason code', () => {
       const body = encodeFormMessage({ data: accepts(validForm()) as never, received_at: new Date(0).toISOString(), request_id: 'r1' });
-      expect(decodeFormMessage(body)).to.deep.equal({ ok: true, data: validForm(), requestId: 'r1' });
-      expect(decodeFormMessage(JSON.stringify({ data: JSON.stringify(validForm()) }))).to.deep.equal({ ok: true, data: validForm(), requestId: undefined });
+      expect(decodeFormMessage(body)).to.deep.equal({ ok: true, data: validForm(), requestId: 'r1', submissionId: undefined });
+      expect(decodeFormMessage(JSON.stringify({ data: JSON.stringify(validForm()) }))).to.deep.equal({ ok: true, data: validForm(), requestId: undefined, submissionId: undefined });
+      const id = '0f8fad5b-d9cb-469f-a165-70867728950e';
+      const withId = encodeFormMessage({ data: accepts(validForm()) as never, received_at: new Date(0).toISOString(), request_id: 'r5', submission_id: id });
+      expect(decodeFormMessage(withId)).to.deep.equal({ ok: true, data: validForm(), requestId: 'r5', submissionId: id });
+      expect(decodeFormMessage(JSON.stringify({ data: validForm(), request_id: 'r6', submission_id: 'ABC' }))).to.deep.equal({
+        ok: false,
+        code: 'submission_id_invalid',
+        reason: 'submission_id is not a lowercase UUID',
+        requestId: 'r6',
+      });
       expect(decodeFormMessage(JSON.stringify({ data: validForm(), request_id: 'not a usable id; spaces' })).requestId).to.equal(undefined);
       expect(decodeFormMessage(undefined)).to.deep.equal({ ok: false, code: 'empty_body', reason: 'empty body', requestId: undefined });
       expect(decodeFormMessage('nope')).to.deep.equal({ ok: false, code: 'not_json', reason: 'body is not JSON', requestId: undefined });

@@ -12,6 +12,8 @@ const DJANGO_TABLE = `
     sqs_message_id varchar(255) NULL UNIQUE
   )`;
 
+const KEY = '0f8fad5b-d9cb-469f-a165-70867728950e';
+
 describe('migrations', () => {
   let database: TestDatabase;
   let db: Knex;
@@ -37,6 +39,8 @@ describe('migrations', () => {
       created: 'timestamp with time zone',
       data: 'jsonb',
       sqs_message_id: 'character varying',
+      submission_id: 'uuid',
+      submission_key: 'uuid',
     });
     expect((await indexes()).join('\n')).to.match(/UNIQUE INDEX .* \(sqs_message_id\)/).and.match(/INDEX form_form_created_idx .* \(created\)/);
     await db('form_form').insert({ data: JSON.stringify({ a: 1 }), sqs_message_id: 'm1' });
@@ -59,9 +63,56 @@ describe('migrations', () => {
     const uniques = (await indexes()).filter((d) => d.includes('UNIQUE') && d.includes('sqs_message_id'));
     expect(uniques, 'no second unique index beside Django\'s').to.have.length(1);
 
+    const adopted = await db('form_form').whereIn('sqs_message_id', ['old-1']).first('submission_id', 'submission_key');
+    expect(adopted).to.deep.equal({ submission_id: null, submission_key: null });
+    await db('form_form').insert({ data: JSON.stringify({ company_name: 'Keyed Ltd' }), sqs_message_id: 'new-2', submission_id: KEY, submission_key: KEY });
+
     await db.migrate.rollback(migrationConfig());
-    expect(await db('form_form').count({ n: '*' })).to.deep.equal([{ n: '3' }]);
+    expect(await db('form_form').count({ n: '*' })).to.deep.equal([{ n: '4' }]);
     await db.migrate.latest(migrationConfig());
-    expect((await indexes()).join('\n')).to.contain('form_form_created_idx');
+    expect((await indexes()).join('\n')).to.contain('form_form_created_idx').and.contain('form_form_submission_key_uniq');
+    expect(await db('form_form').where({ sqs_message_id: 'new-2' }).first('submission_id')).to.deep.equal({ submission_id: KEY });
+  });
+
+  describe('the submission id migration', () => {
+    const upToFirst = async (): Promise<void> => {
+      await db.migrate.up({ ...migrationConfig(), name: '20260101000000_form_form' });
+    };
+
+    it('on an empty database: a unique key on live submission keys only, NULLs allowed', async () => {
+      await db.migrate.latest(migrationConfig());
+      expect((await indexes()).join('\n')).to.match(/UNIQUE INDEX form_form_submission_key_uniq .* \(submission_key\) WHERE \(submission_key IS NOT NULL\)/);
+      await db('form_form').insert([
+        { data: '{}', sqs_message_id: 'a', submission_id: KEY, submission_key: KEY },
+        { data: '{}', sqs_message_id: 'b' },
+        { data: '{}', sqs_message_id: 'c' },
+      ]);
+      const again = await db('form_form').insert({ data: '{}', sqs_message_id: 'd', submission_id: KEY, submission_key: KEY }).onConflict().ignore().returning('id');
+      expect(again, 'a second row under a live key').to.have.length(0);
+      await db('form_form').where({ sqs_message_id: 'a' }).update({ submission_key: null });
+      const expired = await db('form_form').insert({ data: '{}', sqs_message_id: 'e', submission_id: KEY, submission_key: KEY }).onConflict().ignore().returning('id');
+      expect(expired, 'a new row once the key is released').to.have.length(1);
+    });
+
+    it('on a database of the earlier migration with rows: adds in place, keeps rows; rollback drops only the index', async () => {
+      await upToFirst();
+      await db('form_form').insert([
+        { data: JSON.stringify({ company_name: 'One Ltd' }), sqs_message_id: 'm1' },
+        { data: JSON.stringify({ company_name: 'Two Ltd' }), sqs_message_id: 'm2' },
+      ]);
+      const before = await db('form_form').orderBy('id').select('id', 'created', 'data', 'sqs_message_id');
+      await db.migrate.latest(migrationConfig());
+      const after = await db('form_form').orderBy('id').select('id', 'created', 'data', 'sqs_message_id', 'submission_id', 'submission_key');
+      expect(after).to.deep.equal(before.map((r: Record<string, unknown>) => ({ ...r, submission_id: null, submission_key: null })));
+      await db('form_form').insert({ data: '{}', sqs_message_id: 'm3', submission_id: KEY, submission_key: KEY });
+
+      const [, rolledBack] = (await db.migrate.rollback(migrationConfig())) as [number, string[]];
+      expect(rolledBack).to.deep.equal(['20260201000000_submission_id']);
+      expect(await db('form_form').count({ n: '*' })).to.deep.equal([{ n: '3' }]);
+      expect(await db('form_form').where({ sqs_message_id: 'm3' }).first('submission_id'), 'the row keeps its submission id').to.deep.equal({ submission_id: KEY });
+      expect((await indexes()).join('\n')).not.to.contain('submission_key');
+      await db.migrate.latest(migrationConfig());
+      expect((await indexes()).join('\n')).to.contain('form_form_submission_key_uniq');
+    });
   });
 });

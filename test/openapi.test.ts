@@ -181,6 +181,16 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
           }
         });
 
+        it('202 under an Idempotency-Key, twice: the same submission_id, and repeat on the second', async () => {
+          const key = { 'idempotency-key': `"openapi-${path.length}-${Date.now()}"` };
+          const first = await post(base, path, jsonBody(exampleForm()), { headers: key });
+          const second = await post(base, path, jsonBody(exampleForm()), { headers: key });
+          const a = contract.check('POST', path, first) as { submission_id: string; repeat?: boolean };
+          const b = contract.check('POST', path, second) as { submission_id: string; repeat?: boolean };
+          expect(b.submission_id).to.equal(a.submission_id);
+          expect([a.repeat, b.repeat]).to.deep.equal([undefined, true]);
+        });
+
         /** Requests that get each documented refusal, and what the answer must say beyond the schema. */
         const refusals: { name: string; status: number; send: () => Promise<Answer>; then?: (body: JsonObject, answer: Answer) => void }[] = [
           {
@@ -194,6 +204,12 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
             status: 400,
             send: () => post(base, path, '{}'),
             then: (body) => expect(body.errors).to.deep.equal([{ field: 'data', message: 'data is missing' }]),
+          },
+          {
+            name: 'a malformed Idempotency-Key: errors name the header',
+            status: 400,
+            send: () => post(base, path, jsonBody(exampleForm()), { headers: { 'idempotency-key': '"unterminated' } }),
+            then: (body) => expect((body.errors as { field: string }[]).map((e) => e.field)).to.deep.equal(['Idempotency-Key']),
           },
           {
             name: 'malformed JSON: a problem without errors',

@@ -4,6 +4,7 @@ import { computeSignature } from '../services/web/signature.ts';
 import { createWebService, type WebService, type WebServiceOptions } from '../services/web/service.ts';
 import { formEncodedBody, jsonBody, post, sign, type Reply } from './support/http.ts';
 import { queueCounts, receiveAll, useEmulator } from './support/sqs.ts';
+import { SUBMISSION_ID } from '../services/common/message.ts';
 import { createTestEnv, TEST_SECRET, validForm, type TestEnv } from './support/stack.ts';
 import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
 
@@ -141,18 +142,20 @@ describe('web service', function () {
       { name: 'JSON with a charset parameter', body: jsonBody(validForm()), type: 'application/json; charset=UTF-8' },
     ];
     for (const e of encodings) {
-      it(`answers 202 with the message id and validated data, and queues {data, received_at, request_id}: ${e.name}`, async () => {
+      it(`answers 202 with the message id, submission id and validated data, and queues {data, received_at, request_id, submission_id}: ${e.name}`, async () => {
         const r = await start();
         const reply = await post(r.base, '/form/', e.body, { type: e.type });
         expect(reply.status, reply.text).to.equal(202);
         expect(reply.headers.get('content-type')).to.match(/^application\/json/);
-        const { id, data } = reply.body as { id: string; data: unknown };
+        const { id, data, submission_id: submissionId } = reply.body as { id: string; data: unknown; submission_id: string };
         expect(data).to.deep.equal(validForm());
+        expect(submissionId).to.match(SUBMISSION_ID);
         const messages = await receiveAll(r.t.sqs, r.formUrl);
         expect(messages).to.have.length(1);
         expect(messages[0]!.MessageId).to.equal(id);
         const message = JSON.parse(messages[0]!.Body!) as Record<string, unknown>;
-        expect(Object.keys(message).sort()).to.deep.equal(['data', 'received_at', 'request_id']);
+        expect(Object.keys(message).sort()).to.deep.equal(['data', 'received_at', 'request_id', 'submission_id']);
+        expect(message.submission_id).to.equal(submissionId);
         expect(message.data).to.deep.equal(validForm());
         expect(new Date(message.received_at as string).toISOString()).to.equal(message.received_at);
         expect(message.request_id).to.equal(reply.headers.get('x-request-id'));

@@ -153,7 +153,8 @@ describe('FormWriter on PostgreSQL and SQS', function () {
       windowMs: 2,
       parallel: 2,
     });
-    const handler = new BatchHandler({ queue, repository: writer, logger, backoffBaseSeconds: 1, backoffMaxSeconds: 1 });
+    const store = { insertMany: writer.insertMany.bind(writer), classifySkipped: repository.classifySkipped.bind(repository) };
+    const handler = new BatchHandler({ queue, repository: store, logger, backoffBaseSeconds: 1, backoffMaxSeconds: 1 });
     const receive = () => queue.receive({ waitTimeSeconds: 1, maxNumberOfMessages: 10, visibilityTimeoutSeconds: 30 });
     try {
       await fill(40, 'outage');

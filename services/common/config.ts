@@ -65,6 +65,15 @@ export const SETTINGS: readonly Setting[] = [
   { names: ['SENTRY_ENVIRONMENT'], default: 'none', allowed: 'string', description: 'Environment name attached to Sentry events (production, staging, …).' },
   { names: ['MAX_BODY_BYTES'], default: '65536', allowed: '1024–204800', description: 'Web: largest accepted request body.' },
   { names: ['SHUTDOWN_DELAY_MS'], default: '5000', allowed: '0–120000', description: 'Web: time between failing readiness and closing the server on SIGTERM.' },
+  {
+    names: ['IDEMPOTENCY_WINDOW_SECONDS'],
+    default: '86400',
+    allowed: '0–1209600',
+    description:
+      'A repeat of the same signed request (path and body) within this many seconds is the same submission; ' +
+      'submission ids and Idempotency-Key values are kept as long ' +
+      '(0 turns content identity off; ids and keys are then kept for the default).',
+  },
 ];
 
 /** The validated configuration both services read. */
@@ -108,6 +117,12 @@ export interface Config {
   sentry: { dsn: string | undefined; environment: string | undefined };
   /** OpenTelemetry, from the standard OTEL_* variables (docs/tracing.md). */
   tracing: TracingConfig;
+  idempotency: {
+    /** Seconds a repeat of the same request is the same submission; 0: off. */
+    windowSeconds: number;
+    /** Seconds a stored submission id keeps later copies out: the window, or its default when the window is 0. */
+    keyLifetimeSeconds: number;
+  };
 }
 
 class Reader {
@@ -127,7 +142,7 @@ class Reader {
     return { name, value: undefined };
   }
 
-  private defaultOf(name: string): string {
+  defaultOf(name: string): string {
     const setting = SETTINGS.find((s) => s.names[0] === name);
     return setting?.default ?? 'none';
   }
@@ -207,6 +222,7 @@ export function loadConfig(env: Env = process.env): Config {
   const concurrency = r.int('WORKER_CONCURRENCY', 1, 32);
   const poolMax = r.int('DATABASE_POOL_MAX', 1, 100);
   const retryBackoffBaseSeconds = r.int('SQS_RETRY_BACKOFF_BASE_SECONDS', 1, 3600);
+  const windowSeconds = r.int('IDEMPOTENCY_WINDOW_SECONDS', 0, 1209600);
   const retryBackoffMaxSeconds = r.int('SQS_RETRY_BACKOFF_MAX_SECONDS', 1, 43200);
   if (retryBackoffMaxSeconds < retryBackoffBaseSeconds) {
     throw new ConfigError('SQS_RETRY_BACKOFF_MAX_SECONDS', String(retryBackoffMaxSeconds), `at least SQS_RETRY_BACKOFF_BASE_SECONDS (${retryBackoffBaseSeconds})`);
@@ -247,6 +263,10 @@ export function loadConfig(env: Env = process.env): Config {
     queueMetricsIntervalMs: r.int('QUEUE_METRICS_INTERVAL_SECONDS', 0, 3600) * 1000,
     sentry: { dsn: r.url('SENTRY_DSN', ['http:', 'https:']), environment: r.optional('SENTRY_ENVIRONMENT') },
     tracing: loadTracingConfig(env),
+    idempotency: {
+      windowSeconds,
+      keyLifetimeSeconds: windowSeconds > 0 ? windowSeconds : Number(r.defaultOf('IDEMPOTENCY_WINDOW_SECONDS')),
+    },
   };
 }
 

@@ -11,6 +11,8 @@ export interface FormMessage {
   received_at: string;
   /** Request id the web logged the request under. */
   request_id: string;
+  /** The submission this message belongs to (docs/exactly-once.md); absent in messages of the replaced service. */
+  submission_id?: string;
 }
 
 /** Characters outside the set SQS accepts in a body (#x9 #xA #xD #x20–#xD7FF #xE000–#xFFFD), and astral ones, which some SQS implementations refuse. */
@@ -29,16 +31,23 @@ export function encodeFormMessage(message: FormMessage): string {
 /** Why a message body is not a storable form; a bounded set, used as a metric label. */
 export const INVALID_REASONS = [
   'empty_body', 'not_json', 'not_object', 'data_missing', 'data_not_json', 'validation',
+  'submission_id_invalid', 'idempotency_key_reused',
 ] as const;
 export type InvalidReason = (typeof INVALID_REASONS)[number];
 
-/** A decoded body; `requestId` is the web's request id when the body carries one. */
+/**
+ * A decoded body; `requestId` is the web's request id when the body carries one,
+ * `submissionId` the submission id (undefined in messages of the replaced service).
+ */
 export type DecodeResult =
-  | { ok: true; data: FormData; requestId: string | undefined }
+  | { ok: true; data: FormData; requestId: string | undefined; submissionId: string | undefined }
   | { ok: false; code: InvalidReason; reason: string; requestId: string | undefined };
 
 /** A request id the web accepts from X-Request-Id (otherwise it makes one). */
 export const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** A submission id: a UUID in lowercase hex, as the web writes it. */
+export const SUBMISSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 /**
  * Decodes and validates a message body as the worker receives it. `data` may be
@@ -57,11 +66,15 @@ export function decodeFormMessage(body: string | undefined): DecodeResult {
   }
   const given = (parsed as Record<string, unknown>).request_id;
   const requestId = typeof given === 'string' && REQUEST_ID.test(given) ? given : undefined;
+  const submission = (parsed as Record<string, unknown>).submission_id;
+  if (submission !== undefined && (typeof submission !== 'string' || !SUBMISSION_ID.test(submission))) {
+    return { ok: false, code: 'submission_id_invalid', reason: 'submission_id is not a lowercase UUID', requestId };
+  }
   const data = parseData((parsed as Record<string, unknown>).data);
   if (!data.ok) return { ...data, requestId };
   const result = validateForm(data.value);
   if (!result.ok) return { ok: false, code: 'validation', reason: `data failed validation: ${summarise(result.errors)}`, requestId };
-  return { ok: true, data: result.value, requestId };
+  return { ok: true, data: result.value, requestId, submissionId: submission };
 }
 
 /** `data` as an object: given as one, or as a string holding one. */

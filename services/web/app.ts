@@ -11,6 +11,7 @@ import type { Logger } from '../common/logger.ts';
 import { ATTR, CARRIER_FIELDS, FORM_ATTR, noTracing, type Tracing } from '../common/tracing.ts';
 import { REQUEST_ID } from '../common/message.ts';
 import { readBody } from './body.ts';
+import { DEFAULT_LIMITS } from './http-server.ts';
 import { formHandler } from './form-route.ts';
 import { methodLabel, routeLabel, type RefusalReason, type WebMetrics } from './metrics.ts';
 import { echo, ProblemError, problemMiddleware, sendProblem } from './problem.ts';
@@ -25,21 +26,37 @@ export interface AppOptions {
   secret: string | undefined;
   /** Largest accepted body, in bytes. */
   maxBodyBytes: number;
+  /** The HTTP server's request timeout, in ms: a refused body is not read past it. Default 30 000. */
+  requestTimeoutMs?: number;
+  /** IDEMPOTENCY_WINDOW_SECONDS: seconds a repeat of the same request is the same submission; 0: off. */
+  windowSeconds: number;
+  /** Seconds submission ids are kept (the window, or its default when it is 0). */
+  keyLifetimeSeconds: number;
   /** Where unexpected errors are reported. Default: nowhere (the log only). */
   reporter?: ErrorReporter;
   /** Server spans. Default: off. */
   tracing?: Tracing;
 }
 
+/** The ids of an accepted form, for its request's log line. */
+interface AcceptedIds {
+  messageId: string;
+  submissionId: string;
+}
+
 /**
  * One log line per request (pino-http): request id, route, method, path
  * without the query, status and duration. Never headers or the body.
  */
-function requestLogger(logger: Logger, messageIds: WeakMap<IncomingMessage, string>, traceIds: WeakMap<IncomingMessage, Record<string, string>>) {
+function requestLogger(
+  logger: Logger,
+  accepted: WeakMap<IncomingMessage, AcceptedIds>,
+  traceIds: WeakMap<IncomingMessage, Record<string, string>>,
+) {
   const context = (req: IncomingMessage): Record<string, string> => {
     const route = routeLabel(pathOf(req.url));
-    const messageId = messageIds.get(req);
-    return { ...traceIds.get(req), ...(messageId ? { route, messageId } : { route }) };
+    const ids = accepted.get(req);
+    return { ...traceIds.get(req), ...(ids ? { route, ...ids } : { route }) };
   };
   return pinoHttp({
     logger,
@@ -125,7 +142,7 @@ export function createApp(options: AppOptions): Koa {
   // strict: /form and /form/ only, not /form// and the like.
   const router = new Router({ strict: true });
   const submit = formHandler(options);
-  const body = readBody(options.maxBodyBytes);
+  const body = readBody(options.maxBodyBytes, options.requestTimeoutMs ?? DEFAULT_LIMITS.requestTimeoutMs);
   router.post(['/form', '/form/'], body, submit);
   const openapi = JSON.stringify(openapiDocument);
   router.get('/openapi.json', (ctx) => {
@@ -137,11 +154,11 @@ export function createApp(options: AppOptions): Koa {
     ctx.body = await metrics.registry.metrics();
   });
 
-  /** SQS message id of each accepted form, for its request's log line. */
-  const messageIds = new WeakMap<IncomingMessage, string>();
+  /** SQS message id and submission id of each accepted form, for its request's log line. */
+  const accepted = new WeakMap<IncomingMessage, AcceptedIds>();
   /** trace_id and span_id of each request's server span, for its log line (written after the span ends). */
   const traceIds = new WeakMap<IncomingMessage, Record<string, string>>();
-  const httpLogger = requestLogger(logger, messageIds, traceIds);
+  const httpLogger = requestLogger(logger, accepted, traceIds);
   const tracing = options.tracing ?? noTracing;
   if (tracing.enabled) app.use(serverSpan(tracing, traceIds));
   app.use(async function requestContext(ctx: Context, next: Next) {
@@ -155,7 +172,10 @@ export function createApp(options: AppOptions): Koa {
       await next();
     } finally {
       end();
-      if (typeof ctx.state.messageId === 'string') messageIds.set(ctx.req, ctx.state.messageId);
+      const { messageId, submissionId } = ctx.state as { messageId?: unknown; submissionId?: unknown };
+      if (typeof messageId === 'string' && typeof submissionId === 'string') {
+        accepted.set(ctx.req, { messageId, submissionId });
+      }
       metrics.requests.inc({ ...labels, status: String(ctx.status) });
       if (labels.route === '/form/' && ctx.method === 'POST' && ctx.status >= 400 && ctx.status < 500) {
         metrics.refused.inc({ reason: refusalReason(ctx.status, ctx.state.formInvalid === true) });

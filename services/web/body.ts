@@ -5,6 +5,7 @@
 import type { Context, Next } from 'koa';
 import bodyParser from 'koa-bodyparser';
 import { isUtf8 } from 'node:buffer';
+import type { IncomingMessage } from 'node:http';
 import { ProblemError } from './problem.ts';
 
 const JSON_TYPE = 'application/json';
@@ -13,6 +14,18 @@ const FORM_TYPE = 'application/x-www-form-urlencoded';
 const FORM_PARAMETERS = 64;
 const FORM_ARRAY_ITEMS = 32;
 const FORM_DEPTH = 2;
+
+/**
+ * How much of a body refused as too large is still read and dropped before the
+ * 413 is sent (a lingering close, RFC 9112 §9.6), so that a client that writes
+ * its whole request before reading (Python's urllib) can read the answer
+ * instead of meeting a reset: at most `bytes`, for at most `ms`, and no longer
+ * than `idleMs` without a byte arriving (a client that stopped sending is
+ * answered at once), and within half the time left before the server's request
+ * timeout (so the answer is still the 413). Past a bound the connection is
+ * closed after the answer.
+ */
+export const LINGER = { bytes: 16 * 1024 * 1024, ms: 5000, idleMs: 200 };
 
 /** State the body middleware leaves for the route. */
 export interface BodyState {
@@ -26,7 +39,7 @@ export interface BodyState {
  * the signature (over the raw bytes) is checked first; a body over the limit
  * is refused at once.
  */
-export function readBody(maxBytes: number) {
+export function readBody(maxBytes: number, requestTimeoutMs: number) {
   const options: bodyParser.Options & { queryString: Record<string, unknown> } = {
     enableTypes: ['json', 'form'],
     jsonLimit: String(maxBytes),
@@ -43,6 +56,7 @@ export function readBody(maxBytes: number) {
   const parser = bodyParser(options);
 
   return async function body(ctx: Context, next: Next): Promise<void> {
+    const started = Date.now();
     const type = ctx.request.is(JSON_TYPE, FORM_TYPE);
     // null: neither Content-Length nor Transfer-Encoding, so there is no body at all.
     if (type === null) throw new ProblemError(400, 'Bad Request', `the request has no body; send the form as ${JSON_TYPE} or ${FORM_TYPE}`);
@@ -75,10 +89,40 @@ export function readBody(maxBytes: number) {
         }
         await next();
       });
+    } catch (error) {
+      if (error instanceof ProblemError && error.status === 413) {
+        ctx.req.off('data', tap);
+        const left = requestTimeoutMs - (Date.now() - started);
+        await discardBody(ctx.req, { ...LINGER, ms: Math.max(0, Math.min(LINGER.ms, left / 2)) });
+      }
+      throw error;
     } finally {
       ctx.req.off('data', tap);
     }
   };
+}
+
+/** Reads and drops what is left of a request body, within the bounds of `LINGER`. */
+function discardBody(req: IncomingMessage, bounds: typeof LINGER): Promise<void> {
+  if (req.complete || req.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    let seen = 0;
+    const done = (): void => {
+      clearTimeout(timer);
+      clearTimeout(idle);
+      req.off('data', onData).off('end', done).off('close', done).off('error', done);
+      resolve();
+    };
+    const idle = setTimeout(done, bounds.idleMs);
+    const onData = (chunk: Buffer): void => {
+      seen += chunk.length;
+      if (seen > bounds.bytes) return done();
+      idle.refresh();
+    };
+    const timer = setTimeout(done, bounds.ms);
+    req.on('data', onData).on('end', done).on('close', done).on('error', done);
+    req.resume();
+  });
 }
 
 function bodyErrorReason(error: Error): string {

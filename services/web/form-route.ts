@@ -11,6 +11,7 @@ import { SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
 import { ProblemError } from './problem.ts';
 import { verifySignature } from './signature.ts';
 import type { WebMetrics } from './metrics.ts';
+import { idempotencyKey, RecentSubmissions, submissionOf } from './submission.ts';
 
 const FORM_TYPE = 'application/x-www-form-urlencoded';
 
@@ -19,19 +20,28 @@ export interface FormRouteOptions {
   metrics: WebMetrics;
   /** Shared secret; undefined turns the signature check off. */
   secret: string | undefined;
+  /** Seconds a repeat of the same request is the same submission (IDEMPOTENCY_WINDOW_SECONDS); 0: off. */
+  windowSeconds: number;
+  /** Seconds submission ids are kept (the `repeat` hint of the 202 looks back as far). */
+  keyLifetimeSeconds: number;
   /** Clock, for tests. Default: Date.now. */
   now?: () => number;
 }
+
+/** Submission ids one web process remembers for the `repeat` hint. */
+const RECENT_SUBMISSIONS = 10_000;
 
 /** Handler of POST /form/. */
 export function formHandler(options: FormRouteOptions) {
   const { sender, metrics, secret } = options;
   const now = options.now ?? Date.now;
+  const recent = new RecentSubmissions(RECENT_SUBMISSIONS, options.keyLifetimeSeconds * 1000);
   return async function submitForm(ctx: Context): Promise<void> {
     const state = ctx.state as BodyState & { requestId: string };
     if (secret !== undefined && !verifySignature(ctx.get('x-signature') || undefined, ctx.originalUrl, state.rawBody, secret)) {
       throw new ProblemError(401, 'Unauthorized', ctx.get('x-signature') ? 'X-Signature does not match the request' : 'X-Signature header is missing');
     }
+    const key = idempotencyKey(ctx.req.rawHeaders);
     if (state.bodyError) throw state.bodyError;
     const body: unknown = ctx.request.body;
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
@@ -51,7 +61,14 @@ export function formHandler(options: FormRouteOptions) {
       const errors = result.errors.map((e) => ({ field: e.field ? `data.${e.field}` : 'data', message: e.message }));
       throw new ProblemError(400, 'Bad Request', `the form is not valid: ${summarise(result.errors)}`, { errors });
     }
-    const message = encodeFormMessage({ data: result.value, received_at: new Date(now()).toISOString(), request_id: state.requestId });
+    const submission = submissionOf({ key, path: ctx.originalUrl, rawBody: state.rawBody }, options.windowSeconds > 0);
+    const receivedAt = now();
+    const message = encodeFormMessage({
+      data: result.value,
+      received_at: new Date(receivedAt).toISOString(),
+      request_id: state.requestId,
+      submission_id: submission.id,
+    });
     // Serialising can grow a body (1e20 is written out in full): refuse here what SQS would refuse, rather than answer 503.
     if (Buffer.byteLength(message, 'utf8') > SQS_MAX_MESSAGE_BYTES) {
       throw new ProblemError(413, 'Content Too Large', `the form is larger than ${SQS_MAX_MESSAGE_BYTES} bytes once serialised for the queue`);
@@ -68,7 +85,10 @@ export function formHandler(options: FormRouteOptions) {
     }
     metrics.accepted.inc();
     ctx.state.messageId = messageId;
+    ctx.state.submissionId = submission.id;
+    const repeat = recent.seen(submission.id, state.rawBody, receivedAt);
+    recent.add(submission.id, state.rawBody, receivedAt);
     ctx.status = 202;
-    ctx.body = { id: messageId, data: result.value };
+    ctx.body = { id: messageId, submission_id: submission.id, ...(repeat ? { repeat: true } : {}), data: result.value };
   };
 }

@@ -68,6 +68,9 @@ export async function createWebService(config: Config, options: WebServiceOption
     tracing,
     secret: config.web.signatureCheck ? config.web.uiSecret : undefined,
     maxBodyBytes: config.web.maxBodyBytes,
+    requestTimeoutMs: limits.requestTimeoutMs,
+    windowSeconds: config.idempotency.windowSeconds,
+    keyLifetimeSeconds: config.idempotency.keyLifetimeSeconds,
   });
   const server = createHttpServer(app.callback(), limits, (status, code) => {
     metrics.requests.inc({ route: 'other', method: 'other', status: String(status) });

@@ -6,10 +6,13 @@
 import { DatabaseError, SqsError, describe } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { decodeFormMessage, type InvalidReason } from '../common/message.ts';
-import type { FormInserter, FormRow } from './repository.ts';
+import type { FormRow, FormStore, SkipReason } from './repository.ts';
 import type { InvalidCopy, Received, WorkerQueue } from './queue.ts';
 import { noTracing, type Tracing } from '../common/tracing.ts';
 import { FormSpans } from './form-spans.ts';
+
+/** The `reason` of a message whose submission id is stored with another form. */
+export const KEY_REUSED = 'submission id (Idempotency-Key) already used for a different form; not stored';
 
 /** What happened to a batch. */
 export interface BatchResult {
@@ -38,8 +41,8 @@ export interface StoredBatch {
 
 export interface BatchHandlerOptions {
   queue: WorkerQueue;
-  /** Where valid forms go: the worker's coalescing FormWriter (or the repository itself). */
-  repository: FormInserter;
+  /** Where valid forms go (the worker's coalescing FormWriter, or the repository itself) and how skipped rows are told apart. */
+  repository: FormStore;
   logger: Logger;
   /** Visibility backoff of a retried message: base × 2^(receive count − 1), capped; seconds. */
   backoffBaseSeconds: number;
@@ -103,7 +106,7 @@ export class BatchHandler {
       byId.set(message.messageId, message);
       const decoded = decodeFormMessage(message.body);
       if (decoded.ok) {
-        rows.push({ messageId: message.messageId, data: decoded.data });
+        rows.push({ messageId: message.messageId, data: decoded.data, submissionId: decoded.submissionId });
         requestIds.set(message.messageId, decoded.requestId);
       } else invalid.push({ message, reason: decoded.reason, code: decoded.code, requestId: decoded.requestId });
     }
@@ -112,25 +115,53 @@ export class BatchHandler {
     const retry: Received[] = [];
 
     if (rows.length > 0) {
+      let inserted: Set<string> | undefined;
       try {
-        const inserted = await repository.insertMany(rows);
+        inserted = await repository.insertMany(rows);
         result.stored = inserted.size;
-        result.duplicates = rows.length - inserted.size;
+        const skipped = rows.filter((row) => !inserted!.has(row.messageId));
+        const reasons = skipped.length > 0 ? await repository.classifySkipped(skipped) : new Map<string, SkipReason>();
         for (const row of rows) {
           const message = byId.get(row.messageId)!;
-          const fields = { messageId: row.messageId, requestId: requestIds.get(row.messageId), receiveCount: message.receiveCount, ...spans.fields(row.messageId) };
-          spans.outcome(row.messageId, inserted.has(row.messageId) ? 'stored' : 'duplicate', fields.requestId);
-          if (inserted.has(row.messageId)) logger.info(fields, 'form stored');
-          else logger.info(fields, 'duplicate delivery skipped; the form was already stored');
+          const fields = {
+            messageId: row.messageId,
+            submissionId: row.submissionId,
+            requestId: requestIds.get(row.messageId),
+            receiveCount: message.receiveCount,
+            ...spans.fields(row.messageId),
+          };
+          const reason = inserted.has(row.messageId) ? 'stored' : reasons.get(row.messageId);
+          if (reason === 'stored') {
+            spans.outcome(row.messageId, 'stored', fields.requestId);
+            logger.info(fields, 'form stored');
+          } else if (reason === 'duplicate') {
+            result.duplicates += 1;
+            spans.outcome(row.messageId, 'duplicate', fields.requestId);
+            logger.info(fields, 'duplicate delivery skipped; the form was already stored');
+          } else if (reason === 'conflict') {
+            // Its span's outcome is set with the invalid copies below.
+            invalid.push({ message, reason: KEY_REUSED, code: 'idempotency_key_reused', requestId: fields.requestId });
+            continue;
+          } else {
+            spans.outcome(row.messageId, 'retried', fields.requestId);
+            logger.warn(fields, 'form skipped but neither its message nor its submission is stored; handing it back');
+            retry.push(message);
+            continue;
+          }
           done.push(message);
         }
       } catch (error) {
         if (!(error instanceof DatabaseError)) throw error;
         result.databaseFailed = true;
+        // Rows inserted before a failed look-up are committed: only the others go back.
+        const back = rows.filter((row) => !inserted?.has(row.messageId));
         logger.warn({ err: describe(error), messageIds: error.messageIds }, 'could not store forms; handing them back');
-        for (const row of rows) {
+        for (const row of back) {
           spans.outcome(row.messageId, 'retried', requestIds.get(row.messageId));
           retry.push(byId.get(row.messageId)!);
+        }
+        if (inserted) {
+          for (const row of rows) if (inserted.has(row.messageId)) done.push(byId.get(row.messageId)!);
         }
       }
     }

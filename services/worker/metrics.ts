@@ -34,6 +34,7 @@ export interface WorkerMetrics {
   messageAge: Histogram;
   oldestMessageAge: Gauge;
   backoffs: Counter<'reason'>;
+  keysExpired: Counter;
   queueVisible: Gauge<'queue'>;
   queueInFlight: Gauge<'queue'>;
   queueDelayed: Gauge<'queue'>;
@@ -128,6 +129,11 @@ export function createWorkerMetrics(sources: WorkerMetricsSources, defaults = tr
       registers,
     }),
     backoffs: new Counter({ name: 'form_data_worker_backoffs_total', help: 'Poll loop backoffs, by reason: database, sqs, error.', labelNames: ['reason'], registers }),
+    keysExpired: new Counter({
+      name: 'form_data_worker_submission_keys_expired_total',
+      help: 'Submission keys released after IDEMPOTENCY_WINDOW_SECONDS (later copies are new rows).',
+      registers,
+    }),
     queueVisible: new Gauge({ name: 'form_data_sqs_messages_visible', help: 'Messages available in the queue (ApproximateNumberOfMessages).', labelNames: ['queue'], registers }),
     queueInFlight: new Gauge({
       name: 'form_data_sqs_messages_in_flight',

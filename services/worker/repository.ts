@@ -10,6 +10,27 @@ import { ATTR, noTracing, type Tracing } from '../common/tracing.ts';
 export interface FormRow {
   messageId: string;
   data: FormData;
+  /** The submission id the web gave it; undefined for messages of the replaced service. */
+  submissionId?: string | undefined;
+}
+
+/**
+ * Why a row was not inserted: `duplicate` (its message, or its submission with
+ * the same form, is stored), `conflict` (its submission id is stored with another
+ * form: an Idempotency-Key reused), `unknown` (neither is stored any more: the key
+ * expired in between; hand it back).
+ */
+export type SkipReason = 'duplicate' | 'conflict' | 'unknown';
+
+/** Columns of a new row. */
+function toRecord(row: FormRow): Record<string, string | null> {
+  const submission = row.submissionId ?? null;
+  return {
+    data: JSON.stringify(row.data),
+    sqs_message_id: row.messageId,
+    submission_id: submission,
+    submission_key: submission,
+  };
 }
 
 /** Anything that stores rows the way `FormRepository.insertMany` does (the repository, the coalescing writer). */
@@ -17,7 +38,15 @@ export interface FormInserter {
   insertMany(rows: readonly FormRow[]): Promise<Set<string>>;
 }
 
-export class FormRepository implements FormInserter {
+/** Tells why rows that `insertMany` skipped were skipped (`FormRepository.classifySkipped`). */
+export interface SkipClassifier {
+  classifySkipped(skipped: readonly FormRow[]): Promise<Map<string, SkipReason>>;
+}
+
+/** What the batch handler stores through: an inserter and a classifier of what it skipped. */
+export type FormStore = FormInserter & SkipClassifier;
+
+export class FormRepository implements FormInserter, SkipClassifier {
   private readonly db: Knex;
   private readonly timeoutMs: number;
   private readonly tracing: Tracing;
@@ -34,8 +63,9 @@ export class FormRepository implements FormInserter {
 
   /**
    * Inserts all rows in one multi-row statement, in a transaction of its own
-   * with `SET LOCAL` timeouts; a message id already stored is skipped.
-   * Resolves, once committed, with the ids inserted now (the others conflicted).
+   * with `SET LOCAL` timeouts; a row whose message id or live submission key is
+   * already stored (or comes earlier in the same statement) is skipped.
+   * Resolves, once committed, with the message ids inserted now.
    */
   insertMany(rows: readonly FormRow[]): Promise<Set<string>> {
     if (rows.length === 0) return Promise.resolve(new Set());
@@ -70,16 +100,70 @@ export class FormRepository implements FormInserter {
 
   private async insert(rows: readonly FormRow[]): Promise<Set<string>> {
     try {
+      // No conflict target: both unique keys (sqs_message_id, submission_key) skip a row.
       const inserted = await withTimeouts(this.db, this.timeoutMs, (trx) =>
         trx('form_form')
-          .insert(rows.map((r) => ({ data: JSON.stringify(r.data), sqs_message_id: r.messageId })))
-          .onConflict('sqs_message_id')
+          .insert(rows.map(toRecord))
+          .onConflict()
           .ignore()
           .returning<{ sqs_message_id: string }[]>('sqs_message_id'),
       );
       return new Set(inserted.map((r) => r.sqs_message_id));
     } catch (error) {
       throw new DatabaseError('insert into form_form', error, rows.map((r) => r.messageId));
+    }
+  }
+
+  /** Why each of `skipped` (rows insertMany did not insert) was skipped, by message id. */
+  async classifySkipped(skipped: readonly FormRow[]): Promise<Map<string, SkipReason>> {
+    const reasons = new Map<string, SkipReason>();
+    const withKey = skipped.filter((r) => r.submissionId !== undefined);
+    // Without a submission id only the message id can have matched.
+    for (const row of skipped) if (row.submissionId === undefined) reasons.set(row.messageId, 'duplicate');
+    if (withKey.length === 0) return reasons;
+    const input = JSON.stringify(
+      withKey.map((r) => ({ message_id: r.messageId, submission_id: r.submissionId, data: r.data })),
+    );
+    try {
+      type Found = { message_id: string; same_message: boolean; same_form: boolean | null };
+      const result = await this.db.raw<{ rows: Found[] }>(
+        `SELECT i.message_id,
+           EXISTS (SELECT 1 FROM form_form f WHERE f.sqs_message_id = i.message_id) AS same_message,
+           (SELECT f.data = i.data FROM form_form f WHERE f.submission_key = i.submission_id) AS same_form
+         FROM jsonb_to_recordset(?::jsonb) AS i(message_id text, submission_id uuid, data jsonb)`,
+        [input],
+      );
+      for (const r of result.rows) {
+        const duplicate = r.same_message || r.same_form === true;
+        reasons.set(r.message_id, duplicate ? 'duplicate' : r.same_form === false ? 'conflict' : 'unknown');
+      }
+      return reasons;
+    } catch (error) {
+      throw new DatabaseError('look up skipped rows in form_form', error, withKey.map((r) => r.messageId));
+    }
+  }
+
+  /**
+   * Releases submission keys stored more than `lifetimeSeconds` ago, at most
+   * `limit` rows per statement, until none is left. The rows keep their
+   * submission id. Resolves with the number released.
+   */
+  async expireKeys(lifetimeSeconds: number, limit = 5000): Promise<number> {
+    let released = 0;
+    try {
+      for (;;) {
+        const result = await this.db.raw<{ rowCount: number }>(
+          `UPDATE form_form SET submission_key = NULL
+           WHERE id IN (SELECT id FROM form_form
+                        WHERE submission_key IS NOT NULL AND created < now() - make_interval(secs => ?)
+                        LIMIT ?)`,
+          [lifetimeSeconds, limit],
+        );
+        released += result.rowCount;
+        if (result.rowCount < limit) return released;
+      }
+    } catch (error) {
+      throw new DatabaseError('expire submission keys in form_form', error);
     }
   }
 

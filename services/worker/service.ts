@@ -20,6 +20,7 @@ import { WorkerQueue } from './queue.ts';
 import { QueueMetrics } from './queue-metrics.ts';
 import { FormRepository } from './repository.ts';
 import { FormWriter } from './writer.ts';
+import { KeyExpiry } from './key-expiry.ts';
 
 export interface WorkerServiceOptions {
   logger?: Logger;
@@ -80,7 +81,7 @@ export async function createWorkerService(config: Config, options: WorkerService
   });
   const handler = new BatchHandler({
     queue,
-    repository: writer,
+    repository: { insertMany: (rows) => writer.insertMany(rows), classifySkipped: (rows) => repository.classifySkipped(rows) },
     logger,
     backoffBaseSeconds: config.sqs.retryBackoffBaseSeconds,
     backoffMaxSeconds: config.sqs.retryBackoffMaxSeconds,
@@ -112,6 +113,12 @@ export async function createWorkerService(config: Config, options: WorkerService
     names: { form: config.sqs.formQueueName, invalid: config.sqs.invalidQueueName },
     intervalMs: config.queueMetricsIntervalMs,
   });
+  const keyExpiry = new KeyExpiry({
+    repository,
+    logger,
+    lifetimeSeconds: config.idempotency.keyLifetimeSeconds,
+    onReleased: (count) => metrics.keysExpired.inc(count),
+  });
   observeConsumer(consumer, metrics);
   consumer.on('batch', (r) => {
     logger.debug({ loop: r.loop, received: r.received, stored: r.stored, duplicates: r.duplicates, invalid: r.invalid, retried: r.retried }, 'batch handled');
@@ -135,7 +142,7 @@ export async function createWorkerService(config: Config, options: WorkerService
     logger.info('shutting down: no new polls; draining the polls in flight');
     // Closing the writer first makes it start waiting rows at once (no window) while the loops finish.
     const closing = writer.close();
-    const [result] = await Promise.all([consumer.stop(), queueMetrics.stop(), closing]);
+    const [result] = await Promise.all([consumer.stop(), queueMetrics.stop(), keyExpiry.stop(), closing]);
     await writer.close();
     logger.info({ drainMs: result.drainMs }, 'worker drained');
     return result;
@@ -188,6 +195,7 @@ export async function createWorkerService(config: Config, options: WorkerService
           const port = (server.address() as AddressInfo).port;
           consumer.start();
           queueMetrics.start();
+          keyExpiry.start();
           logger.info({ healthPort: port, concurrency: config.worker.concurrency, queue: urls.form }, 'worker polling');
           resolve(port);
         });

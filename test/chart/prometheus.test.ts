@@ -239,8 +239,8 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
     // Samples for the labelled series: a stored form, a refused one, an invalid message (the 503 is above).
     const accepted = await post(base, '/form/', jsonBody(validForm()));
     expect(accepted.status, accepted.text).to.equal(202);
-    const { id } = accepted.body as { id: string };
-    const row = async (): Promise<unknown> => t!.db('form_form').where({ sqs_message_id: id }).first();
+    const { submission_id: id } = accepted.body as { submission_id: string };
+    const row = async (): Promise<unknown> => t!.db('form_form').where({ submission_id: id }).first();
     await eventually(row, 30_000, 'the form to be stored');
     expect((await post(base, '/form/', jsonBody(validForm()), { signature: null })).status).to.be.within(400, 499);
     const urls = await t!.queueUrls();
@@ -280,7 +280,7 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
     // A form to store: the worker finds the database gone when it tries.
     const accepted = await post(base, '/form/', jsonBody(validForm()));
     expect(accepted.status, accepted.text).to.equal(202);
-    const { id } = accepted.body as { id: string };
+    const { submission_id: id } = accepted.body as { submission_id: string };
     const pending = await prometheus!.waitForAlert('FormDataDatabaseDown', 'pending', 60_000);
     const pendingAfter = seconds(cutAt);
     expect(pending?.labels.severity).to.equal('critical');
@@ -295,7 +295,7 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
       `      FormDataDatabaseDown pending ${pendingAfter} s, firing ${firingAfter} s after the cut; ` +
         `resolved ${seconds(restoredAt)} s after the restore`,
     );
-    const row = async (): Promise<unknown> => t!.db('form_form').where({ sqs_message_id: id }).first();
+    const row = async (): Promise<unknown> => t!.db('form_form').where({ submission_id: id }).first();
     await eventually(row, 30_000, 'the form accepted during the outage to be stored');
   });
 

@@ -14,9 +14,14 @@ export function sign(path: string, body: Buffer | string, secret = TEST_SECRET):
   return createHash('sha256').update(Buffer.concat([Buffer.from(path), Buffer.from(body), Buffer.from(secret)])).digest('hex');
 }
 
-/** POSTs `body` to `path`, signed unless `signature` is given (null: no header). */
-export async function post(base: string, path: string, body: Buffer | string, options: { type?: string | null; signature?: string | null; secret?: string; method?: string } = {}): Promise<Reply> {
-  const headers: Record<string, string> = {};
+/** POSTs `body` to `path`, signed unless `signature` is given (null: no header); `headers` are added. */
+export async function post(
+  base: string,
+  path: string,
+  body: Buffer | string,
+  options: { type?: string | null; signature?: string | null; secret?: string; method?: string; headers?: Record<string, string> } = {},
+): Promise<Reply> {
+  const headers: Record<string, string> = { ...options.headers };
   if (options.type !== null) headers['content-type'] = options.type ?? 'application/json';
   const signature = options.signature === undefined ? sign(path, body, options.secret) : options.signature;
   if (signature !== null) headers['x-signature'] = signature;
