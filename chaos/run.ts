@@ -1,6 +1,6 @@
 /**
  * `npm run chaos [-- --forms N ...]`: the fault-injection run on the real
- * processes. See the "Reliability" section of the README.
+ * processes. See docs/reliability.md.
  *
  * Starts PostgreSQL, the SQS emulator (its own process), migrates, runs the
  * web and the workers as separate processes and submits a stream of distinct

@@ -5,21 +5,10 @@ import { ConfigError } from '../services/common/errors.ts';
 import { createWebMetrics } from '../services/web/metrics.ts';
 import { createWorkerMetrics } from '../services/worker/metrics.ts';
 import type { Registry } from 'prom-client';
+import { section, tableRows } from './support/markdown.ts';
 
-async function readmeSection(title: string): Promise<string> {
-  const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
-  const start = readme.indexOf(`\n## ${title}\n`);
-  expect(start, `README has a "${title}" section`).to.be.greaterThan(-1);
-  const end = readme.indexOf('\n## ', start + 1);
-  return readme.slice(start, end === -1 ? undefined : end);
-}
-
-function tableRows(section: string): string[][] {
-  return section
-    .split('\n')
-    .filter((l) => l.startsWith('| ') && !l.startsWith('| ---'))
-    .slice(1)
-    .map((l) => l.slice(2, -2).split(' | ').map((c) => c.trim()));
+async function tableOf(file: string, title: string): Promise<string[][]> {
+  return tableRows(section(await readFile(new URL(`../${file}`, import.meta.url), 'utf8'), title));
 }
 
 describe('configuration', () => {
@@ -79,7 +68,7 @@ describe('configuration', () => {
   });
 
   it('README configuration table matches the settings the code reads', async () => {
-    const rows = tableRows(await readmeSection('Configuration'));
+    const rows = await tableOf('README.md', 'Configuration');
     const fromReadme = rows.map(([names, def, allowed, description]) => ({ names: names!.split(' / ').map((n) => n.replaceAll('`', '')), default: def, allowed, description }));
     expect(fromReadme).to.deep.equal(SETTINGS.map((s) => ({ names: [...s.names], default: s.default, allowed: s.allowed, description: s.description })));
   });
@@ -89,8 +78,8 @@ describe('configuration', () => {
     expect(() => loadConfig(env)).not.to.throw();
   });
 
-  it('README metrics table lists exactly the metrics the services register, with their types and labels', async () => {
-    const rows = tableRows(await readmeSection('Metrics'));
+  it('the metrics table of docs/metrics.md lists exactly the metrics the services register, with their types and labels', async () => {
+    const rows = await tableOf('docs/metrics.md', 'Metrics');
     const documented = rows.map(([name, service, type, labels]) => `${service}:${name!.replaceAll('`', '')} ${type} ${labels === '—' ? '' : labels}`).sort();
     const sources = { loops: () => 1, busyLoops: () => 0, lastPollAt: () => 0, up: () => ({ sqs: true, database: true }) };
     const own = async (service: string, registry: Registry): Promise<string[]> => {
