@@ -128,6 +128,11 @@ describe('observability: metrics and logs of the real services', () => {
       const messageId = (accepted.body as { id: string }).id;
       expect(m.some((s) => Object.values(s.labels).includes(messageId)), 'no message id as a label value').to.equal(false);
       expectBoundedLabels(m);
+      // Anything else on the worker's port is a problem, written as the web writes its own.
+      const unknown = await fetch(metricsUrl.replace('/metrics', '/nowhere'));
+      expect(unknown.status).to.equal(404);
+      expect(unknown.headers.get('content-type')).to.equal('application/problem+json');
+      expect(await unknown.json()).to.deep.equal({ type: 'about:blank', title: 'Not Found', status: 404, detail: 'no resource at /nowhere' });
     });
 
     it('counts SQS errors by operation, reports SQS down and drops stale queue depths while SQS is cut', async () => {

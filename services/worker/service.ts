@@ -11,6 +11,7 @@ import { describe } from '../common/errors.ts';
 import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
 import { createErrorReporter } from '../common/error-reporter.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
+import { writeProblem } from '../common/problem.ts';
 import { createSqsClient, maxMessageBytes, resolveQueueUrls, SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
 import { BatchHandler } from './batch.ts';
 import { Consumer } from './consumer.ts';
@@ -109,9 +110,7 @@ export async function createWorkerService(config: Config, options: WorkerService
       res.end(await metrics.registry.metrics());
       return;
     }
-    res.statusCode = 404;
-    res.setHeader('Content-Type', 'application/problem+json');
-    res.end(JSON.stringify({ type: 'about:blank', title: 'Not Found', status: 404, detail: `no resource at ${req.url ?? ''}` }));
+    writeProblem(res, { status: 404, title: 'Not Found', detail: `no resource at ${req.url ?? ''}` });
   });
 
   let ready = true;
