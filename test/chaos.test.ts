@@ -63,7 +63,7 @@ describe('chaos run (short): every 202 ends up in PostgreSQL exactly once', func
   });
 
   it('survives worker kills, a SIGTERM, a database outage, an SQS outage and poison messages', async () => {
-    run = startProcess(process.execPath, ['chaos/run.ts', '--short', '--log-dir', logDir], {}, { cwd: ROOT });
+    run = startProcess(process.execPath, ['chaos/main.ts', '--short', '--log-dir', logDir], {}, { cwd: ROOT });
     const { code } = await run.exited;
     const output = run.text.slice(-60).join('\n');
     const summary = run.logs.find((l): l is Summary => l.chaos === 'summary');

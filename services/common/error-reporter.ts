@@ -3,7 +3,7 @@
  * the reporter does nothing and @sentry/node is never loaded.
  */
 import type { Logger } from './logger.ts';
-import { describe } from './errors.ts';
+import { errorSummary } from './errors.ts';
 
 /** Where unexpected errors go besides the log. */
 export interface ErrorReporter {
@@ -52,7 +52,7 @@ export async function createErrorReporter(options: SentryOptions, logger: Logger
       try {
         await Sentry.close(timeoutMs);
       } catch (error) {
-        logger.warn({ err: describe(error) }, 'could not flush Sentry events');
+        logger.warn({ err: errorSummary(error) }, 'could not flush Sentry events');
       }
     },
   };

@@ -2,7 +2,7 @@
  * Failures of the export other than the database's (common/errors.ts
  * DatabaseError) and the command line's (args.ts UsageError).
  */
-import { describe } from '../common/errors.ts';
+import { errorSummary } from '../common/errors.ts';
 
 /** Writing the CSV failed. */
 export class OutputError extends Error {
@@ -11,7 +11,7 @@ export class OutputError extends Error {
   readonly closedEarly: boolean;
 
   constructor(destination: string, cause: unknown) {
-    super(`writing ${destination} failed: ${describe(cause)}`, { cause });
+    super(`writing ${destination} failed: ${errorSummary(cause)}`, { cause });
     this.closedEarly = typeof cause === 'object' && cause !== null && (cause as { code?: unknown }).code === 'EPIPE';
   }
 }

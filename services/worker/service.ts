@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../common/config.ts';
 import { createDatabase, type Knex } from '../common/db.ts';
-import { describe } from '../common/errors.ts';
+import { errorSummary } from '../common/errors.ts';
 import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
 import { createErrorReporter } from '../common/error-reporter.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
@@ -139,7 +139,7 @@ export async function createWorkerService(config: Config, options: WorkerService
         await repository.ping();
       } catch (error) {
         consumer.databaseHealthy = false;
-        unhealthy('database unreachable', { error: describe(error) });
+        unhealthy('database unreachable', { error: errorSummary(error) });
       }
       consumer.databaseHealthy = true;
       if (!consumer.sqsHealthy) unhealthy('SQS unreachable at the last poll');
