@@ -3,8 +3,8 @@
  * signed form to /form/ for a fixed time.
  */
 import autocannon from 'autocannon';
-import { jsonBody, sign } from '../test/support/http.ts';
-import { validForm } from '../test/support/stack.ts';
+import { jsonBody, sign } from '../harness/http.ts';
+import { validForm } from '../harness/forms.ts';
 import { BENCH_SECRET } from './context.ts';
 
 export interface LoadResult {

@@ -15,7 +15,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { queueCounts, receiveAll } from '../test/support/sqs.ts';
+import { queueCounts, receiveAll } from '../harness/sqs.ts';
 import { startLoad, type Load } from './load.ts';
 import {
   databaseOutage,

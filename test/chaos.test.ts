@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startProcess, type LogLine, type ProcessHandle } from './support/process.ts';
+import { startProcess, type LogLine, type ProcessHandle } from '../harness/process.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 

@@ -19,8 +19,8 @@ import { InterruptedError } from '../services/export/errors.ts';
 import { InstantError, parseInstant } from '../services/export/instant.ts';
 import { runExport, type ExportDependencies } from '../services/export/run.ts';
 import { parseCsv, parseCsvObjects } from './support/csv.ts';
-import { freePort } from './support/ports.ts';
-import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
+import { freePort } from '../harness/ports.ts';
+import { createTestDatabase, type TestDatabase } from '../harness/postgres.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAIN = path.join(ROOT, 'services/export/main.ts');

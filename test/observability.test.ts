@@ -7,13 +7,14 @@ import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { expect } from 'chai';
 import { createWebService, type WebService } from '../services/web/service.ts';
 import { createWorkerService, type WorkerService } from '../services/worker/service.ts';
-import { jsonBody, post, sign } from './support/http.ts';
+import { jsonBody, post, sign } from '../harness/http.ts';
 import { captureLogger, scrape, valueOf, type Line, type Sample } from './support/observe.ts';
-import { useEmulator } from './support/sqs.ts';
-import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
-import { freePort } from './support/ports.ts';
-import { startProcess } from './support/process.ts';
+import { useEmulator } from './support/emulator.ts';
+import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { validForm } from '../harness/forms.ts';
+import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
+import { freePort } from '../harness/ports.ts';
+import { startProcess } from '../harness/process.ts';
 import { rawRequest } from './support/raw-http.ts';
 
 /** Values no log line may contain at info level (they are personal data). */

@@ -8,8 +8,8 @@
 import { execFile } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { freePort } from '../support/ports.ts';
-import { startProcess, type ProcessHandle } from '../support/process.ts';
+import { freePort } from '../../harness/ports.ts';
+import { startProcess, type ProcessHandle } from '../../harness/process.ts';
 import { ROOT, type Loose, type Manifest } from './helm.ts';
 
 /** Compiles the project (tsconfig.build.json) into `<dir>/dist`, as the image's build stage does. */
