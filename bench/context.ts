@@ -6,7 +6,7 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { createDatabase, type Knex } from '../services/common/db.ts';
 import { migrationConfig } from '../migrations/config.ts';
-import { createTestDatabase, stopTestServer, type TestDatabase } from '../test/support/postgres.ts';
+import { createTestDatabase, stopTestServer, type TestDatabase } from '../harness/postgres.ts';
 import { startEmulatorProcess, startProxyProcess, type Child, type ProxyProcess } from './processes.ts';
 import { directClient } from './sqs.ts';
 

@@ -5,8 +5,8 @@
  * are one submission, stored once).
  */
 import autocannon from 'autocannon';
-import { jsonBody, sign } from '../test/support/http.ts';
-import { validForm } from '../test/support/stack.ts';
+import { jsonBody, sign } from '../harness/http.ts';
+import { validForm } from '../harness/forms.ts';
 import { BENCH_SECRET } from './context.ts';
 
 export interface LoadResult {

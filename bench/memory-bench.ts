@@ -6,9 +6,9 @@
  * (a worker KEDA starts from zero).
  */
 import { fileURLToPath } from 'node:url';
-import { startProcess } from '../test/support/process.ts';
+import { startProcess } from '../harness/process.ts';
 import type { BenchContext } from './context.ts';
-import { freePort } from '../test/support/ports.ts';
+import { freePort } from '../harness/ports.ts';
 import { cpuMsOf, ROOT, rssOf, stopChild } from './processes.ts';
 import { createQueue, deleteQueue, fillQueue, queueName } from './sqs.ts';
 

@@ -3,7 +3,7 @@
  * for the memory run. Each prints a JSON line with `ready: true` when it is up.
  */
 import { fileURLToPath } from 'node:url';
-import { startProcess, type ProcessHandle } from '../test/support/process.ts';
+import { startProcess, type ProcessHandle } from '../harness/process.ts';
 import type { ProxyStats } from './proxy.ts';
 
 const here = (path: string): string => fileURLToPath(new URL(path, import.meta.url));
@@ -38,7 +38,7 @@ export async function stopChild(handle: ProcessHandle, graceMs = 5000): Promise<
 }
 
 export async function startEmulatorProcess(): Promise<Child & { url: string }> {
-  const child = await startChild(here('./child/emulator.ts'), [], { FAUXQS_PORT: '0' });
+  const child = await startChild(here('../harness/emulator.ts'), [], { FAUXQS_PORT: '0' });
   return { ...child, url: String(child.ready.url) };
 }
 

@@ -1,6 +1,6 @@
 /**
  * The human-readable table of a benchmark result (Markdown, so that it can be
- * pasted into the README's Performance section as it is).
+ * pasted into docs/performance.md as it is).
  */
 import type { WebMode } from './processes.ts';
 import type { BenchResult } from './run.ts';

@@ -7,7 +7,7 @@ import { Agent, request as httpRequest } from 'node:http';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { encodeFormMessage } from '../services/common/message.ts';
 import type { FormData } from '../services/common/form-schema.ts';
-import { validForm } from '../test/support/stack.ts';
+import { validForm } from '../harness/forms.ts';
 
 export function directClient(endpoint: string): SQSClient {
   return new SQSClient({

@@ -5,8 +5,8 @@
  * is a new submission to the web (the web's at-least-once boundary).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { jsonBody, sign } from '../test/support/http.ts';
-import { validForm } from '../test/support/stack.ts';
+import { jsonBody, sign } from '../harness/http.ts';
+import { validForm } from '../harness/forms.ts';
 
 /** One POST of a form. */
 export interface Attempt {

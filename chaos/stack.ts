@@ -8,11 +8,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { startProcess, type LogLine, type ProcessHandle } from '../test/support/process.ts';
-import { freePort } from '../test/support/ports.ts';
-import { startTcpProxy, type TcpProxy } from '../test/support/tcp-proxy.ts';
-import { observerClient, queueUrl } from '../test/support/sqs.ts';
-import { startRestartablePostgres, type RestartablePostgres } from './postgres.ts';
+import { startProcess, type LogLine, type ProcessHandle } from '../harness/process.ts';
+import { freePort } from '../harness/ports.ts';
+import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
+import { observerClient, queueUrl } from '../harness/sqs.ts';
+import { startRestartablePostgres, type RestartablePostgres } from '../harness/postgres.ts';
 
 /** The repository root (chaos/..). */
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -104,7 +104,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     log('starting the SQS emulator as its own process');
     const emulatorPort = await freePort();
-    const emulator = spawn('emulator', ['chaos/emulator.ts'], { FAUXQS_PORT: String(emulatorPort) });
+    const emulator = spawn('emulator', ['harness/emulator.ts'], { FAUXQS_PORT: String(emulatorPort) });
     await emulator.waitForLog((l) => l.msg === 'emulator listening', 20_000);
     const emulatorEndpoint = `http://127.0.0.1:${emulatorPort}`;
     const webSqsProxy = await startTcpProxy('127.0.0.1', emulatorPort);

@@ -6,7 +6,7 @@ import { loadConfig } from '../services/common/config.ts';
 import { createDatabase } from '../services/common/db.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { migrationConfig } from './config.ts';
-import { runMain } from '../services/common/main.ts';
+import { runMain } from '../services/common/entry-point.ts';
 
 const COMMANDS = ['latest', 'rollback', 'status'] as const;
 type Command = (typeof COMMANDS)[number];

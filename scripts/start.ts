@@ -19,8 +19,8 @@ import { createLogger } from '../services/common/logger.ts';
 import { createSqsClient, resolveQueueUrls } from '../services/common/sqs.ts';
 import { computeSignature } from '../services/web/signature.ts';
 import { migrationConfig } from '../migrations/config.ts';
-import { startEmbeddedPostgres } from './embedded-postgres.ts';
-import { freePort } from './ports.ts';
+import { startEmbeddedPostgres } from '../harness/embedded-postgres.ts';
+import { freePort } from '../harness/ports.ts';
 
 const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const DATA_DIR = join(ROOT, '.data', 'postgres');

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startProcess, type LogLine, type ProcessHandle } from './support/process.ts';
+import { startProcess, type LogLine, type ProcessHandle } from '../harness/process.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -65,7 +65,7 @@ describe('chaos run (short): every 202 ends up in PostgreSQL exactly once', func
   });
 
   it('survives worker kills, a SIGTERM, a database outage, an SQS outage and poison messages', async () => {
-    run = startProcess(process.execPath, ['chaos/run.ts', '--short', '--log-dir', logDir], {}, { cwd: ROOT });
+    run = startProcess(process.execPath, ['chaos/main.ts', '--short', '--log-dir', logDir], {}, { cwd: ROOT });
     const { code } = await run.exited;
     const output = run.text.slice(-60).join('\n');
     const summary = run.logs.find((l): l is Summary => l.chaos === 'summary');

@@ -1,25 +1,14 @@
 import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
-import { assertWebConfig, loadConfig, SETTINGS } from '../services/common/config.ts';
+import { allowedOf, assertWebConfig, loadConfig, SETTINGS, type Setting } from '../services/common/config.ts';
 import { ConfigError } from '../services/common/errors.ts';
 import { createWebMetrics } from '../services/web/metrics.ts';
 import { createWorkerMetrics } from '../services/worker/metrics.ts';
 import type { Registry } from 'prom-client';
+import { section, tableRows } from './support/markdown.ts';
 
-async function readmeSection(title: string): Promise<string> {
-  const readme = await readFile(new URL('../README.md', import.meta.url), 'utf8');
-  const start = readme.indexOf(`\n## ${title}\n`);
-  expect(start, `README has a "${title}" section`).to.be.greaterThan(-1);
-  const end = readme.indexOf('\n## ', start + 1);
-  return readme.slice(start, end === -1 ? undefined : end);
-}
-
-function tableRows(section: string): string[][] {
-  return section
-    .split('\n')
-    .filter((l) => l.startsWith('| ') && !l.startsWith('| ---'))
-    .slice(1)
-    .map((l) => l.slice(2, -2).split(' | ').map((c) => c.trim()));
+async function tableOf(file: string, title: string): Promise<string[][]> {
+  return tableRows(section(await readFile(new URL(`../${file}`, import.meta.url), 'utf8'), title));
 }
 
 describe('configuration', () => {
@@ -82,9 +71,33 @@ describe('configuration', () => {
   });
 
   it('README configuration table matches the settings the code reads', async () => {
-    const rows = tableRows(await readmeSection('Configuration'));
+    const rows = await tableOf('README.md', 'Configuration');
     const fromReadme = rows.map(([names, def, allowed, description]) => ({ names: names!.split(' / ').map((n) => n.replaceAll('`', '')), default: def, allowed, description }));
-    expect(fromReadme).to.deep.equal(SETTINGS.map((s) => ({ names: [...s.names], default: s.default, allowed: s.allowed, description: s.description })));
+    expect(fromReadme).to.deep.equal(SETTINGS.map((s) => ({ names: [...s.names], default: s.default, allowed: allowedOf(s), description: s.description })));
+  });
+
+  it('enforces the bounds SETTINGS declares: a changed bound changes what loadConfig accepts', () => {
+    const ints = SETTINGS.filter((s): s is Extract<Setting, { kind: 'int' }> => s.kind === 'int');
+    expect(ints.length).to.be.greaterThan(10);
+    // The backoff cap must be at least the base: the base at its floor and the cap at its ceiling unless tried.
+    const base = { SQS_RETRY_BACKOFF_BASE_SECONDS: '1', SQS_RETRY_BACKOFF_MAX_SECONDS: '43200' };
+    for (const setting of ints) {
+      const name = setting.names[0]!;
+      const env = { ...base, [name]: String(setting.max) };
+      expect(() => loadConfig(env), `${name}=${setting.max} as declared`).not.to.throw();
+      const lowered = SETTINGS.map((s) => (s === setting ? { ...setting, max: setting.max - 1 } : s));
+      expect(() => loadConfig(env, lowered), `${name}=${setting.max} once its max is ${setting.max - 1}`).to.throw(
+        ConfigError,
+        `${name}="${setting.max}" is not allowed; expected an integer from ${setting.min} to ${setting.max - 1}`,
+      );
+      const below = { ...base, [name]: String(setting.min - 1) };
+      expect(() => loadConfig(below), `${name}=${setting.min - 1} as declared`).to.throw(ConfigError, name);
+      if (name === 'SQS_RETRY_BACKOFF_MAX_SECONDS') continue; // below the base's floor whatever its own bounds
+      const widened = SETTINGS.map((s) => (s === setting ? { ...setting, min: setting.min - 1 } : s));
+      expect(loadConfig(below, widened), `${name}=${setting.min - 1} once its min is ${setting.min - 1}`).to.be.an('object');
+    }
+    const choices = SETTINGS.map((s) => (s.names[0] === 'LOG_FORMAT' ? { ...s, values: ['json'] } : s));
+    expect(() => loadConfig({ LOG_FORMAT: 'pretty' }, choices)).to.throw(ConfigError, 'expected one of json');
   });
 
   it('every default in the table is accepted by the code', () => {
@@ -92,8 +105,8 @@ describe('configuration', () => {
     expect(() => loadConfig(env)).not.to.throw();
   });
 
-  it('README metrics table lists exactly the metrics the services register, with their types and labels', async () => {
-    const rows = tableRows(await readmeSection('Metrics'));
+  it('the metrics table of docs/metrics.md lists exactly the metrics the services register, with their types and labels', async () => {
+    const rows = await tableOf('docs/metrics.md', 'Metrics');
     const documented = rows.map(([name, service, type, labels]) => `${service}:${name!.replaceAll('`', '')} ${type} ${labels === '—' ? '' : labels}`).sort();
     const sources = { loops: () => 1, busyLoops: () => 0, lastPollAt: () => 0, up: () => ({ sqs: true, database: true }) };
     const own = async (service: string, registry: Registry): Promise<string[]> => {

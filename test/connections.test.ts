@@ -13,10 +13,12 @@ import { migrationConfig } from '../migrations/config.ts';
 import { loadConfig } from '../services/common/config.ts';
 import { createDatabase } from '../services/common/db.ts';
 import { createWorkerService, type WorkerService } from '../services/worker/service.ts';
-import { startEmbeddedPostgres, type EmbeddedPostgres } from '../scripts/embedded-postgres.ts';
-import { freePort } from './support/ports.ts';
-import { queueCounts, useEmulator } from './support/sqs.ts';
-import { createTestEnv, eventually, validForm } from './support/stack.ts';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../harness/embedded-postgres.ts';
+import { freePort } from '../harness/ports.ts';
+import { queueCounts } from '../harness/sqs.ts';
+import { useEmulator } from './support/emulator.ts';
+import { createTestEnv, eventually } from './support/stack.ts';
+import { validForm } from '../harness/forms.ts';
 
 /** Client connections the server allows: four workers at the default pool (2) take 8; the test's own 2 + 1 sampler. */
 const MAX_CONNECTIONS = 12;

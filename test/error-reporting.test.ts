@@ -20,9 +20,11 @@ import { BatchHandler, type StoredBatch } from '../services/worker/batch.ts';
 import { Consumer } from '../services/worker/consumer.ts';
 import { WorkerQueue } from '../services/worker/queue.ts';
 import { FormRepository } from '../services/worker/repository.ts';
-import { jsonBody, post } from './support/http.ts';
-import { queueCounts, useEmulator } from './support/sqs.ts';
-import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
+import { jsonBody, post } from '../harness/http.ts';
+import { queueCounts } from '../harness/sqs.ts';
+import { useEmulator } from './support/emulator.ts';
+import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { validForm } from '../harness/forms.ts';
 
 const run = promisify(execFile);
 

@@ -10,10 +10,12 @@ import { createWebService, type WebService } from '../services/web/service.ts';
 import { createWorkerService, type WorkerService } from '../services/worker/service.ts';
 import { encodeFormMessage } from '../services/common/message.ts';
 import type { FormData } from '../services/common/form-schema.ts';
-import { formEncodedBody, jsonBody, post, type Reply } from './support/http.ts';
-import { queueCounts, receiveAll, useEmulator } from './support/sqs.ts';
-import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
+import { formEncodedBody, jsonBody, post, type Reply } from '../harness/http.ts';
+import { queueCounts, receiveAll } from '../harness/sqs.ts';
+import { useEmulator } from './support/emulator.ts';
+import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { validForm } from '../harness/forms.ts';
+import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
 
 const FORM_TYPE = 'application/x-www-form-urlencoded';
 

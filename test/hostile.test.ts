@@ -9,9 +9,10 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { createWebService, type ServerLimits, type WebService } from '../services/web/service.ts';
-import { jsonBody, post, sign } from './support/http.ts';
-import { queueCounts, startEmulator, type Emulator } from './support/sqs.ts';
-import { createTestEnv, validForm, type TestEnv } from './support/stack.ts';
+import { jsonBody, post, sign } from '../harness/http.ts';
+import { queueCounts, startEmulator, type Emulator } from '../harness/sqs.ts';
+import { createTestEnv, type TestEnv } from './support/stack.ts';
+import { validForm } from '../harness/forms.ts';
 
 const CORPUS = new URL('./hostile/', import.meta.url);
 const LIMITS: Partial<ServerLimits> = { headersTimeoutMs: 250, requestTimeoutMs: 750 };

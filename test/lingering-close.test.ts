@@ -10,8 +10,8 @@ import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { createWebService, type WebService } from '../services/web/service.ts';
-import { sign } from './support/http.ts';
-import { useEmulator } from './support/sqs.ts';
+import { sign } from '../harness/http.ts';
+import { useEmulator } from './support/emulator.ts';
 import { createTestEnv, type TestEnv } from './support/stack.ts';
 
 const run = promisify(execFile);

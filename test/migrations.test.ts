@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { createDatabase, type Knex } from '../services/common/db.ts';
 import { migrationConfig } from '../migrations/config.ts';
-import { createTestDatabase, type TestDatabase } from './support/postgres.ts';
+import { createTestDatabase, type TestDatabase } from '../harness/postgres.ts';
 
 /** The table as Django's migrations of the replaced service created it. */
 const DJANGO_TABLE = `

@@ -7,13 +7,14 @@ import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { expect } from 'chai';
 import { createWebService, type WebService } from '../services/web/service.ts';
 import { createWorkerService, type WorkerService } from '../services/worker/service.ts';
-import { jsonBody, post, sign } from './support/http.ts';
+import { jsonBody, post, sign } from '../harness/http.ts';
 import { captureLogger, scrape, valueOf, type Line, type Sample } from './support/observe.ts';
-import { useEmulator } from './support/sqs.ts';
-import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
-import { freePort } from './support/ports.ts';
-import { startProcess } from './support/process.ts';
+import { useEmulator } from './support/emulator.ts';
+import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { validForm } from '../harness/forms.ts';
+import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
+import { freePort } from '../harness/ports.ts';
+import { startProcess } from '../harness/process.ts';
 import { rawRequest } from './support/raw-http.ts';
 import { INVALID_REASONS } from '../services/common/message.ts';
 import { OUTCOMES } from '../services/worker/metrics.ts';
@@ -130,6 +131,11 @@ describe('observability: metrics and logs of the real services', () => {
       const messageId = (accepted.body as { id: string }).id;
       expect(m.some((s) => Object.values(s.labels).includes(messageId)), 'no message id as a label value').to.equal(false);
       expectBoundedLabels(m);
+      // Anything else on the worker's port is a problem, written as the web writes its own.
+      const unknown = await fetch(metricsUrl.replace('/metrics', '/nowhere'));
+      expect(unknown.status).to.equal(404);
+      expect(unknown.headers.get('content-type')).to.equal('application/problem+json');
+      expect(await unknown.json()).to.deep.equal({ type: 'about:blank', title: 'Not Found', status: 404, detail: 'no resource at /nowhere' });
     });
 
     it('exports every outcome and invalid reason at 0 before the first message (increase() sees the first)', async () => {

@@ -13,14 +13,15 @@ import { LIMITS } from '../services/common/form-schema.ts';
 import { createWebService, type WebService, type WebServiceOptions } from '../services/web/service.ts';
 import type { Config } from '../services/common/config.ts';
 import type { FormSender } from '../services/web/sender.ts';
-import { jsonBody, post, sign } from './support/http.ts';
+import { jsonBody, post, sign } from '../harness/http.ts';
 import { Contract } from './support/openapi.ts';
-import { freePort } from './support/ports.ts';
-import { startProcess, type ProcessHandle } from './support/process.ts';
+import { freePort } from '../harness/ports.ts';
+import { startProcess, type ProcessHandle } from '../harness/process.ts';
 import { rawRequest, type Answer } from './support/raw-http.ts';
-import { startEmulator, type Emulator } from './support/sqs.ts';
-import { createTestEnv, eventually, TEST_SECRET, type TestEnv } from './support/stack.ts';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
+import { startEmulator, type Emulator } from '../harness/sqs.ts';
+import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { TEST_SECRET } from '../harness/forms.ts';
+import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
 
 type JsonObject = Record<string, unknown>;
 

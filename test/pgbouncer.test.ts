@@ -16,9 +16,11 @@ import { FormRepository } from '../services/worker/repository.ts';
 import { createWorkerService } from '../services/worker/service.ts';
 import { parseCsvObjects } from './support/csv.ts';
 import { startPgBouncer, type PgBouncer } from './support/pgbouncer.ts';
-import { createTestDatabase, testServer, type TestDatabase } from './support/postgres.ts';
-import { queueCounts, useEmulator } from './support/sqs.ts';
-import { createTestEnv, eventually, validForm } from './support/stack.ts';
+import { createTestDatabase, testServer, type TestDatabase } from '../harness/postgres.ts';
+import { queueCounts } from '../harness/sqs.ts';
+import { useEmulator } from './support/emulator.ts';
+import { createTestEnv, eventually } from './support/stack.ts';
+import { validForm } from '../harness/forms.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 

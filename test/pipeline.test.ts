@@ -1,9 +1,10 @@
 import { expect } from 'chai';
 import { createWebService, type WebService } from '../services/web/service.ts';
 import { createWorkerService, type WorkerService } from '../services/worker/service.ts';
-import { useEmulator } from './support/sqs.ts';
-import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
-import { formEncodedBody, jsonBody, post } from './support/http.ts';
+import { useEmulator } from './support/emulator.ts';
+import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { validForm } from '../harness/forms.ts';
+import { formEncodedBody, jsonBody, post } from '../harness/http.ts';
 
 describe('pipeline: POST → SQS → worker → PostgreSQL', () => {
   const emulator = useEmulator();

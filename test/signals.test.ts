@@ -3,11 +3,13 @@
  */
 import { expect } from 'chai';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
-import { queueCounts, useEmulator } from './support/sqs.ts';
-import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
-import { startProcess, type ProcessHandle } from './support/process.ts';
-import { freePort } from './support/ports.ts';
-import { jsonBody, post } from './support/http.ts';
+import { queueCounts } from '../harness/sqs.ts';
+import { useEmulator } from './support/emulator.ts';
+import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { validForm } from '../harness/forms.ts';
+import { startProcess, type ProcessHandle } from '../harness/process.ts';
+import { freePort } from '../harness/ports.ts';
+import { jsonBody, post } from '../harness/http.ts';
 
 const NODE = process.execPath;
 const envelope = (data: unknown): string => JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'signals' });

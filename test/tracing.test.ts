@@ -24,12 +24,14 @@ import { createWebService, type WebService } from '../services/web/service.ts';
 import { createWorkerService, type WorkerService } from '../services/worker/service.ts';
 import { BatchingSender } from '../services/web/sender.ts';
 import { createTracing } from '../services/common/tracing.ts';
-import { jsonBody, post, sign } from './support/http.ts';
+import { jsonBody, post, sign } from '../harness/http.ts';
 import { KIND, STATUS, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from './support/otlp.ts';
-import { startProcess, type ProcessHandle } from './support/process.ts';
-import { receiveAll, useEmulator } from './support/sqs.ts';
-import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
-import { startTcpProxy } from './support/tcp-proxy.ts';
+import { startProcess, type ProcessHandle } from '../harness/process.ts';
+import { receiveAll } from '../harness/sqs.ts';
+import { useEmulator } from './support/emulator.ts';
+import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { validForm } from '../harness/forms.ts';
+import { startTcpProxy } from '../harness/tcp-proxy.ts';
 
 const run = promisify(execFile);
 

@@ -2,11 +2,13 @@ import { expect } from 'chai';
 import { ConfigError } from '../services/common/errors.ts';
 import { computeSignature } from '../services/web/signature.ts';
 import { createWebService, type WebService, type WebServiceOptions } from '../services/web/service.ts';
-import { formEncodedBody, jsonBody, post, sign, type Reply } from './support/http.ts';
-import { queueCounts, receiveAll, useEmulator } from './support/sqs.ts';
+import { formEncodedBody, jsonBody, post, sign, type Reply } from '../harness/http.ts';
+import { queueCounts, receiveAll } from '../harness/sqs.ts';
+import { useEmulator } from './support/emulator.ts';
+import { createTestEnv, type TestEnv } from './support/stack.ts';
+import { TEST_SECRET, validForm } from '../harness/forms.ts';
+import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
 import { SUBMISSION_ID } from '../services/common/message.ts';
-import { createTestEnv, TEST_SECRET, validForm, type TestEnv } from './support/stack.ts';
-import { startTcpProxy, type TcpProxy } from './support/tcp-proxy.ts';
 
 const FORM_TYPE = 'application/x-www-form-urlencoded';
 

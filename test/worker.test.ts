@@ -9,9 +9,11 @@ import { BatchHandler } from '../services/worker/batch.ts';
 import { WorkerQueue } from '../services/worker/queue.ts';
 import { FormRepository } from '../services/worker/repository.ts';
 import { createWorkerService, type WorkerService } from '../services/worker/service.ts';
-import { queueCounts, receiveAll, useEmulator } from './support/sqs.ts';
-import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
-import { startTcpProxy } from './support/tcp-proxy.ts';
+import { queueCounts, receiveAll } from '../harness/sqs.ts';
+import { useEmulator } from './support/emulator.ts';
+import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { validForm } from '../harness/forms.ts';
+import { startTcpProxy } from '../harness/tcp-proxy.ts';
 
 const envelope = (data: unknown): string => JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'test' });
 

@@ -16,9 +16,11 @@ import { WorkerQueue } from '../services/worker/queue.ts';
 import { FormRepository, type FormInserter, type FormRow } from '../services/worker/repository.ts';
 import { createWorkerService } from '../services/worker/service.ts';
 import { FormWriter } from '../services/worker/writer.ts';
-import { queueCounts, useEmulator } from './support/sqs.ts';
-import { createTestEnv, eventually, validForm, type TestEnv } from './support/stack.ts';
-import { startTcpProxy } from './support/tcp-proxy.ts';
+import { queueCounts } from '../harness/sqs.ts';
+import { useEmulator } from './support/emulator.ts';
+import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { validForm } from '../harness/forms.ts';
+import { startTcpProxy } from '../harness/tcp-proxy.ts';
 
 const row = (id: string): FormRow => ({ messageId: id, data: validForm() as FormData });
 

@@ -1,5 +1,5 @@
 /**
- * Knex instance with explicit pool and timeout bounds, safe behind a
+ * The Knex factory of every part: Knex with explicit pool and timeout bounds, safe behind a
  * transaction-pooling PgBouncer (or RDS Proxy, pgcat): no startup parameter a
  * pooler refuses, no session state. Server-side timeouts are set with
  * `SET LOCAL` inside the transaction that needs them (`withTimeouts`).
@@ -10,16 +10,29 @@ import type { Logger } from './logger.ts';
 
 export type { Knex };
 
+/** How a part's connections differ from the services'. */
+export interface DatabaseOptions {
+  /** `application_name` of the connections; default `form-data`. */
+  applicationName?: string;
+  /**
+   * Statements may run as long as they need (the CSV export): no statement or
+   * client-side query timeout, so `timeoutMs` bounds only connecting and
+   * acquiring a connection. Default false.
+   */
+  longStatements?: boolean;
+}
+
 /** Builds (without connecting) a Knex instance for PostgreSQL; Knex's own warnings go to `logger`. */
-export function createDatabase(config: Config['database'], logger?: Logger): Knex {
+export function createDatabase(config: Config['database'], logger?: Logger, options: DatabaseOptions = {}): Knex {
+  const timeouts = options.longStatements ? {} : { query_timeout: config.timeoutMs + 1000 };
   return knex({
     client: 'pg',
     connection: {
       connectionString: config.url,
       connectionTimeoutMillis: config.timeoutMs,
       // Client-side bound of every query; `statement_timeout` here would be a startup parameter PgBouncer refuses.
-      query_timeout: config.timeoutMs + 1000,
-      application_name: 'form-data',
+      ...timeouts,
+      application_name: options.applicationName ?? 'form-data',
     },
     pool: { min: 0, max: config.poolMax, idleTimeoutMillis: 30_000 },
     acquireConnectionTimeout: config.timeoutMs,

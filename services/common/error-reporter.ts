@@ -7,7 +7,7 @@
  * DSN the reporter does nothing and no Sentry module is loaded.
  */
 import type { Logger } from './logger.ts';
-import { describe } from './errors.ts';
+import { errorSummary } from './errors.ts';
 
 /** Where unexpected errors go besides the log. */
 export interface ErrorReporter {
@@ -78,7 +78,7 @@ export async function createErrorReporter(options: SentryOptions, logger: Logger
       try {
         await client.close(timeoutMs);
       } catch (error) {
-        logger.warn({ err: describe(error) }, 'could not flush Sentry events');
+        logger.warn({ err: errorSummary(error) }, 'could not flush Sentry events');
       }
     },
   };

@@ -34,7 +34,7 @@ export class SqsError extends Error {
   readonly retryable: boolean;
 
   constructor(context: SqsErrorContext, cause: unknown) {
-    super(`SQS ${context.operation} on ${context.queue} failed: ${describe(cause)}`, { cause });
+    super(`SQS ${context.operation} on ${context.queue} failed: ${errorSummary(cause)}`, { cause });
     this.operation = context.operation;
     this.queue = context.queue;
     this.messageIds = context.messageIds ?? [];
@@ -49,14 +49,14 @@ export class DatabaseError extends Error {
   readonly messageIds: readonly string[];
 
   constructor(operation: string, cause: unknown, messageIds: readonly string[] = []) {
-    super(`database ${operation} failed: ${describe(cause)}`, { cause });
+    super(`database ${operation} failed: ${errorSummary(cause)}`, { cause });
     this.operation = operation;
     this.messageIds = messageIds;
   }
 }
 
 /** One-line description of any thrown value. */
-export function describe(error: unknown): string {
+export function errorSummary(error: unknown): string {
   if (error instanceof Error) return `${error.name}: ${error.message}`;
   return String(error);
 }

@@ -5,7 +5,7 @@
  */
 import { createTerminus, HealthCheckError } from '@godaddy/terminus';
 import type { Server } from 'node:http';
-import { describe } from './errors.ts';
+import { errorSummary } from './errors.ts';
 import type { Logger } from './logger.ts';
 
 /** A health check: resolves when healthy, throws a HealthCheckError with its reasons otherwise. */
@@ -46,7 +46,7 @@ export function attachHealth(server: Server, options: HealthOptions): void {
     beforeShutdown: options.beforeClose,
     onSignal: options.afterClose,
     logger: (message: string, error?: unknown) => {
-      if (message === 'healthcheck failed') options.logger.warn({ reason: describe(error) }, message);
+      if (message === 'healthcheck failed') options.logger.warn({ reason: errorSummary(error) }, message);
       else options.logger.error({ err: error }, message);
     },
   });

@@ -4,7 +4,15 @@
  * docs/tracing.md's table is checked against `TRACING_SETTINGS`.
  */
 import { ConfigError } from './errors.ts';
-import type { Env, Setting } from './config.ts';
+import type { Env } from './config.ts';
+
+/** One documented OTEL_* variable (its values are checked by `loadTracingConfig`, not by the SETTINGS reader). */
+export interface TracingSetting {
+  names: readonly string[];
+  default: string;
+  allowed: string;
+  description: string;
+}
 
 export const PROTOCOLS = ['http/protobuf', 'http/json'] as const;
 export type OtlpProtocol = (typeof PROTOCOLS)[number];
@@ -23,7 +31,7 @@ export const PROPAGATORS = ['tracecontext', 'baggage', 'none'] as const;
 export type PropagatorName = Exclude<(typeof PROPAGATORS)[number], 'none'>;
 
 /** The standard variables form-data reads, in docs/tracing.md order. */
-export const TRACING_SETTINGS: readonly Setting[] = [
+export const TRACING_SETTINGS: readonly TracingSetting[] = [
   { names: ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'], default: 'none', allowed: 'http(s) URL', description: 'Where spans are sent, used as given; setting it (or the next) turns tracing on.' },
   { names: ['OTEL_EXPORTER_OTLP_ENDPOINT'], default: 'none', allowed: 'http(s) URL', description: 'Base URL of the collector; spans go to <base>/v1/traces.' },
   { names: ['OTEL_SDK_DISABLED'], default: 'false', allowed: 'true/false', description: 'true turns tracing off whatever else is set.' },

@@ -6,11 +6,11 @@ import { constants } from 'node:os';
 import type { Writable } from 'node:stream';
 import { loadConfig, type Env } from '../common/config.ts';
 import { ConfigError, DatabaseError } from '../common/errors.ts';
-import { HELP, parseExportArguments, UsageError, USAGE, type ParsedCommand } from './args.ts';
-import { createExportDatabase } from './database.ts';
-import { InterruptedError, OutputError } from './errors.ts';
+import { HELP, parseExportArguments, USAGE, type ParsedCommand } from './arguments.ts';
+import { InterruptedError, OutputError, UsageError } from './errors.ts';
 import { openFileSink, stdoutSink, type OutputSink } from './output.ts';
 import { formatSkipped, formatSummary } from './progress.ts';
+import { createExportDatabase } from './repository.ts';
 import { runExport } from './run.ts';
 
 /** A stream that may be a terminal. */

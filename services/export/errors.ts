@@ -1,8 +1,8 @@
 /**
- * Failures of the export other than the database's (common/errors.ts
- * DatabaseError) and the command line's (args.ts UsageError).
+ * The export's own failures (the database's are common/errors.ts
+ * DatabaseError).
  */
-import { describe } from '../common/errors.ts';
+import { errorSummary } from '../common/errors.ts';
 
 /** Writing the CSV failed. */
 export class OutputError extends Error {
@@ -11,7 +11,7 @@ export class OutputError extends Error {
   readonly closedEarly: boolean;
 
   constructor(destination: string, cause: unknown) {
-    super(`writing ${destination} failed: ${describe(cause)}`, { cause });
+    super(`writing ${destination} failed: ${errorSummary(cause)}`, { cause });
     this.closedEarly = typeof cause === 'object' && cause !== null && (cause as { code?: unknown }).code === 'EPIPE';
   }
 }
@@ -25,4 +25,19 @@ export class InterruptedError extends Error {
     super(`interrupted by ${signal}`);
     this.signal = signal;
   }
+}
+
+/** A bad command line; the message is one line without the usage. */
+export class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/** Why a text is not an Instant; `message` says what is expected. */
+export class InstantError extends Error {
+  override name = 'InstantError';
+}
+
+/** A data key missing from the header: the key pass and the row pass saw different rows. */
+export class HeaderMismatchError extends Error {
+  override name = 'HeaderMismatchError';
 }

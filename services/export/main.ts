@@ -2,7 +2,7 @@
  * Entry point of `npm run export` and of the image's
  * `node dist/services/export/main.js --since …`.
  */
-import { runMain } from '../common/main.ts';
+import { runMain } from '../common/entry-point.ts';
 import { exportCommand } from './command.ts';
 import { InterruptedError } from './errors.ts';
 import type { OutputSink } from './output.ts';

@@ -4,9 +4,20 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
-import type { Knex } from '../common/db.ts';
+import type { Config } from '../common/config.ts';
+import { createDatabase, type Knex } from '../common/db.ts';
 import { DatabaseError } from '../common/errors.ts';
-import type { Instant } from './instant.ts';
+import type { Instant } from './arguments.ts';
+
+/**
+ * The export's Knex instance (without connecting): one connection, and no
+ * statement timeout, which would end a long export; DATABASE_TIMEOUT_MS bounds
+ * only connecting and acquiring the connection. Failures surface as errors where
+ * the call is made; stdout carries the CSV, so Knex logs nothing.
+ */
+export function createExportDatabase(config: Config['database']): Knex {
+  return createDatabase({ ...config, poolMax: 1 }, undefined, { applicationName: 'form-data-export', longStatements: true });
+}
 
 /** The rows exported: `since <= created < until`. */
 export interface Bounds {

@@ -7,11 +7,9 @@ import { pipeline } from 'node:stream/promises';
 import { stringify } from 'csv-stringify';
 import type { Knex } from '../common/db.ts';
 import { DatabaseError } from '../common/errors.ts';
-import { buildColumns, type Columns } from './columns.ts';
 import { OutputError } from './errors.ts';
-import { decodeFormData } from './form-data.ts';
+import { buildColumns, decodeFormData, toRecord, type Columns } from './records.ts';
 import { createProgress, SKIPPED_ROWS_SHOWN, type ExportSummary, type Progress, type SkippedRow } from './progress.ts';
-import { toRecord } from './record.ts';
 import { withSnapshot, type Bounds, type FormSnapshot, type LegacyRow, type StoredRow } from './repository.ts';
 
 /** What to export and how to write it. */

@@ -4,6 +4,7 @@
  */
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { rawProblemResponse, writeProblem } from '../common/problem.ts';
 
 /** HTTP server limits against slow or oversized requests. */
 export interface ServerLimits {
@@ -22,13 +23,6 @@ const MAX_HEADERS_COUNT = 100;
 
 function checkingInterval(limits: ServerLimits): number {
   return Math.max(50, Math.min(30_000, Math.floor(Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs) / 4)));
-}
-
-/** A whole HTTP/1.1 problem+json response, for sockets that have no ServerResponse. */
-function rawProblem(status: number, title: string, detail: string, headers: Record<string, string> = {}): string {
-  const body = JSON.stringify({ type: 'about:blank', title, status, detail });
-  const extra = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`).join('');
-  return `HTTP/1.1 ${status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}Connection: close\r\n\r\n${body}`;
 }
 
 /** Status, title and detail of a request Node's HTTP parser refused (no internals, only what was wrong). */
@@ -87,20 +81,18 @@ export function createHttpServer(handler: RequestListener, limits: ServerLimits,
     // A response of this connection already under way cannot be replaced by another one.
     const inflight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
     if (!socket.writable || inflight?.headersSent || error.code === 'ECONNRESET') return socket.destroy();
-    const problem = clientErrorProblem(error, limits);
-    onRefused(problem[0], error.code);
-    socket.end(rawProblem(...problem));
+    const [status, title, detail] = clientErrorProblem(error, limits);
+    onRefused(status, error.code);
+    socket.end(rawProblemResponse({ status, title, detail }));
   });
   // Node's own answers to these carry no body; answer them as problem+json too.
   server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
     onRefused(417, 'EXPECTATION_FAILED');
-    const body = JSON.stringify({ type: 'about:blank', title: 'Expectation Failed', status: 417, detail: 'only "Expect: 100-continue" is supported' });
-    res.writeHead(417, { 'Content-Type': 'application/problem+json', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
-    res.end(body);
+    writeProblem(res, { status: 417, title: 'Expectation Failed', detail: 'only "Expect: 100-continue" is supported' }, { close: true });
   });
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     onRefused(405, 'CONNECT');
-    socket.end(rawProblem(405, 'Method Not Allowed', 'CONNECT is not allowed', { Allow: 'GET, HEAD, POST' }));
+    socket.end(rawProblemResponse({ status: 405, title: 'Method Not Allowed', detail: 'CONNECT is not allowed' }, { Allow: 'GET, HEAD, POST' }));
   });
   return server;
 }

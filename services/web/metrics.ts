@@ -8,7 +8,7 @@ import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client
 /** Why a form was refused (the `reason` label of form_data_forms_refused_total). */
 export type RefusalReason = 'signature' | 'malformed' | 'invalid' | 'too_large' | 'unsupported_media_type' | 'other';
 
-/** The web's metrics; names are listed in the README. */
+/** The web's metrics; names are listed in docs/metrics.md. */
 export interface WebMetrics {
   registry: Registry;
   requests: Counter<'route' | 'method' | 'status'>;

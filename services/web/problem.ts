@@ -1,10 +1,12 @@
 /**
- * RFC 9457 problem details, and the one Koa middleware that turns errors into them.
+ * The one Koa middleware that turns errors into problem details (written by
+ * common/problem.ts), and the error that carries a problem to it.
  */
 import type { Context, Next } from 'koa';
 import { noErrorReporter, type ErrorReporter } from '../common/error-reporter.ts';
 import type { Logger } from '../common/logger.ts';
 import type { FieldError } from '../common/form-schema.ts';
+import { PROBLEM_CONTENT_TYPE, problemBody } from '../common/problem.ts';
 
 /** An error with an HTTP status meant to be shown to the client. */
 export class ProblemError extends Error {
@@ -51,8 +53,8 @@ export function sendProblem(ctx: Context, status: number, title: string, detail:
     ctx.req.resume();
   }
   ctx.status = status;
-  ctx.type = 'application/problem+json';
-  ctx.body = { type: 'about:blank', title, status, detail, instance: echo(ctx.path), request_id: ctx.state.requestId as string, ...(errors ? { errors } : {}) };
+  ctx.type = PROBLEM_CONTENT_TYPE;
+  ctx.body = problemBody({ status, title, detail, instance: echo(ctx.path), request_id: ctx.state.requestId as string, errors });
 }
 
 /** Maps errors thrown below it to problem+json; unknown errors become a generic 500, a log line and a report. */

@@ -3,7 +3,7 @@
  * statement, invalid messages copied to the invalid queue, the handled ones
  * deleted, the rest handed back after a backoff.
  */
-import { DatabaseError, SqsError, describe } from '../common/errors.ts';
+import { DatabaseError, SqsError, errorSummary } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { decodeFormMessage, type InvalidReason } from '../common/message.ts';
 import type { FormRow, FormStore, SkipReason } from './repository.ts';
@@ -155,7 +155,7 @@ export class BatchHandler {
         result.databaseFailed = true;
         // Rows inserted before a failed look-up are committed: only the others go back.
         const back = rows.filter((row) => !inserted?.has(row.messageId));
-        logger.warn({ err: describe(error), messageIds: error.messageIds }, 'could not store forms; handing them back');
+        logger.warn({ err: errorSummary(error), messageIds: error.messageIds }, 'could not store forms; handing them back');
         for (const row of back) {
           spans.outcome(row.messageId, 'retried', requestIds.get(row.messageId));
           retry.push(byId.get(row.messageId)!);
@@ -173,7 +173,7 @@ export class BatchHandler {
       } catch (error) {
         if (!(error instanceof SqsError)) throw error;
         result.sqsFailed = true;
-        logger.warn({ err: describe(error), messageIds: error.messageIds }, 'could not copy invalid messages; handing them back');
+        logger.warn({ err: errorSummary(error), messageIds: error.messageIds }, 'could not copy invalid messages; handing them back');
       }
       for (const copy of invalid) {
         if (accepted.has(copy.message.messageId)) {
@@ -196,7 +196,7 @@ export class BatchHandler {
       } catch (error) {
         if (!(error instanceof SqsError)) throw error;
         result.sqsFailed = true;
-        logger.warn({ err: describe(error), messageIds: error.messageIds }, 'could not hand messages back; they return after the visibility timeout');
+        logger.warn({ err: errorSummary(error), messageIds: error.messageIds }, 'could not hand messages back; they return after the visibility timeout');
       }
     }
     return { result, done };
@@ -214,7 +214,7 @@ export class BatchHandler {
       if (!(error instanceof SqsError)) throw error;
       result.sqsFailed = true;
       result.notDeleted = done.length;
-      logger.warn({ err: describe(error), messageIds: error.messageIds }, 'handled messages could not be deleted; they will be seen again as duplicates');
+      logger.warn({ err: errorSummary(error), messageIds: error.messageIds }, 'handled messages could not be deleted; they will be seen again as duplicates');
     }
     return result;
   }

@@ -5,7 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describe } from '../common/errors.ts';
+import { errorSummary, SqsError } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { BatchHandler, BatchResult, StoredBatch } from './batch.ts';
 import type { ErrorReporter } from '../common/error-reporter.ts';
@@ -31,12 +31,15 @@ export interface ConsumerOptions extends ReceiveOptions {
   tracing?: Tracing;
 }
 
-/** Events: `received` ({ loop, messages }) after each successful poll, `batch` (BatchResult), `backoff` ({ loop, ms, reason }), `stopped` ({ drainMs }). */
+/** Why a poll loop backs off: the database, SQS, or a bug (`error`). */
+export type BackoffKind = 'database' | 'sqs' | 'error';
+
+/** Events: `received` ({ loop, messages }) after each successful poll, `batch` (BatchResult), `backoff` ({ loop, ms, reason, kind }), `stopped` ({ drainMs }). */
 export interface ConsumerEvents {
   received: [{ loop: number; messages: readonly Received[] }];
   batch: [BatchResult & { loop: number; durationMs: number }];
   /** `kind`: what failed; `error` is a bug, not an outage. */
-  backoff: [{ loop: number; ms: number; reason: string; kind: 'database' | 'sqs' | 'error' }];
+  backoff: [{ loop: number; ms: number; reason: string; kind: BackoffKind }];
   stopped: [{ drainMs: number }];
 }
 
@@ -160,7 +163,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
         await this.untilBacklog();
         continue;
       }
-      let reason: string | undefined;
+      let failure: { kind: BackoffKind; reason: string } | undefined;
       let messages: Awaited<ReturnType<WorkerQueue['receive']>> = [];
       if (!this.databaseHealthy) {
         // Polling now would only hand the messages back and raise their receive
@@ -170,10 +173,10 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
           this.databaseHealthy = true;
           logger.info({ loop: index }, 'database answers again; polling resumes');
         } catch (error) {
-          reason = `database unavailable: ${describe(error)}`;
+          failure = { kind: 'database', reason: `database unavailable: ${errorSummary(error)}` };
         }
       }
-      if (reason === undefined) {
+      if (failure === undefined) {
         try {
           messages = await queue.receive(this.options);
           this.noteReceived(messages.length);
@@ -182,7 +185,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
           this.emit('received', { loop: index, messages });
         } catch (error) {
           this.sqsHealthy = false;
-          reason = describe(error);
+          failure = { kind: error instanceof SqsError ? 'sqs' : 'error', reason: errorSummary(error) };
         }
       }
       if (messages.length > 0) {
@@ -192,10 +195,10 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
           const stored = await batch.run(() => handler.store(messages));
           this.lastProgress = Date.now();
           this.databaseHealthy = !stored.result.databaseFailed;
-          if (stored.result.databaseFailed) reason = 'database unavailable: could not store a batch';
-          else if (stored.result.sqsFailed) reason = 'SQS failed while handling a batch';
+          if (stored.result.databaseFailed) failure = { kind: 'database', reason: 'database unavailable: could not store a batch' };
+          else if (stored.result.sqsFailed) failure = { kind: 'sqs', reason: 'SQS failed while handling a batch' };
           // One delete in flight per loop, overlapping the next poll.
-          if (deleting && (await deleting)) reason ??= 'SQS failed while deleting a batch';
+          if (deleting && (await deleting)) failure ??= { kind: 'sqs', reason: 'SQS failed while deleting a batch' };
           deleting = batch.run(() => this.acknowledge(stored, index, started)).finally(() => batch.end());
         } catch (error) {
           batch.fail(error instanceof Error ? error.name : 'Error');
@@ -203,19 +206,18 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
           // A bug, not an outage: the messages return after their visibility timeout.
           logger.error({ err: error, messageIds: messages.map((m) => m.messageId) }, 'batch handling failed');
           this.options.reporter?.capture(error, { messageIds: messages.map((m) => m.messageId) });
-          reason = describe(error);
+          failure = { kind: error instanceof SqsError ? 'sqs' : 'error', reason: errorSummary(error) };
         }
       }
-      if (reason === undefined) {
+      if (failure === undefined) {
         failures = 0;
         continue;
       }
       failures += 1;
       const cap = this.databaseHealthy ? maxMs : databaseMaxMs;
       const ms = Math.min(cap, minMs * 2 ** Math.min(failures - 1, 16));
-      logger.warn({ loop: index, backoffMs: ms, reason }, 'poll loop backing off');
-      const kind = reason.startsWith('database unavailable') ? 'database' : /^(SqsError|SQS )/.test(reason) ? 'sqs' : 'error';
-      this.emit('backoff', { loop: index, ms, reason, kind });
+      logger.warn({ loop: index, backoffMs: ms, reason: failure.reason }, 'poll loop backing off');
+      this.emit('backoff', { loop: index, ms, ...failure });
       await sleep(ms, undefined, { signal: this.sleeps.signal }).catch(() => undefined);
       this.lastProgress = Date.now();
     }

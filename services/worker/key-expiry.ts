@@ -4,7 +4,7 @@
  * was stored, and is released within one interval after that, so the unique
  * index holds only live keys. Every worker runs it; the update is idempotent.
  */
-import { describe } from '../common/errors.ts';
+import { errorSummary } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { FormRepository } from './repository.ts';
 
@@ -60,7 +60,7 @@ export class KeyExpiry {
       this.options.onReleased?.(released);
       if (released > 0) logger.info({ released, lifetimeSeconds }, 'expired submission keys released');
     } catch (error) {
-      logger.warn({ err: describe(error) }, 'could not release expired submission keys; trying again at the next run');
+      logger.warn({ err: errorSummary(error) }, 'could not release expired submission keys; trying again at the next run');
     }
   }
 }

@@ -1,6 +1,6 @@
 /** Entry point of the worker container: `node dist/services/worker/main.js`. */
 import { loadConfig } from '../common/config.ts';
-import { runMain } from '../common/main.ts';
+import { runMain } from '../common/entry-point.ts';
 import { createWorkerService } from './service.ts';
 
 runMain('worker', async () => {

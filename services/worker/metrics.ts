@@ -21,7 +21,7 @@ export interface WorkerMetricsSources {
   up: () => { sqs: boolean; database: boolean };
 }
 
-/** The worker's metrics; names are listed in the README. */
+/** The worker's metrics; names are listed in docs/metrics.md. */
 export interface WorkerMetrics {
   registry: Registry;
   received: Counter;

@@ -4,7 +4,7 @@
  * values; the failure is counted and logged at debug (the poll loops report
  * SQS outages).
  */
-import { describe } from '../common/errors.ts';
+import { errorSummary } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import type { WorkerQueue } from './queue.ts';
@@ -64,7 +64,7 @@ export class QueueMetrics {
           metrics.queueVisible.remove(labels);
           metrics.queueInFlight.remove(labels);
           metrics.queueDelayed.remove(labels);
-          logger.debug({ err: describe(error), queue: names[which] }, 'could not read the queue depth');
+          logger.debug({ err: errorSummary(error), queue: names[which] }, 'could not read the queue depth');
         }
       }),
     );

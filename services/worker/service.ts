@@ -7,10 +7,11 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../common/config.ts';
 import { createDatabase, type Knex } from '../common/db.ts';
-import { describe } from '../common/errors.ts';
+import { errorSummary } from '../common/errors.ts';
 import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
 import { createErrorReporter } from '../common/error-reporter.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
+import { writeProblem } from '../common/problem.ts';
 import { createSqsClient, maxMessageBytes, resolveQueueUrls, SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
 import { createTracing } from '../common/tracing.ts';
 import { BatchHandler } from './batch.ts';
@@ -130,9 +131,7 @@ export async function createWorkerService(config: Config, options: WorkerService
       res.end(await metrics.registry.metrics());
       return;
     }
-    res.statusCode = 404;
-    res.setHeader('Content-Type', 'application/problem+json');
-    res.end(JSON.stringify({ type: 'about:blank', title: 'Not Found', status: 404, detail: `no resource at ${req.url ?? ''}` }));
+    writeProblem(res, { status: 404, title: 'Not Found', detail: `no resource at ${req.url ?? ''}` });
   });
 
   let ready = true;
@@ -164,7 +163,7 @@ export async function createWorkerService(config: Config, options: WorkerService
         await repository.ping();
       } catch (error) {
         consumer.databaseHealthy = false;
-        unhealthy('database unreachable', { error: describe(error) });
+        unhealthy('database unreachable', { error: errorSummary(error) });
       }
       consumer.databaseHealthy = true;
       if (!consumer.sqsHealthy) unhealthy('SQS unreachable at the last poll');

@@ -74,14 +74,13 @@ describe('chart configuration matches services/common/config.ts', function () {
       if ([...SECRET_SETTINGS, 'PORT', 'HEALTH_PORT'].includes(name)) continue; // secrets; ports come from web.port / worker.healthPort
       const prop = props[name];
       expect(prop, `schema of config.${name}`).to.not.equal(undefined);
-      const range = /^(-?\d+)–(\d+)$/.exec(setting.allowed);
-      if (range) {
+      if (setting.kind === 'int') {
         expect(prop!.type, name).to.equal('integer');
-        expect([prop!.minimum, prop!.maximum], name).to.deep.equal([Number(range[1]), Number(range[2])]);
-      } else if (setting.allowed === 'true/false') {
+        expect([prop!.minimum, prop!.maximum], name).to.deep.equal([setting.min, setting.max]);
+      } else if (setting.kind === 'bool') {
         expect(prop!.type, name).to.equal('boolean');
-      } else if (setting.allowed.includes(', ')) {
-        expect(prop!.enum, name).to.deep.equal(setting.allowed.split(', '));
+      } else if (setting.kind === 'oneOf') {
+        expect(prop!.enum, name).to.deep.equal([...setting.values]);
       } else {
         expect(prop!.type, name).to.equal('string');
       }

@@ -12,15 +12,16 @@ import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import { SendMessageCommand } from '@aws-sdk/client-sqs';
 import { parse } from 'yaml';
-import { startEmulator, queueCounts, type Emulator } from '../support/sqs.ts';
-import { createTestEnv, eventually, validForm, type TestEnv } from '../support/stack.ts';
-import { startProcess, type ProcessHandle } from '../support/process.ts';
-import { freePort } from '../support/ports.ts';
-import { jsonBody, post } from '../support/http.ts';
+import { startEmulator, queueCounts, type Emulator } from '../../harness/sqs.ts';
+import { createTestEnv, eventually, type TestEnv } from '../support/stack.ts';
+import { validForm } from '../../harness/forms.ts';
+import { startProcess, type ProcessHandle } from '../../harness/process.ts';
+import { freePort } from '../../harness/ports.ts';
+import { jsonBody, post } from '../../harness/http.ts';
 import { CHART, ROOT, VALUES, find, findAll, helm, render, renderError, validateManifest, type Manifest } from './helm.ts';
 import { parsePromQL, substituteGrafanaVariables, type Selector } from './promql.ts';
 import { familyOf, parseExposition, type Exposition } from './exposition.ts';
-import { RUNBOOK_ANCHORS } from './prometheus.ts';
+import { subheadings } from '../support/markdown.ts';
 
 const RELEASE = 'form-data';
 const FULL = 'form-data'; // the release name holds the chart name
@@ -31,6 +32,10 @@ const MONITORING_VALUES = 'monitoring.yaml';
 const ALL_ON = { 'monitoring.serviceMonitor.enabled': true, 'monitoring.prometheusRule.enabled': true, 'monitoring.dashboard.enabled': true };
 const DASHBOARD_KEY = 'form-data.json';
 
+/** The page the alerts' runbook_url points at (chart default: this path), and its section of runbooks. */
+const RUNBOOK_PAGE = 'docs/operating.md';
+const RUNBOOK_SECTION = 'Alerts';
+const RUNBOOK_BASE = `https://git.example.com/forms/form-data/-/blob/main/${RUNBOOK_PAGE}`; // test/chart/values/monitoring.yaml
 
 /** The alerts' keys under monitoring.prometheusRule.alerts. */
 const ALERT_KEYS = [
@@ -319,22 +324,28 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
     await render({ set: { ...ALL_ON, 'networkPolicy.enabled': true } });
   });
 
-  it('gives every alert a severity, summary, description and a runbook_url to its README heading', () => {
+  it('gives every alert a severity, summary, description and a runbook_url to its own runbook heading', async () => {
+    const runbooks = subheadings(await readFile(path.join(ROOT, RUNBOOK_PAGE), 'utf8'), RUNBOOK_SECTION).map((h) => h.anchor);
+    expect(runbooks, `runbook headings under ${RUNBOOK_PAGE} → ${RUNBOOK_SECTION}`).to.have.length.greaterThan(0);
     const alerts = alertsOf(full);
-    // FormDataScalerErrors exists only with KEDA (alerts.test.ts renders it).
-    const anchored = Object.keys(RUNBOOK_ANCHORS).filter((a) => a !== 'FormDataScalerErrors');
-    expect([...alerts.keys()].sort()).to.deep.equal(anchored.sort());
+    const used: string[] = [];
     for (const [name, rule] of alerts) {
       expect(rule.labels?.severity, `${name} severity`).to.be.oneOf(['critical', 'warning']);
       expect(rule.labels?.team, `${name}: additionalAlertLabels`).to.equal('forms');
       expect(rule.for, `${name} for`).to.match(/^\d+[smh]$/);
       expect(rule.annotations?.summary, `${name} summary`).to.be.a('string').and.not.equal('');
       expect(rule.annotations?.description, `${name} description`).to.be.a('string').with.length.greaterThan(40);
-      expect(rule.annotations?.runbook_url, `${name} runbook_url`).to.equal(`https://git.example.com/forms/form-data/-/blob/main/README.md#${RUNBOOK_ANCHORS[name]!}`);
+      const url = rule.annotations?.runbook_url ?? '';
+      expect(url.startsWith(`${RUNBOOK_BASE}#`), `${name} runbook_url ${url}`).to.equal(true);
+      const anchor = url.slice(RUNBOOK_BASE.length + 1);
+      expect(runbooks, `${name}: #${anchor} is a runbook heading of ${RUNBOOK_PAGE}`).to.include(anchor);
+      used.push(anchor);
     }
+    // One runbook per alert, and no runbook without its alert.
+    expect([...used].sort(), 'runbooks the alerts link to').to.deep.equal([...runbooks].sort());
     expect(alerts.get('FormDataWorkerDown')!.labels?.namespace, 'absent() carries no namespace').to.equal(NAMESPACE);
-    // The default base is the README's path.
-    for (const rule of alertsOf(on).values()) expect(rule.annotations?.runbook_url).to.match(/^README\.md#[a-z0-9-]+$/);
+    // The default base is the runbook page's path in the repository.
+    for (const rule of alertsOf(on).values()) expect(rule.annotations?.runbook_url).to.match(new RegExp(`^${RUNBOOK_PAGE.replaceAll('.', '\\.')}#[a-z0-9-]+$`));
   });
 
   it('scopes every series the alerts read to the release (namespace and job as the ServiceMonitors produce them) and aggregates across replicas', () => {

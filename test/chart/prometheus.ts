@@ -9,7 +9,7 @@ import { constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { freePort } from '../support/ports.ts';
+import { freePort } from '../../harness/ports.ts';
 import { eventually } from '../support/stack.ts';
 import { findAll, type Manifest } from './helm.ts';
 

@@ -8,9 +8,9 @@
 import { execFile } from 'node:child_process';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { freePort } from '../support/ports.ts';
-import { startProcess, type ProcessHandle } from '../support/process.ts';
-import { ROOT, type Manifest } from './helm.ts';
+import { freePort } from '../../harness/ports.ts';
+import { startProcess, type ProcessHandle } from '../../harness/process.ts';
+import { ROOT, type Loose, type Manifest } from './helm.ts';
 
 /** Compiles the project (tsconfig.build.json) into `<dir>/dist`, as the image's build stage does. */
 export async function buildInto(dir: string): Promise<void> {
@@ -101,8 +101,7 @@ export function resolveEnv(manifests: readonly Manifest[], container: { envFrom?
  * port; the environment variable that carries it (its value is the port) is
  * moved with it, and there must be exactly one such variable.
  */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a container spec as rendered
-export async function prepareContainer(manifests: readonly Manifest[], owner: Manifest, container: Record<string, any>): Promise<PreparedContainer> {
+export async function prepareContainer(manifests: readonly Manifest[], owner: Manifest, container: Record<string, Loose>): Promise<PreparedContainer> {
   const where = `${owner.kind} ${owner.metadata.name}/${container.name as string}`;
   const env = resolveEnv(manifests, container, where);
   if (container.command) throw new Error(`${where}: sets command, which would replace the image's tini entrypoint; the chart sets args`);

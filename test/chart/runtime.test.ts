@@ -12,11 +12,12 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { stringify } from 'yaml';
-import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
-import { startEmulator, type Emulator } from '../support/sqs.ts';
-import { eventually, validForm } from '../support/stack.ts';
-import { jsonBody, post } from '../support/http.ts';
-import type { ProcessHandle } from '../support/process.ts';
+import { createTestDatabase, type TestDatabase } from '../../harness/postgres.ts';
+import { startEmulator, type Emulator } from '../../harness/sqs.ts';
+import { eventually } from '../support/stack.ts';
+import { validForm } from '../../harness/forms.ts';
+import { jsonBody, post } from '../../harness/http.ts';
+import type { ProcessHandle } from '../../harness/process.ts';
 import { ROOT, find, findAll, render, type Manifest } from './helm.ts';
 import { buildInto, prepareContainer, start, waitForHttp, type PreparedContainer } from './run.ts';
 

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { startProcess, type ProcessHandle } from '../support/process.ts';
+import { startProcess, type ProcessHandle } from '../../harness/process.ts';
 import type { Manifest } from '../chart/helm.ts';
 import { prepareContainer, type PreparedContainer } from '../chart/run.ts';
 import { podman, podmanEnv } from './podman.ts';

@@ -9,10 +9,9 @@ import { createDatabase, type Knex } from '../../services/common/db.ts';
 import { migrationConfig } from '../../migrations/config.ts';
 import { createLogger } from '../../services/common/logger.ts';
 import { resolveQueueUrls } from '../../services/common/sqs.ts';
-import { createTestDatabase, type TestDatabase } from './postgres.ts';
-import { observerClient, queueUrl } from './sqs.ts';
-
-export const TEST_SECRET = 'test-ui-secret';
+import { createTestDatabase, type TestDatabase } from '../../harness/postgres.ts';
+import { observerClient, queueUrl } from '../../harness/sqs.ts';
+import { TEST_SECRET } from '../../harness/forms.ts';
 
 export interface TestEnv {
   /** Environment variables for a service process or loadConfig. */
@@ -72,23 +71,6 @@ export async function createTestEnv(endpoint: string, overrides: Record<string, 
       await db.destroy();
       await database.drop();
     },
-  };
-}
-
-/** A valid registration form; `overrides` replace or add fields. */
-export function validForm(overrides: Record<string, unknown> = {}): Record<string, unknown> {
-  return {
-    company_name: 'Acme Exports Ltd',
-    contact_name: 'Ada Lovelace',
-    email_address1: 'ada@example.com',
-    email_address2: 'ADA@example.com',
-    website: 'https://acme.example.com',
-    phone_number: '+44 20 7946 0000',
-    exporting: 'True',
-    agree_terms: true,
-    marketing_source: 'Social media',
-    opt_in: false,
-    ...overrides,
   };
 }
 

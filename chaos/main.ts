@@ -1,6 +1,6 @@
 /**
  * `npm run chaos [-- --forms N ...]`: the fault-injection run on the real
- * processes. See the "Reliability" section of the README.
+ * processes. See docs/reliability.md.
  *
  * Starts PostgreSQL, the SQS emulator (its own process), migrates, runs the
  * web and the workers as separate processes and submits a stream of distinct
@@ -15,7 +15,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { queueCounts, receiveAll } from '../test/support/sqs.ts';
+import { queueCounts, receiveAll } from '../harness/sqs.ts';
 import { startLoad, type Load } from './load.ts';
 import {
   databaseOutage,

@@ -1,6 +1,6 @@
 /**
- * The SQS emulator (fauxqs) on an ephemeral port, in the test process, and
- * helpers that read queues through the real AWS SDK.
+ * The SQS emulator (fauxqs) on an ephemeral port, in the calling process, and
+ * helpers that read queues through the real AWS SDK (tests, benchmark, chaos run).
  */
 import { startFauxqs } from 'fauxqs';
 import { SQSClient, ReceiveMessageCommand, GetQueueAttributesCommand, GetQueueUrlCommand, type Message } from '@aws-sdk/client-sqs';
@@ -14,26 +14,6 @@ export interface Emulator {
 export async function startEmulator(): Promise<Emulator> {
   const server = await startFauxqs({ port: 0, logger: false });
   return { endpoint: server.address, stop: () => server.stop() };
-}
-
-/**
- * Starts fauxqs before the tests of the calling suite and stops it after them.
- * Read `endpoint` inside hooks and tests (the emulator starts in `before`).
- */
-export function useEmulator(): { readonly endpoint: string } {
-  let emulator: Emulator | undefined;
-  before(async () => {
-    emulator = await startEmulator();
-  });
-  after(async () => {
-    await emulator?.stop();
-  });
-  return {
-    get endpoint() {
-      if (!emulator) throw new Error('the emulator starts in the suite\'s before hook');
-      return emulator.endpoint;
-    },
-  };
 }
 
 /** An SDK client for the emulator, as the tests' own observer. */

@@ -1,5 +1,7 @@
 /**
- * The tests' PostgreSQL: DATABASE_URL when set, else the server on
+ * PostgreSQL for the tests, the benchmark and the chaos run.
+ *
+ * The shared server: DATABASE_URL when set, else the server on
  * 127.0.0.1:5432 when one answers (CI), else an embedded one started for the
  * run. Each test gets a database of its own.
  */
@@ -9,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.ts';
-import { startEmbeddedPostgres } from '../../scripts/embedded-postgres.ts';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.ts';
 
 interface Server {
   /** URL of a database on the server the tests may create databases with. */
@@ -98,4 +100,29 @@ export async function createTestDatabase(): Promise<TestDatabase> {
       }
     },
   };
+}
+
+/**
+ * A PostgreSQL of its own that can be stopped and started again on the same
+ * data directory and port (the chaos run's: the tests' server lives for the
+ * whole test run, this one has to go through outages).
+ */
+export interface RestartablePostgres extends EmbeddedPostgres {
+  /** Stops it if running and deletes the data directory. */
+  destroy(): Promise<void>;
+}
+
+/** Initialises a cluster in a temporary folder on a free port and starts it. */
+export async function startRestartablePostgres(): Promise<RestartablePostgres> {
+  const dir = await mkdtemp(join(tmpdir(), 'form-data-chaos-pg-'));
+  const server = await startEmbeddedPostgres({ dir, port: await freePort() });
+  return Object.assign(server, {
+    async destroy() {
+      try {
+        await server.stop();
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  });
 }

@@ -2,8 +2,9 @@
  * The SQS emulator (fauxqs) as a process of its own, so that workers can be
  * killed without taking the queue with them.
  *
- * `node chaos/emulator.ts` listens on FAUXQS_PORT (0: any free port) and logs
- * one JSON line `{"msg":"emulator listening","port":N}`. (The `fauxqs` CLI
+ * `node harness/emulator.ts` listens on FAUXQS_PORT (0: any free port) and logs
+ * one JSON line `{"msg":"emulator listening","ready":true,"port":N,"url":…,"pid":…}`
+ * (the chaos run and the benchmark start it). (The `fauxqs` CLI
  * always logs every request, whatever FAUXQS_LOGGER says; this entry point
  * turns the logger off.) SIGTERM/SIGINT close it.
  */
@@ -11,7 +12,8 @@ import { startFauxqs } from 'fauxqs';
 
 const port = Number(process.env.FAUXQS_PORT ?? '0');
 const server = await startFauxqs({ port, logger: false });
-process.stdout.write(`${JSON.stringify({ msg: 'emulator listening', port: server.port, pid: process.pid })}\n`);
+const url = `http://127.0.0.1:${server.port}`;
+process.stdout.write(`${JSON.stringify({ msg: 'emulator listening', ready: true, port: server.port, url, pid: process.pid })}\n`);
 
 const stop = (): void => {
   server.stop().then(

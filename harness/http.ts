@@ -1,6 +1,6 @@
 /** Signed requests to the web, as the registration UI sends them. */
 import { createHash } from 'node:crypto';
-import { TEST_SECRET } from './stack.ts';
+import { TEST_SECRET } from './forms.ts';
 
 export interface Reply {
   status: number;

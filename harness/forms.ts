@@ -1,0 +1,21 @@
+/** What the tests, the benchmark and the chaos run post: a valid form, signed with a known secret. */
+
+/** The UI secret the harness's services are started with. */
+export const TEST_SECRET = 'test-ui-secret';
+
+/** A valid registration form; `overrides` replace or add fields. */
+export function validForm(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
+    company_name: 'Acme Exports Ltd',
+    contact_name: 'Ada Lovelace',
+    email_address1: 'ada@example.com',
+    email_address2: 'ADA@example.com',
+    website: 'https://acme.example.com',
+    phone_number: '+44 20 7946 0000',
+    exporting: 'True',
+    agree_terms: true,
+    marketing_source: 'Social media',
+    opt_in: false,
+    ...overrides,
+  };
+}

@@ -1,0 +1,185 @@
+/**
+ * One stored row as one CSV record: the stored `data` decoded, the columns of
+ * the export, each value as the text of a cell, and the record of a row.
+ */
+import { HeaderMismatchError } from './errors.ts';
+
+/**
+ * The `data` column as stored: a JSON object (rows the worker writes) or, in
+ * rows of the replaced service, a JSON string whose text is the JSON object.
+ * Numbers keep their exact text (JSON.rawJSON), so large integers and
+ * decimals such as 1.50 are exported as stored.
+ */
+/** A number as its JSON source text. */
+export interface RawNumber {
+  readonly rawJSON: string;
+}
+
+/** A JSON value as decoded for the export. */
+export type StoredValue = string | RawNumber | boolean | null | StoredValue[] | { [key: string]: StoredValue };
+
+/** The data of one form. */
+export type StoredObject = { [key: string]: StoredValue };
+
+/** How the data of a row decoded: an object, or why it is not one. */
+export type Decoded = { ok: true; data: StoredObject } | { ok: false; reason: string };
+
+/** JSON.parse with the source-text context and JSON.rawJSON (Node ≥ 21), not yet in TypeScript's lib. */
+const json = JSON as unknown as {
+  parse(text: string, reviver: (key: string, value: unknown, context: { source?: string }) => unknown): unknown;
+  rawJSON(text: string): RawNumber;
+  isRawJSON(value: unknown): value is RawNumber;
+};
+
+function keepNumberText(_key: string, value: unknown, context: { source?: string }): unknown {
+  return typeof value === 'number' && context.source !== undefined ? json.rawJSON(context.source) : value;
+}
+
+/** True for a number decoded by this module. */
+export function isRawNumber(value: unknown): value is RawNumber {
+  return json.isRawJSON(value);
+}
+
+/** Parses without the (slower) reviver unless the value holds a number. */
+function parse(text: string): StoredValue {
+  const plain: unknown = JSON.parse(text);
+  return hasNumber(plain) ? (json.parse(text, keepNumberText) as StoredValue) : (plain as StoredValue);
+}
+
+function hasNumber(value: unknown): boolean {
+  if (typeof value === 'number') return true;
+  if (typeof value !== 'object' || value === null) return false;
+  return Object.values(value).some(hasNumber);
+}
+
+function isObject(value: StoredValue): value is StoredObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && !isRawNumber(value);
+}
+
+function typeName(value: StoredValue): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (isRawNumber(value)) return 'a number';
+  return `a ${typeof value}`;
+}
+
+/**
+ * Decodes the data of one row.
+ * @param kind `jsonb_typeof(data)`
+ * @param text for an object, `data::text`; for a string, the string itself (`data #>> '{}'`)
+ */
+export function decodeFormData(kind: string, text: string): Decoded {
+  if (kind !== 'object' && kind !== 'string') return { ok: false, reason: `data is a JSON ${kind}, not an object` };
+  let value: StoredValue;
+  try {
+    value = parse(text);
+  } catch {
+    return { ok: false, reason: kind === 'string' ? 'data is a string that is not JSON' : 'data is not valid JSON' };
+  }
+  if (isObject(value)) return { ok: true, data: value };
+  return { ok: false, reason: `data is a string holding ${typeName(value)}, not an object` };
+}
+
+/**
+ * The columns of an export: `created`, then one per key found in the forms'
+ * data, sorted by Unicode code point (the order of Python's `sorted`, which the
+ * replaced service used).
+ */
+/** Header of the column holding the row's `created`. */
+export const CREATED = 'created';
+
+/** Prefix given to a data key whose name is already a header (a data key `created`). */
+export const RENAMED_PREFIX = 'data.';
+
+/** Headers of an export and where each data key goes. */
+export interface Columns {
+  /** All headers, `created` first. */
+  headers: readonly string[];
+  /** Index in `headers` of each data key. */
+  indexOfKey: ReadonlyMap<string, number>;
+}
+
+/** Compares by code point (UTF-8 byte order), unlike `<` on UTF-16 code units. */
+export function compareCodePoints(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+/** The columns for the union of the data keys of all exported rows. */
+export function buildColumns(keys: Iterable<string>): Columns {
+  const sorted = [...new Set(keys)].sort(compareCodePoints);
+  const taken = new Set<string>([CREATED, ...sorted]);
+  const headers: string[] = [CREATED];
+  const indexOfKey = new Map<string, number>();
+  for (const key of sorted) {
+    let header = key;
+    if (header === CREATED) {
+      do header = RENAMED_PREFIX + header;
+      while (taken.has(header));
+      taken.add(header);
+    }
+    indexOfKey.set(key, headers.length);
+    headers.push(header);
+  }
+  return { headers, indexOfKey };
+}
+
+/**
+ * One value of a form as the text of a CSV cell.
+ *
+ * strings as they are; numbers as stored; booleans `true`/`false`; null or a
+ * missing key an empty cell; a list of plain values joined with ", "; a list
+ * holding objects or lists, and an object, as JSON.
+ */
+/** A cell handed to csv-stringify: text, a number (written as its exact text), or empty. */
+export type Cell = string | number | null;
+
+/** Separator of joined list items. */
+export const LIST_SEPARATOR = ', ';
+
+/** The cell of one value (`undefined`: the form has no such key). */
+export function toCell(value: StoredValue | undefined): Cell {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'boolean') return value ? 'true' : 'false';
+  if (isRawNumber(value)) return numberCell(value);
+  if (Array.isArray(value)) {
+    if (value.every(isPlain)) return value.map(plainText).join(LIST_SEPARATOR);
+    return JSON.stringify(value);
+  }
+  return JSON.stringify(value);
+}
+
+/**
+ * A number the JavaScript number reproduces exactly is passed as a number, so
+ * csv-stringify's formula escaping leaves a leading minus alone; any other
+ * (1.50, 12345678901234567890) keeps its stored text.
+ */
+function numberCell(value: RawNumber): Cell {
+  const n = Number(value.rawJSON);
+  return String(n) === value.rawJSON ? n : value.rawJSON;
+}
+
+function isPlain(value: StoredValue): boolean {
+  return value === null || typeof value !== 'object' || isRawNumber(value);
+}
+
+function plainText(value: StoredValue): string {
+  if (value === null) return '';
+  if (isRawNumber(value)) return value.rawJSON;
+  return String(value);
+}
+
+/**
+ * The cells of one form: `created`, then the value of each data key in header order.
+ * @throws HeaderMismatchError when the data has a key the header lacks
+ */
+export function toRecord(columns: Columns, id: number, created: string, data: StoredObject): Cell[] {
+  const cells = new Array<Cell>(columns.headers.length).fill(null);
+  cells[0] = created;
+  for (const key of Object.keys(data)) {
+    const index = columns.indexOfKey.get(key);
+    if (index === undefined) throw new HeaderMismatchError(`row ${id} has the key ${JSON.stringify(key)}, which the header lacks`);
+    cells[index] = toCell(data[key]);
+  }
+  return cells;
+}
