@@ -11,7 +11,7 @@ import { expect } from 'chai';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { ROOT, VALUES, render, type Manifest } from './helm.ts';
 import { RUNBOOK_ANCHORS, alertRulesOf, promtool, requireBinary, writeRuleFile, type Rule } from './prometheus.ts';
 
@@ -22,6 +22,11 @@ const FORM_QUEUE = 'directory-form-data';
 const INVALID_QUEUE = 'directory-form-data-invalid';
 /** Minutes of input series in each scenario (one sample a minute, as a 1m scrape). */
 const MINUTES = 60;
+
+/** The chart's default runbook page (monitoring.runbookBaseUrl). */
+const RUNBOOK_BASE = (
+  parse(await readFile(path.join(ROOT, 'charts/form-data/values.yaml'), 'utf8')) as { monitoring: { runbookBaseUrl: string } }
+).monitoring.runbookBaseUrl;
 
 
 interface Series {
@@ -369,7 +374,7 @@ function alertTest(rules: Map<string, Rule>, fault: Fault): { evalTimes: number[
     exp_labels: fault.labels,
     exp_annotations: {
       ...renderedAnnotations(rule, fault.labels, fault.value),
-      runbook_url: `README.md#${RUNBOOK_ANCHORS[fault.alert]!}`,
+      runbook_url: `${RUNBOOK_BASE}#${RUNBOOK_ANCHORS[fault.alert]!}`,
     },
   };
   const tests: unknown[] = [
