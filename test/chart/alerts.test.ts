@@ -11,9 +11,9 @@ import { expect } from 'chai';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parse, stringify } from 'yaml';
+import { stringify } from 'yaml';
 import { ROOT, VALUES, render, type Manifest } from './helm.ts';
-import { RUNBOOK_ANCHORS, alertRulesOf, promtool, requireBinary, writeRuleFile, type Rule } from './prometheus.ts';
+import { RUNBOOK_ANCHORS, alertRulesOf, defaultRunbookBase, promtool, requireBinary, writeRuleFile, type Rule } from './prometheus.ts';
 
 const NAMESPACE = 'forms';
 const WEB = `namespace="${NAMESPACE}", job="form-data-web"`;
@@ -24,9 +24,7 @@ const INVALID_QUEUE = 'directory-form-data-invalid';
 const MINUTES = 60;
 
 /** The chart's default runbook page (monitoring.runbookBaseUrl). */
-const RUNBOOK_BASE = (
-  parse(await readFile(path.join(ROOT, 'charts/form-data/values.yaml'), 'utf8')) as { monitoring: { runbookBaseUrl: string } }
-).monitoring.runbookBaseUrl;
+const RUNBOOK_BASE = await defaultRunbookBase();
 
 
 interface Series {

@@ -21,7 +21,7 @@ import { freePort } from '../../harness/ports.ts';
 import { jsonBody, post } from '../../harness/http.ts';
 import { ROOT, findAll, render, type Manifest } from './helm.ts';
 import { parsePromQL, substituteGrafanaVariables } from './promql.ts';
-import { alertRulesOf, requireBinary, startPrometheus, writeRuleFile } from './prometheus.ts';
+import { alertRulesOf, defaultRunbookBase, requireBinary, startPrometheus, writeRuleFile } from './prometheus.ts';
 import type { ApiAlert, PrometheusServer } from './prometheus.ts';
 
 const NAMESPACE = 'forms';
@@ -192,7 +192,7 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
 
   async function expectFiring(alert: ApiAlert | undefined, anchor: string, severity: string): Promise<void> {
     expect(alert?.labels).to.include({ namespace: NAMESPACE, severity });
-    expect(alert?.annotations.runbook_url).to.equal(`README.md#${anchor}`);
+    expect(alert?.annotations.runbook_url).to.equal(`${await defaultRunbookBase()}#${anchor}`);
     expect(alert?.annotations.summary).to.be.a('string').and.not.equal('');
     const rules = await prometheus!.api<{ groups: { rules: { name: string; health: string }[] }[] }>('rules');
     for (const rule of rules.groups.flatMap((g) => g.rules)) {

@@ -4,14 +4,20 @@
  * the test's own (free port, temporary data dir) with its HTTP API.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { freePort } from '../../harness/ports.ts';
 import { eventually } from '../support/stack.ts';
-import { findAll, type Manifest } from './helm.ts';
+import { CHART, findAll, type Manifest } from './helm.ts';
+
+/** The chart's default base of every runbook_url (`monitoring.runbookBaseUrl`). */
+export async function defaultRunbookBase(): Promise<string> {
+  const values = parse(await readFile(path.join(CHART, 'values.yaml'), 'utf8')) as { monitoring: { runbookBaseUrl: string } };
+  return values.monitoring.runbookBaseUrl;
+}
 
 /** Each alert → the anchor of its runbook heading in the Alerts section of the docs (README.md or docs/). */
 export const RUNBOOK_ANCHORS: Record<string, string> = {
