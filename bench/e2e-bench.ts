@@ -32,7 +32,10 @@ export interface E2eRun {
   elapsedMs: number;
 }
 
-export async function runEndToEnd(ctx: BenchContext, options: { connections: number; durationS: number; drainTimeoutMs: number }): Promise<E2eRun> {
+export async function runEndToEnd(
+  ctx: BenchContext,
+  options: { connections: number; durationS: number; drainTimeoutMs: number },
+): Promise<E2eRun> {
   await ctx.truncate();
   const name = queueName('bench-e2e');
   const formUrl = await createQueue(ctx.direct, name);
@@ -56,8 +59,14 @@ export async function runEndToEnd(ctx: BenchContext, options: { connections: num
     stored = await ctx.rowCount();
     const elapsedMs = performance.now() - started;
     const stats = await ctx.proxy.stats();
-    if (stored < result.accepted) throw new Error(`end to end: ${result.accepted} forms accepted, only ${stored} stored within ${options.drainTimeoutMs} ms`);
-    const total = Object.entries(stats.counts).reduce((a, [action, n]) => (action === EMPTY_RECEIVES || action === REPOLLS ? a : a + n), 0);
+    if (stored < result.accepted)
+      throw new Error(
+        `end to end: ${result.accepted} forms accepted, only ${stored} stored within ${options.drainTimeoutMs} ms`,
+      );
+    const total = Object.entries(stats.counts).reduce(
+      (a, [action, n]) => (action === EMPTY_RECEIVES || action === REPOLLS ? a : a + n),
+      0,
+    );
     const emptyReceives = stats.counts[EMPTY_RECEIVES] ?? 0;
     const send = sumActions(stats.counts, ['SendMessage', 'SendMessageBatch']);
     const receive = sumActions(stats.counts, ['ReceiveMessage']);

@@ -30,14 +30,21 @@ function distinctRequest(request: autocannon.Request, n: number): autocannon.Req
   return { ...request, body, headers: { ...HEADERS, 'x-signature': sign(PATH, body, BENCH_SECRET) } };
 }
 
-export async function load(base: string, connections: number, durationS: number, distinct = false): Promise<LoadResult> {
+export async function load(
+  base: string,
+  connections: number,
+  durationS: number,
+  distinct = false,
+): Promise<LoadResult> {
   let n = 0;
   const result = await autocannon({
     url: base + PATH,
     method: 'POST',
     headers: HEADERS,
     body: BODY,
-    ...(distinct ? { requests: [{ setupRequest: (request: autocannon.Request) => distinctRequest(request, n++) }] } : {}),
+    ...(distinct
+      ? { requests: [{ setupRequest: (request: autocannon.Request) => distinctRequest(request, n++) }] }
+      : {}),
     connections,
     duration: durationS,
     timeout: 30,

@@ -46,7 +46,10 @@ async function heapOf(port: number): Promise<{ used: number; total: number }> {
 
 const WORKER_MAIN = fileURLToPath(new URL('../services/worker/main.ts', import.meta.url));
 
-export async function runMemory(ctx: BenchContext, options: { messages: number; timeoutMs: number; nodeOptions?: string }): Promise<MemoryRun> {
+export async function runMemory(
+  ctx: BenchContext,
+  options: { messages: number; timeoutMs: number; nodeOptions?: string },
+): Promise<MemoryRun> {
   await ctx.truncate();
   const n = options.messages;
   const checkpoint = Math.max(1, Math.round(n / 10));
@@ -69,14 +72,15 @@ export async function runMemory(ctx: BenchContext, options: { messages: number; 
   const worker = startProcess(process.execPath, [WORKER_MAIN], env, { cwd: ROOT });
   try {
     let coldStartMs = Number.NaN;
-    for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
       if ((await ctx.rowCount()) >= 1) {
         coldStartMs = performance.now() - spawnedAt;
         break;
       }
       await new Promise((r) => setTimeout(r, 5));
     }
-    if (Number.isNaN(coldStartMs)) throw new Error('memory run: the queued form was not stored within 60 s of the start');
+    if (Number.isNaN(coldStartMs))
+      throw new Error('memory run: the queued form was not stored within 60 s of the start');
     await worker.waitForLog((l) => l.msg === 'worker polling');
     const pid = worker.child.pid!;
     await new Promise((r) => setTimeout(r, 500));
@@ -121,7 +125,8 @@ export async function runMemory(ctx: BenchContext, options: { messages: number; 
           nodeOptions,
         };
       }
-      if (Date.now() > deadline) throw new Error(`memory run: ${stored} of ${n} messages stored within ${options.timeoutMs} ms`);
+      if (Date.now() > deadline)
+        throw new Error(`memory run: ${stored} of ${n} messages stored within ${options.timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 200));
     }
   } finally {

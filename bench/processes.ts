@@ -18,7 +18,12 @@ export interface Child {
 }
 
 /** Starts `node <script> ...args` with `env` and waits for its `ready` line. */
-export async function startChild(script: string, args: string[], env: Record<string, string>, timeoutMs = 30_000): Promise<Child> {
+export async function startChild(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  timeoutMs = 30_000,
+): Promise<Child> {
   const handle = startProcess(process.execPath, [script, ...args], env, { cwd: ROOT });
   try {
     const ready = await handle.waitForLog((line) => line.ready === true, timeoutMs);
@@ -50,7 +55,11 @@ export interface ProxyProcess extends Child {
 }
 
 export async function startProxyProcess(target: string, delayMs: number): Promise<ProxyProcess> {
-  const child = await startChild(here('./child/proxy.ts'), [], { PROXY_TARGET: target, PROXY_DELAY_MS: String(delayMs), PROXY_PORT: '0' });
+  const child = await startChild(here('./child/proxy.ts'), [], {
+    PROXY_TARGET: target,
+    PROXY_DELAY_MS: String(delayMs),
+    PROXY_PORT: '0',
+  });
   const url = String(child.ready.url);
   return {
     ...child,

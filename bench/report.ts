@@ -11,13 +11,18 @@ import { WORKER_VARIANTS, type WorkerVariant } from './worker-bench.ts';
 function table(header: string[], rows: (string | number)[][]): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]): string => `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  const line = (r: string[]): string =>
+    `| ${r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
   const rule = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
   return [line(cells[0]!), rule, ...cells.slice(1).map(line)].join('\n');
 }
 
-const fmt = (x: number | undefined, digits = 0): string => (x === undefined || !Number.isFinite(x) ? '–' : round(x, digits).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }));
-const ratio = (x: number | undefined): string => (x === undefined || !Number.isFinite(x) ? '–' : `${fmt(x, x < 10 ? 2 : 1)}×`);
+const fmt = (x: number | undefined, digits = 0): string =>
+  x === undefined || !Number.isFinite(x)
+    ? '–'
+    : round(x, digits).toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
+const ratio = (x: number | undefined): string =>
+  x === undefined || !Number.isFinite(x) ? '–' : `${fmt(x, x < 10 ? 2 : 1)}×`;
 const mib = (bytes: number): string => fmt(bytes / 2 ** 20, 1);
 
 export function renderTable(result: BenchResult): string {
@@ -31,14 +36,36 @@ export function renderTable(result: BenchResult): string {
 
   if (result.web) {
     const w = result.web;
-    out.push('', `### Web: ${s.connections} concurrent clients posting valid signed forms, ${s.durationS} s per measurement (medians)`, '');
+    out.push(
+      '',
+      `### Web: ${s.connections} concurrent clients posting valid signed forms, ${s.durationS} s per measurement (medians)`,
+      '',
+    );
     out.push(
       table(
-        ['mode', 'forms/s', 'p50 ms', 'p99 ms', 'SQS sends / 1000 forms', 'web CPU ms / 1000 forms', 'proxy + emulator CPU ms / 1000', 'failed'],
+        [
+          'mode',
+          'forms/s',
+          'p50 ms',
+          'p99 ms',
+          'SQS sends / 1000 forms',
+          'web CPU ms / 1000 forms',
+          'proxy + emulator CPU ms / 1000',
+          'failed',
+        ],
         (Object.keys(WEB_MODES) as WebMode[]).map((mode) => {
           const r = w.modes[mode];
           const sqs = mode === 'noop';
-          return [WEB_MODES[mode], fmt(r.requestsPerSecond), fmt(r.p50Ms), fmt(r.p99Ms), sqs ? '–' : fmt(r.sendsPer1000, 1), fmt(r.webCpuMsPer1000), sqs ? '–' : fmt(r.sqsSideCpuMsPer1000), r.failed];
+          return [
+            WEB_MODES[mode],
+            fmt(r.requestsPerSecond),
+            fmt(r.p50Ms),
+            fmt(r.p99Ms),
+            sqs ? '–' : fmt(r.sendsPer1000, 1),
+            fmt(r.webCpuMsPer1000),
+            sqs ? '–' : fmt(r.sqsSideCpuMsPer1000),
+            r.failed,
+          ];
         }),
       ),
     );
@@ -46,11 +73,24 @@ export function renderTable(result: BenchResult): string {
 
   if (result.worker) {
     const w = result.worker;
-    out.push('', `### Worker: draining ${s.messages.toLocaleString('en-US')} messages (slow baselines: first ${s.baselineS} s) (medians)`, '');
+    out.push(
+      '',
+      `### Worker: draining ${s.messages.toLocaleString('en-US')} messages (slow baselines: first ${s.baselineS} s) (medians)`,
+      '',
+    );
     const ours = w.variants.ours?.messagesPerSecond;
     out.push(
       table(
-        ['worker', 'messages/s', 'vs ours', 'receives / 1000', 'deletes / 1000', 'INSERTs / 1000', 'DB connections', 'worker CPU ms / 1000'],
+        [
+          'worker',
+          'messages/s',
+          'vs ours',
+          'receives / 1000',
+          'deletes / 1000',
+          'INSERTs / 1000',
+          'DB connections',
+          'worker CPU ms / 1000',
+        ],
         (Object.keys(WORKER_VARIANTS) as WorkerVariant[])
           .filter((v) => w.variants[v])
           .map((v) => {
@@ -88,8 +128,24 @@ export function renderTable(result: BenchResult): string {
       table(
         ['design', 'SQS requests / stored form', 'send', 'receive', 'delete', 'other', 'cost / million forms'],
         [
-          ['ours', fmt(e.requestsPerForm, 3), fmt(e.sendPerForm, 3), fmt(e.receivePerForm, 3), fmt(e.deletePerForm, 3), fmt(e.otherPerForm, 3), `$${fmt(e.costPerMillionForms, 3)}`],
-          ['replaced design (SendMessage + naive worker, from this run)', fmt(e.replacedRequestsPerForm, 3), '', '', '', '', `$${fmt(e.replacedCostPerMillionForms, 3)}`],
+          [
+            'ours',
+            fmt(e.requestsPerForm, 3),
+            fmt(e.sendPerForm, 3),
+            fmt(e.receivePerForm, 3),
+            fmt(e.deletePerForm, 3),
+            fmt(e.otherPerForm, 3),
+            `$${fmt(e.costPerMillionForms, 3)}`,
+          ],
+          [
+            'replaced design (SendMessage + naive worker, from this run)',
+            fmt(e.replacedRequestsPerForm, 3),
+            '',
+            '',
+            '',
+            '',
+            `$${fmt(e.replacedCostPerMillionForms, 3)}`,
+          ],
         ],
       ),
     );
@@ -104,31 +160,71 @@ export function renderTable(result: BenchResult): string {
 
   if (result.memory) {
     const r = result.memory;
-    out.push('', `### Worker memory: \`node services/worker/main.ts\` at defaults draining ${r.messages.toLocaleString('en-US')} messages`, '');
+    out.push(
+      '',
+      `### Worker memory: \`node services/worker/main.ts\` at defaults draining ${r.messages.toLocaleString('en-US')} messages`,
+      '',
+    );
     out.push(
       table(
-        ['RSS at start MiB', `after ${r.checkpoint.toLocaleString('en-US')} MiB`, `after ${r.messages.toLocaleString('en-US')} MiB`, 'peak MiB', 'end / after first 10 %', 'messages/s'],
-        [[mib(r.rssStartBytes), mib(r.rssCheckpointBytes), mib(r.rssEndBytes), mib(r.rssPeakBytes), ratio(r.growth), fmt(r.messagesPerSecond)]],
+        [
+          'RSS at start MiB',
+          `after ${r.checkpoint.toLocaleString('en-US')} MiB`,
+          `after ${r.messages.toLocaleString('en-US')} MiB`,
+          'peak MiB',
+          'end / after first 10 %',
+          'messages/s',
+        ],
+        [
+          [
+            mib(r.rssStartBytes),
+            mib(r.rssCheckpointBytes),
+            mib(r.rssEndBytes),
+            mib(r.rssPeakBytes),
+            ratio(r.growth),
+            fmt(r.messagesPerSecond),
+          ],
+        ],
       ),
     );
     out.push(
       '',
       `Cold start (one form queued, process spawned → its row): ${fmt(r.coldStartMs)} ms. ` +
         `${r.nodeOptions ? `NODE_OPTIONS=${r.nodeOptions}. ` : ''}RSS / V8 heap in use, MiB, every 10 %: ` +
-        r.series.map((p) => `${(p.stored / 1000).toFixed(p.stored < 10_000 ? 1 : 0)}k ${mib(p.rssBytes)}/${mib(p.heapUsedBytes)}`).join(', ') + '.',
+        r.series
+          .map(
+            (p) =>
+              `${(p.stored / 1000).toFixed(p.stored < 10_000 ? 1 : 0)}k ${mib(p.rssBytes)}/${mib(p.heapUsedBytes)}`,
+          )
+          .join(', ') +
+        '.',
     );
   }
 
   if (result.tracing) {
     const t = result.tracing;
-    out.push('', '### Tracing: off and on side by side (spans over OTLP/HTTP to a local receiver; medians of rounds)', '');
+    out.push(
+      '',
+      '### Tracing: off and on side by side (spans over OTLP/HTTP to a local receiver; medians of rounds)',
+      '',
+    );
     out.push(
       table(
         ['', 'off', 'on', 'on / off'],
         [
-          ['web (coalescing on), req/s', fmt(t.web.offRequestsPerSecond), fmt(t.web.onRequestsPerSecond), ratio(t.web.onVsOff)],
+          [
+            'web (coalescing on), req/s',
+            fmt(t.web.offRequestsPerSecond),
+            fmt(t.web.onRequestsPerSecond),
+            ratio(t.web.onVsOff),
+          ],
           ['web p99, ms', fmt(t.web.offP99Ms), fmt(t.web.onP99Ms), ''],
-          ['worker (defaults), msg/s', fmt(t.worker.offMessagesPerSecond), fmt(t.worker.onMessagesPerSecond), ratio(t.worker.onVsOff)],
+          [
+            'worker (defaults), msg/s',
+            fmt(t.worker.offMessagesPerSecond),
+            fmt(t.worker.onMessagesPerSecond),
+            ratio(t.worker.onVsOff),
+          ],
         ],
       ),
     );
@@ -137,7 +233,12 @@ export function renderTable(result: BenchResult): string {
 
   if (result.targets.length > 0) {
     out.push('', '### Targets', '');
-    out.push(table(['target', 'measured', 'wanted', 'met'], result.targets.map((t) => [t.name, fmt(t.value, t.value < 10 ? 2 : 1), t.target, t.met ? 'yes' : 'no'])));
+    out.push(
+      table(
+        ['target', 'measured', 'wanted', 'met'],
+        result.targets.map((t) => [t.name, fmt(t.value, t.value < 10 ? 2 : 1), t.target, t.met ? 'yes' : 'no']),
+      ),
+    );
   }
   return out.join('\n');
 }

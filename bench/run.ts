@@ -47,7 +47,9 @@ const PARTS = ['web', 'worker', 'e2e', 'memory', 'tracing'] as const;
 
 /** The worker's NODE_OPTIONS as the Helm chart deploys it, so the memory run measures what runs in production. */
 function chartWorkerNodeOptions(): string {
-  const values = parseYaml(readFileSync(new URL('../charts/form-data/values.yaml', import.meta.url), 'utf8')) as { worker?: { nodeOptions?: string } };
+  const values = parseYaml(readFileSync(new URL('../charts/form-data/values.yaml', import.meta.url), 'utf8')) as {
+    worker?: { nodeOptions?: string };
+  };
   return values.worker?.nodeOptions ?? '';
 }
 
@@ -78,8 +80,15 @@ export function parseOptions(argv: string[]): BenchOptions {
     if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number ≥ ${min}, got ${given}`);
     return n;
   };
-  const only = new Set((values.only ?? PARTS.join(',')).split(',').map((s) => s.trim()).filter(Boolean));
-  for (const part of only) if (!(PARTS as readonly string[]).includes(part)) throw new Error(`--only: unknown part ${part}; expected ${PARTS.join(', ')}`);
+  const only = new Set(
+    (values.only ?? PARTS.join(','))
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
+  for (const part of only)
+    if (!(PARTS as readonly string[]).includes(part))
+      throw new Error(`--only: unknown part ${part}; expected ${PARTS.join(', ')}`);
   return {
     messages: Math.round(num('messages', values.messages, 20_000, 200, 10)),
     delayMs: num('delay-ms', values['delay-ms'], 15, 2),
@@ -110,9 +119,11 @@ function rotate<T>(items: readonly T[], i: number): T[] {
 function machine(): Record<string, unknown> {
   let commit: string;
   try {
-    const git = (...args: string[]): string => execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const git = (...args: string[]): string =>
+      execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     commit = git('rev-parse', '--short', 'HEAD');
-    if (git('status', '--porcelain', '--', 'services', 'migrations') !== '') commit += ' (+ uncommitted changes in services/ or migrations/)';
+    if (git('status', '--porcelain', '--', 'services', 'migrations') !== '')
+      commit += ' (+ uncommitted changes in services/ or migrations/)';
   } catch {
     commit = 'unknown';
   }
@@ -126,7 +137,18 @@ function machine(): Record<string, unknown> {
 }
 
 export interface WebSummary {
-  modes: Record<WebMode, { requestsPerSecond: number; p50Ms: number; p99Ms: number; sendsPer1000: number; failed: number; webCpuMsPer1000: number; sqsSideCpuMsPer1000: number }>;
+  modes: Record<
+    WebMode,
+    {
+      requestsPerSecond: number;
+      p50Ms: number;
+      p99Ms: number;
+      sendsPer1000: number;
+      failed: number;
+      webCpuMsPer1000: number;
+      sqsSideCpuMsPer1000: number;
+    }
+  >;
   onVsNoop: number;
   onVsOff: number;
   runs: WebRun[];
@@ -180,7 +202,11 @@ export interface BenchResult {
 }
 
 /** Median over rounds of a per-round ratio a/b. */
-function ratio<T>(rounds: readonly T[][], a: (r: T[]) => number | undefined, b: (r: T[]) => number | undefined): number {
+function ratio<T>(
+  rounds: readonly T[][],
+  a: (r: T[]) => number | undefined,
+  b: (r: T[]) => number | undefined,
+): number {
   return median(rounds.map((r) => (a(r) ?? Number.NaN) / (b(r) ?? Number.NaN)));
 }
 
@@ -193,8 +219,14 @@ async function benchWeb(ctx: BenchContext, o: BenchOptions): Promise<WebSummary>
       const round: WebRun[] = [];
       for (const mode of rotate(modes, r)) {
         log(`web round ${r + 1}/${o.rounds}: ${mode}, ${o.connections} connections, ${o.durationS} s`);
-        const run = await runWebMode(ctx, web, mode, { connections: o.connections, durationS: o.durationS, warmupS: o.warmupS });
-        log(`  ${Math.round(run.requestsPerSecond)} req/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, ${round2(run.sendsPer1000)} sends/1000 forms, web CPU ${Math.round(run.cpuMsPer1000.web)} ms/1000 forms`);
+        const run = await runWebMode(ctx, web, mode, {
+          connections: o.connections,
+          durationS: o.durationS,
+          warmupS: o.warmupS,
+        });
+        log(
+          `  ${Math.round(run.requestsPerSecond)} req/s, p50 ${run.p50Ms} ms, p99 ${run.p99Ms} ms, ${round2(run.sendsPer1000)} sends/1000 forms, web CPU ${Math.round(run.cpuMsPer1000.web)} ms/1000 forms`,
+        );
         round.push(run);
       }
       rounds.push(round);
@@ -233,7 +265,9 @@ async function benchWorker(ctx: BenchContext, o: BenchOptions): Promise<WorkerSu
     for (const variant of rotate(variants, r)) {
       log(`worker round ${r + 1}/${o.rounds}: ${variant}, ${o.messages} messages`);
       const run = await runWorkerVariant(ctx, variant, { messages: o.messages, baselineCapMs: o.baselineS * 1000 });
-      log(`  ${Math.round(run.messagesPerSecond)} msg/s (${run.messages} in ${Math.round(run.elapsedMs)} ms${run.capped ? ', time cap' : ''})`);
+      log(
+        `  ${Math.round(run.messagesPerSecond)} msg/s (${run.messages} in ${Math.round(run.elapsedMs)} ms${run.capped ? ', time cap' : ''})`,
+      );
       round.push(run);
     }
     rounds.push(round);
@@ -249,8 +283,12 @@ async function benchWorker(ctx: BenchContext, o: BenchOptions): Promise<WorkerSu
       capped: runs.some((r) => r.capped),
       messages: median(runs.map((r) => r.messages)),
       cpuMsPer1000: median(runs.map((r) => r.cpuMsPer1000.worker)),
-      connections: runs.some((r) => r.connections !== undefined) ? Math.max(...runs.map((r) => r.connections ?? 0)) : undefined,
-      insertsPer1000: runs.some((r) => r.insertsPer1000 !== undefined) ? median(runs.map((r) => r.insertsPer1000 ?? Number.NaN)) : undefined,
+      connections: runs.some((r) => r.connections !== undefined)
+        ? Math.max(...runs.map((r) => r.connections ?? 0))
+        : undefined,
+      insertsPer1000: runs.some((r) => r.insertsPer1000 !== undefined)
+        ? median(runs.map((r) => r.insertsPer1000 ?? Number.NaN))
+        : undefined,
     };
   }
   const rate = (variant: WorkerVariant) => (r: WorkerRun[]) => r.find((x) => x.variant === variant)?.messagesPerSecond;
@@ -288,8 +326,18 @@ function targets(result: BenchResult): BenchResult['targets'] {
   add('worker: tracing on / off', result.tracing?.worker.onVsOff, '≥ 0.9', (v) => v >= 0.9);
   add('web: tracing on / off', result.tracing?.web.onVsOff, '≥ 0.85', (v) => v >= 0.85);
   add('worker cold start to first stored row (ms)', result.memory?.coldStartMs, '≤ 1000', (v) => v <= 1000);
-  add('worker RSS idle (MiB)', result.memory ? result.memory.rssStartBytes / 2 ** 20 : undefined, '≤ 100', (v) => v <= 100);
-  add('worker RSS peak while draining (MiB)', result.memory ? result.memory.rssPeakBytes / 2 ** 20 : undefined, '≤ 160', (v) => v <= 160);
+  add(
+    'worker RSS idle (MiB)',
+    result.memory ? result.memory.rssStartBytes / 2 ** 20 : undefined,
+    '≤ 100',
+    (v) => v <= 100,
+  );
+  add(
+    'worker RSS peak while draining (MiB)',
+    result.memory ? result.memory.rssPeakBytes / 2 ** 20 : undefined,
+    '≤ 160',
+    (v) => v <= 160,
+  );
   return out;
 }
 
@@ -323,12 +371,25 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchResult> {
     }
     if (o.only.has('memory')) {
       log(`memory: worker process draining ${o.memoryMessages} messages`);
-      result.memory = await runMemory(ctx, { messages: o.memoryMessages, timeoutMs: 900_000, nodeOptions: o.workerNodeOptions });
-      log(`  RSS ${mb(result.memory.rssStartBytes)} → ${mb(result.memory.rssCheckpointBytes)} → ${mb(result.memory.rssEndBytes)} MiB`);
+      result.memory = await runMemory(ctx, {
+        messages: o.memoryMessages,
+        timeoutMs: 900_000,
+        nodeOptions: o.workerNodeOptions,
+      });
+      log(
+        `  RSS ${mb(result.memory.rssStartBytes)} → ${mb(result.memory.rssCheckpointBytes)} → ${mb(result.memory.rssEndBytes)} MiB`,
+      );
     }
     if (o.only.has('tracing')) {
       log(`tracing: web and worker with tracing off and on, ${o.rounds} rounds`);
-      result.tracing = await runTracing(ctx, { rounds: o.rounds, connections: o.connections, durationS: o.durationS, warmupS: o.warmupS, messages: o.messages, log });
+      result.tracing = await runTracing(ctx, {
+        rounds: o.rounds,
+        connections: o.connections,
+        durationS: o.durationS,
+        warmupS: o.warmupS,
+        messages: o.messages,
+        log,
+      });
     }
   } finally {
     await ctx.close();
@@ -343,5 +404,7 @@ const mb = (bytes: number): number => round(bytes / 2 ** 20, 1);
 
 /** The result as one JSON line: every figure, per-round runs included, numbers rounded to 3 decimals. */
 export function toJsonLine(result: BenchResult): string {
-  return JSON.stringify(result, (_key, value: unknown) => (typeof value === 'number' && !Number.isInteger(value) ? round(value, 3) : value));
+  return JSON.stringify(result, (_key, value: unknown) =>
+    typeof value === 'number' && !Number.isInteger(value) ? round(value, 3) : value,
+  );
 }

@@ -9,7 +9,10 @@ export function median(values: readonly number[]): number {
 }
 
 /** Median of each numeric field over several results of the same shape. */
-export function medianOf<T extends Record<string, unknown>>(runs: readonly T[], fields: readonly (keyof T & string)[]): Record<string, number> {
+export function medianOf<T extends Record<string, unknown>>(
+  runs: readonly T[],
+  fields: readonly (keyof T & string)[],
+): Record<string, number> {
   const out: Record<string, number> = {};
   for (const field of fields) out[field] = median(runs.map((r) => Number(r[field])));
   return out;
@@ -67,7 +70,8 @@ export class Progress {
       new Promise<boolean>((_, reject) => {
         watchdog = setInterval(() => {
           if (this.count !== last.count) last = { count: this.count, at: performance.now() };
-          else if (performance.now() - last.at > stallMs) reject(new Error(`no progress for ${Math.round(stallMs / 1000)} s (${this.count} done)`));
+          else if (performance.now() - last.at > stallMs)
+            reject(new Error(`no progress for ${Math.round(stallMs / 1000)} s (${this.count} done)`));
         }, 1000);
       }),
     ]).finally(() => {

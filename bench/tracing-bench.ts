@@ -15,7 +15,13 @@ import { median } from './stats.ts';
 import { runWorkerVariant } from './worker-bench.ts';
 
 export interface TracingSummary {
-  web: { offRequestsPerSecond: number; onRequestsPerSecond: number; onVsOff: number; offP99Ms: number; onP99Ms: number };
+  web: {
+    offRequestsPerSecond: number;
+    onRequestsPerSecond: number;
+    onVsOff: number;
+    offP99Ms: number;
+    onP99Ms: number;
+  };
   worker: { offMessagesPerSecond: number; onMessagesPerSecond: number; onVsOff: number };
   /** Export requests and bytes the receiver got. */
   receiver: { requests: number; bytes: number };
@@ -47,14 +53,24 @@ async function startSink(): Promise<{ url: string; requests: number; bytes: numb
 
 export async function runTracing(
   ctx: BenchContext,
-  o: { rounds: number; connections: number; durationS: number; warmupS: number; messages: number; log: (m: string) => void },
+  o: {
+    rounds: number;
+    connections: number;
+    durationS: number;
+    warmupS: number;
+    messages: number;
+    log: (m: string) => void;
+  },
 ): Promise<TracingSummary> {
   const sink = await startSink();
   const name = queueName('bench-tracing');
   const queueUrl = await createQueue(ctx.direct, name);
   const invalidUrl = await createQueue(ctx.direct, `${name}-invalid`);
   const env = ctx.env({ SQS_FORM_DATA_QUEUE_NAME: name, SQS_INVALID_MESAGES_QUEUE_NAME: `${name}-invalid` });
-  const [off, on] = await Promise.all([startWebProcess('batching', env), startWebProcess('batching', { ...env, OTEL_EXPORTER_OTLP_ENDPOINT: sink.url })]);
+  const [off, on] = await Promise.all([
+    startWebProcess('batching', env),
+    startWebProcess('batching', { ...env, OTEL_EXPORTER_OTLP_ENDPOINT: sink.url }),
+  ]);
   const rounds: TracingSummary['rounds'] = [];
   const p99 = { off: [] as number[], on: [] as number[] };
   try {
@@ -67,13 +83,21 @@ export async function runTracing(
         const result = await load(base, o.connections, o.durationS);
         web[which] = result.requestsPerSecond;
         p99[which].push(result.p99Ms);
-        o.log(`tracing round ${r + 1}/${o.rounds}: web tracing ${which}: ${Math.round(result.requestsPerSecond)} req/s, p99 ${result.p99Ms} ms`);
+        o.log(
+          `tracing round ${r + 1}/${o.rounds}: web tracing ${which}: ${Math.round(result.requestsPerSecond)} req/s, p99 ${result.p99Ms} ms`,
+        );
       }
       const worker: Record<'off' | 'on', number> = { off: 0, on: 0 };
       for (const variant of r % 2 === 0 ? (['ours', 'oursTraced'] as const) : (['oursTraced', 'ours'] as const)) {
-        const run = await runWorkerVariant(ctx, variant, { messages: o.messages, baselineCapMs: 600_000, otlpEndpoint: sink.url });
+        const run = await runWorkerVariant(ctx, variant, {
+          messages: o.messages,
+          baselineCapMs: 600_000,
+          otlpEndpoint: sink.url,
+        });
         worker[variant === 'ours' ? 'off' : 'on'] = run.messagesPerSecond;
-        o.log(`tracing round ${r + 1}/${o.rounds}: worker tracing ${variant === 'ours' ? 'off' : 'on'}: ${Math.round(run.messagesPerSecond)} msg/s`);
+        o.log(
+          `tracing round ${r + 1}/${o.rounds}: worker tracing ${variant === 'ours' ? 'off' : 'on'}: ${Math.round(run.messagesPerSecond)} msg/s`,
+        );
       }
       rounds.push({ webOff: web.off, webOn: web.on, workerOff: worker.off, workerOn: worker.on });
     }

@@ -48,7 +48,11 @@ export async function startWebServers(ctx: BenchContext): Promise<WebServers> {
     await Promise.all(started.map((s) => s.stop()));
     throw failure.reason;
   }
-  const [batching, direct, noop] = started as [Child & { url: string }, Child & { url: string }, Child & { url: string }];
+  const [batching, direct, noop] = started as [
+    Child & { url: string },
+    Child & { url: string },
+    Child & { url: string },
+  ];
   return {
     servers: { batching, direct, noop },
     queueUrl,
@@ -60,13 +64,27 @@ export async function startWebServers(ctx: BenchContext): Promise<WebServers> {
   };
 }
 
-export async function runWebMode(ctx: BenchContext, web: WebServers, mode: WebMode, options: { connections: number; durationS: number; warmupS: number }): Promise<WebRun> {
+export async function runWebMode(
+  ctx: BenchContext,
+  web: WebServers,
+  mode: WebMode,
+  options: { connections: number; durationS: number; warmupS: number },
+): Promise<WebRun> {
   const base = web.servers[mode].url;
   if (options.warmupS > 0) await load(base, options.connections, options.warmupS);
   await purgeQueue(ctx.direct, web.queueUrl);
   await ctx.proxy.reset();
-  const pids = { web: web.servers[mode].handle.child.pid!, proxy: ctx.proxy.handle.child.pid!, emulator: ctx.emulator.handle.child.pid! };
-  const before = { web: await cpuMsOf(pids.web), proxy: await cpuMsOf(pids.proxy), emulator: await cpuMsOf(pids.emulator), load: process.cpuUsage() };
+  const pids = {
+    web: web.servers[mode].handle.child.pid!,
+    proxy: ctx.proxy.handle.child.pid!,
+    emulator: ctx.emulator.handle.child.pid!,
+  };
+  const before = {
+    web: await cpuMsOf(pids.web),
+    proxy: await cpuMsOf(pids.proxy),
+    emulator: await cpuMsOf(pids.emulator),
+    load: process.cpuUsage(),
+  };
   const result = await load(base, options.connections, options.durationS);
   const loadCpu = process.cpuUsage(before.load);
   const per1000 = (ms: number): number => (result.accepted > 0 ? (ms * 1000) / result.accepted : Number.NaN);

@@ -21,7 +21,16 @@ import { cpuMsOf } from './processes.ts';
 import { createQueue, deleteQueue, fillQueue, queueName } from './sqs.ts';
 import { Progress, sumActions } from './stats.ts';
 
-export type WorkerVariant = 'ours' | 'oursBefore' | 'naive' | 'sqsConsumer' | 'pgCeiling' | 'pgCeiling100' | 'oursConcurrency4' | 'sqsConsumerBatch10' | 'oursTraced';
+export type WorkerVariant =
+  | 'ours'
+  | 'oursBefore'
+  | 'naive'
+  | 'sqsConsumer'
+  | 'pgCeiling'
+  | 'pgCeiling100'
+  | 'oursConcurrency4'
+  | 'sqsConsumerBatch10'
+  | 'oursTraced';
 
 const defaultOf = (name: string): string => SETTINGS.find((s) => s.names[0] === name)?.default ?? '?';
 
@@ -29,7 +38,12 @@ const defaultOf = (name: string): string => SETTINGS.find((s) => s.names[0] === 
 const BEFORE_ENV = { DATABASE_POOL_MAX: '10', WORKER_INSERT_MAX_ROWS: '10', WORKER_INSERT_WINDOW_MS: '0' };
 
 /** Our worker's variants (createWorkerService) and the settings each runs with. */
-const OURS: Partial<Record<WorkerVariant, Record<string, string>>> = { ours: {}, oursBefore: BEFORE_ENV, oursConcurrency4: { WORKER_CONCURRENCY: '4' }, oursTraced: {} };
+const OURS: Partial<Record<WorkerVariant, Record<string, string>>> = {
+  ours: {},
+  oursBefore: BEFORE_ENV,
+  oursConcurrency4: { WORKER_CONCURRENCY: '4' },
+  oursTraced: {},
+};
 
 export const WORKER_VARIANTS: Record<WorkerVariant, { label: string; target: boolean }> = {
   ours: {
@@ -40,7 +54,10 @@ export const WORKER_VARIANTS: Record<WorkerVariant, { label: string; target: boo
   naive: { label: 'naive (replaced design)', target: true },
   sqsConsumer: { label: 'sqs-consumer (defaults)', target: true },
   pgCeiling: { label: 'PostgreSQL ceiling (no SQS), 10 rows per INSERT', target: true },
-  pgCeiling100: { label: `PostgreSQL ceiling (no SQS), ${defaultOf('WORKER_INSERT_MAX_ROWS')} rows per INSERT`, target: true },
+  pgCeiling100: {
+    label: `PostgreSQL ceiling (no SQS), ${defaultOf('WORKER_INSERT_MAX_ROWS')} rows per INSERT`,
+    target: true,
+  },
   oursConcurrency4: { label: 'ours, WORKER_CONCURRENCY=4', target: false },
   sqsConsumerBatch10: { label: 'sqs-consumer, batchSize=10', target: false },
   oursTraced: { label: 'ours, tracing on (OTLP to a local receiver)', target: false },
@@ -63,7 +80,17 @@ export interface WorkerRun {
   /** INSERT statements per 1000 messages. */
   insertsPer1000?: number;
   /** Where a batch's time goes (ours only), in ms per batch: the full cycle of one poll loop and its parts. */
-  breakdown?: { batches: number; avgBatch: number; cycleMs: number; receiveMs: number; handleMs: number; insertMs: number; deleteAndOtherMs: number; emulatorReceiveMs: number; emulatorDeleteMs: number };
+  breakdown?: {
+    batches: number;
+    avgBatch: number;
+    cycleMs: number;
+    receiveMs: number;
+    handleMs: number;
+    insertMs: number;
+    deleteAndOtherMs: number;
+    emulatorReceiveMs: number;
+    emulatorDeleteMs: number;
+  };
 }
 
 export interface WorkerBenchOptions {
@@ -90,7 +117,11 @@ function timeInserts(db: Knex): { count: number; totalMs: number } {
   return stats;
 }
 
-export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant, options: WorkerBenchOptions): Promise<WorkerRun> {
+export async function runWorkerVariant(
+  ctx: BenchContext,
+  variant: WorkerVariant,
+  options: WorkerBenchOptions,
+): Promise<WorkerRun> {
   const n = options.messages;
   await ctx.truncate();
   if (variant === 'pgCeiling') return runCeiling(ctx, n, 10, variant);
@@ -107,7 +138,9 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
       SQS_INVALID_MESAGES_QUEUE_NAME: invalidName,
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'silent',
       ...OURS[variant],
-      ...(variant === 'oursTraced' && options.otlpEndpoint ? { OTEL_EXPORTER_OTLP_ENDPOINT: options.otlpEndpoint } : {}),
+      ...(variant === 'oursTraced' && options.otlpEndpoint
+        ? { OTEL_EXPORTER_OTLP_ENDPOINT: options.otlpEndpoint }
+        : {}),
     }),
   );
   const ours = OURS[variant] !== undefined;
@@ -115,13 +148,19 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
   const db = createDatabase(config.database);
   const inserts = timeInserts(db);
   const pool = watchPool(db);
-  const sqs = createSqsClient(config.sqs, { extraTimeoutMs: config.sqs.waitTimeSeconds * 1000, maxSockets: config.worker.concurrency * 2 + 4 });
+  const sqs = createSqsClient(config.sqs, {
+    extraTimeoutMs: config.sqs.waitTimeSeconds * 1000,
+    maxSockets: config.worker.concurrency * 2 + 4,
+  });
   let worker: BenchWorker;
   let progress = new Progress(n);
   const batches = { count: 0, handleMs: 0 };
   if (ours) {
     // Logs are written (to /dev/null) at BENCH_LOG_LEVEL, to measure what logging costs.
-    const logger = pino({ level: config.logLevel, base: { service: 'worker' }, timestamp: pino.stdTimeFunctions.isoTime }, pino.destination('/dev/null'));
+    const logger = pino(
+      { level: config.logLevel, base: { service: 'worker' }, timestamp: pino.stdTimeFunctions.isoTime },
+      pino.destination('/dev/null'),
+    );
     const service = await createWorkerService(config, { db, sqs, logger });
     service.consumer.on('batch', (r) => {
       batches.count += 1;
@@ -143,11 +182,14 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
       visibilityTimeoutSeconds: config.sqs.visibilityTimeoutSeconds,
       onProcessed: (k) => progress.add(k),
     });
-    worker = { start: () => w.start(), stop: async () => {
-      await w.stop();
-      sqs.destroy();
-      await db.destroy();
-    } };
+    worker = {
+      start: () => w.start(),
+      stop: async () => {
+        await w.stop();
+        sqs.destroy();
+        await db.destroy();
+      },
+    };
   } else {
     const w = sqsConsumerWorker({
       sqs,
@@ -156,11 +198,14 @@ export async function runWorkerVariant(ctx: BenchContext, variant: WorkerVariant
       onProcessed: (k) => progress.add(k),
       ...(variant === 'sqsConsumerBatch10' ? { overrides: { batchSize: 10 } } : {}),
     });
-    worker = { start: () => w.start(), stop: async () => {
-      await w.stop();
-      sqs.destroy();
-      await db.destroy();
-    } };
+    worker = {
+      start: () => w.start(),
+      stop: async () => {
+        await w.stop();
+        sqs.destroy();
+        await db.destroy();
+      },
+    };
   }
 
   await ctx.proxy.reset();
@@ -242,7 +287,12 @@ function watchPool(db: Knex): { stop(): number } {
  * statement, as many statements at a time as the default pool allows
  * (DATABASE_POOL_MAX), with no SQS.
  */
-async function runCeiling(ctx: BenchContext, n: number, rowsPerInsert: number, variant: WorkerVariant): Promise<WorkerRun> {
+async function runCeiling(
+  ctx: BenchContext,
+  n: number,
+  rowsPerInsert: number,
+  variant: WorkerVariant,
+): Promise<WorkerRun> {
   const config = loadConfig(ctx.env());
   const rows = ceilingRows(n);
   const db = createDatabase(config.database);

@@ -27,7 +27,12 @@ export interface FaultContext {
   now: () => number;
   log: (message: string) => void;
   /** Settings the services run with (timeouts, for the bounds checked here). */
-  settings: { sqsRequestTimeoutMs: number; sqsMaxAttempts: number; sendBatchWindowMs: number; workerConcurrency: number };
+  settings: {
+    sqsRequestTimeoutMs: number;
+    sqsMaxAttempts: number;
+    sendBatchWindowMs: number;
+    workerConcurrency: number;
+  };
 }
 
 export interface KillResult {
@@ -59,7 +64,13 @@ export interface DbOutageResult {
   at: number;
   downMs: number;
   /** Per worker: probes made, not-ready answers, liveness failures. */
-  probes: { worker: string; ready: number; notReady: number; liveFailed: number; receivesPerSecond: number | undefined }[];
+  probes: {
+    worker: string;
+    ready: number;
+    notReady: number;
+    liveFailed: number;
+    receivesPerSecond: number | undefined;
+  }[];
   /** Messages handed back with a visibility backoff while the database was down (log lines). */
   handedBack: number;
   /** Poll-loop backoffs logged for the database while it was down, and the longest. */
@@ -120,7 +131,8 @@ export interface PoisonResult {
   maximumMessageSize: number;
 }
 
-export type FaultResult = KillResult | SigtermResult | DbOutageResult | SqsOutageResult | LostAnswersResult | PoisonResult;
+export type FaultResult =
+  KillResult | SigtermResult | DbOutageResult | SqsOutageResult | LostAnswersResult | PoisonResult;
 
 /** Rows in form_form, or undefined when the database does not answer. */
 async function countRows(databaseUrl: string): Promise<number | undefined> {
@@ -178,7 +190,9 @@ export async function terminateWorker(ctx: FaultContext, slot: WorkerSlot, final
   const stopped = handle.logs.some((l) => l.msg === 'worker stopped');
   const drainMs = typeof drained?.drainMs === 'number' ? drained.drainMs : undefined;
   const ok = error === undefined && code === 0 && drained !== undefined && stopped;
-  log(`${slot.name}.${slot.generation} exited code ${code} signal ${signal}; drained in ${drainMs ?? '?'} ms${ok ? '' : ' — NOT CLEAN'}`);
+  log(
+    `${slot.name}.${slot.generation} exited code ${code} signal ${signal}; drained in ${drainMs ?? '?'} ms${ok ? '' : ' — NOT CLEAN'}`,
+  );
   let restarted = false;
   if (!final) {
     try {
@@ -189,7 +203,19 @@ export async function terminateWorker(ctx: FaultContext, slot: WorkerSlot, final
       error = `${error ?? ''} restart failed: ${String(e)}`.trim();
     }
   }
-  return { kind: 'sigterm', at, worker: slot.name, exitCode: code, signal, drainMs, drainedLogged: drained !== undefined, stoppedLogged: stopped, restarted, ok: ok && (final || restarted), ...(error ? { error } : {}) };
+  return {
+    kind: 'sigterm',
+    at,
+    worker: slot.name,
+    exitCode: code,
+    signal,
+    drainMs,
+    drainedLogged: drained !== undefined,
+    stoppedLogged: stopped,
+    restarted,
+    ok: ok && (final || restarted),
+    ...(error ? { error } : {}),
+  };
 }
 
 /** Stops PostgreSQL for `downMs`, probing the workers' health meanwhile, then starts it again. */
@@ -203,18 +229,31 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
   log(`stopping PostgreSQL for ${downMs} ms`);
   await stack.postgres.stop();
   const stoppedAt = ctx.now();
-  const probes = workers.map((w) => ({ worker: w.name, ready: 0, notReady: 0, liveFailed: 0, receivesPerSecond: undefined as number | undefined }));
+  const probes = workers.map((w) => ({
+    worker: w.name,
+    ready: 0,
+    notReady: 0,
+    liveFailed: 0,
+    receivesPerSecond: undefined as number | undefined,
+  }));
   // The request rate is measured once the outage has been noticed (the batches in hand have failed), until the restart.
   let receivesBefore: (number | undefined)[] | undefined;
   let measureFrom = 0;
   while (ctx.now() - stoppedAt < downMs) {
     if (receivesBefore === undefined && ctx.now() - stoppedAt >= Math.min(1500, downMs / 3)) {
       measureFrom = ctx.now();
-      receivesBefore = await Promise.all(workers.map((w) => scrapeCounter(w.healthPort, 'form_data_worker_sqs_requests_total', 'action="ReceiveMessage"')));
+      receivesBefore = await Promise.all(
+        workers.map((w) =>
+          scrapeCounter(w.healthPort, 'form_data_worker_sqs_requests_total', 'action="ReceiveMessage"'),
+        ),
+      );
     }
     await Promise.all(
       workers.map(async (w, i) => {
-        const [ready, live] = await Promise.all([probe(w.healthPort, '/healthz/ready'), probe(w.healthPort, '/healthz/live')]);
+        const [ready, live] = await Promise.all([
+          probe(w.healthPort, '/healthz/ready'),
+          probe(w.healthPort, '/healthz/live'),
+        ]);
         const p = probes[i]!;
         if (ready === 200) p.ready += 1;
         else p.notReady += 1;
@@ -223,7 +262,9 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
     );
     await sleep(300);
   }
-  const receivesAfter = await Promise.all(workers.map((w) => scrapeCounter(w.healthPort, 'form_data_worker_sqs_requests_total', 'action="ReceiveMessage"')));
+  const receivesAfter = await Promise.all(
+    workers.map((w) => scrapeCounter(w.healthPort, 'form_data_worker_sqs_requests_total', 'action="ReceiveMessage"')),
+  );
   const measuredMs = ctx.now() - measureFrom;
   log('starting PostgreSQL again');
   await stack.postgres.start();
@@ -238,7 +279,8 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
       const statuses = await Promise.all(workers.map((w) => probe(w.healthPort, '/healthz/ready')));
       if (statuses.every((s) => s === 200)) recoveryMs = ctx.now() - startedAt;
     }
-    if (storingAgainMs === undefined && ((await countRows(stack.databaseUrl)) ?? 0) > (rowsBefore ?? Infinity)) storingAgainMs = ctx.now() - startedAt;
+    if (storingAgainMs === undefined && ((await countRows(stack.databaseUrl)) ?? 0) > (rowsBefore ?? Infinity))
+      storingAgainMs = ctx.now() - startedAt;
     await sleep(200);
   }
   if (recoveryMs !== undefined && recoveryMs > 30_000) recoveryMs = undefined;
@@ -248,7 +290,8 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
   for (const w of workers) {
     const lines = w.handle.logs.slice(logMarks.get(w.name) ?? 0);
     for (const l of lines) {
-      if (l.msg === 'could not store forms; handing them back') handedBack += Array.isArray(l.messageIds) ? l.messageIds.length : 1;
+      if (l.msg === 'could not store forms; handing them back')
+        handedBack += Array.isArray(l.messageIds) ? l.messageIds.length : 1;
       if (l.msg === 'poll loop backing off' && String(l.reason).startsWith('database unavailable')) {
         backoffs += 1;
         longestBackoffMs = Math.max(longestBackoffMs, Number(l.backoffMs) || 0);
@@ -261,14 +304,32 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
     const p = probes[i]!;
     const before = receivesBefore?.[i];
     const after = receivesAfter[i];
-    if (before !== undefined && after !== undefined) p.receivesPerSecond = Math.round(((after - before) / (measuredMs / 1000)) * 10) / 10;
+    if (before !== undefined && after !== undefined)
+      p.receivesPerSecond = Math.round(((after - before) / (measuredMs / 1000)) * 10) / 10;
     if (p.notReady === 0) problems.push(`${w.name}: readiness never reported not ready while the database was down`);
     if (p.liveFailed > 0) problems.push(`${w.name}: liveness failed ${p.liveFailed} times while the database was down`);
-    if (p.receivesPerSecond !== undefined && p.receivesPerSecond > spinBound) problems.push(`${w.name}: ${p.receivesPerSecond} ReceiveMessage/s while the database was down (spinning; bound ${spinBound}/s)`);
+    if (p.receivesPerSecond !== undefined && p.receivesPerSecond > spinBound)
+      problems.push(
+        `${w.name}: ${p.receivesPerSecond} ReceiveMessage/s while the database was down (spinning; bound ${spinBound}/s)`,
+      );
   });
   if (recoveryMs === undefined) problems.push('workers not all ready within 30 s of the database restart');
-  log(`PostgreSQL back after ${actualDownMs} ms; workers ready again after ${recoveryMs ?? '?'} ms, storing again after ${storingAgainMs ?? '?'} ms; ${handedBack} messages handed back`);
-  return { kind: 'db-outage', at, downMs: actualDownMs, probes, handedBack, backoffs, longestBackoffMs, recoveryMs, storingAgainMs, ok: problems.length === 0, problems };
+  log(
+    `PostgreSQL back after ${actualDownMs} ms; workers ready again after ${recoveryMs ?? '?'} ms, storing again after ${storingAgainMs ?? '?'} ms; ${handedBack} messages handed back`,
+  );
+  return {
+    kind: 'db-outage',
+    at,
+    downMs: actualDownMs,
+    probes,
+    handedBack,
+    backoffs,
+    longestBackoffMs,
+    recoveryMs,
+    storingAgainMs,
+    ok: problems.length === 0,
+    problems,
+  };
 }
 
 /** Cuts the web's path to SQS for `downMs`; checks the web answers 503 (fast) meanwhile and 202 again afterwards. */
@@ -288,7 +349,7 @@ export async function sqsOutage(ctx: FaultContext, downMs: number): Promise<SqsO
   }
   stack.webSqsProxy.restore();
   const restoredAt = ctx.now();
-  log('restored the web\'s path to SQS');
+  log("restored the web's path to SQS");
   probes.push(load.extra());
 
   let recoveryMs: number | undefined;
@@ -296,7 +357,8 @@ export async function sqsOutage(ctx: FaultContext, downMs: number): Promise<SqsO
   while (ctx.now() < deadline && recoveryMs === undefined) {
     for (const r of load.records) {
       for (const a of r.attempts) {
-        if (a.start >= restoredAt && a.status === 202) recoveryMs = Math.min(recoveryMs ?? Infinity, a.end - restoredAt);
+        if (a.start >= restoredAt && a.status === 202)
+          recoveryMs = Math.min(recoveryMs ?? Infinity, a.end - restoredAt);
       }
     }
     if (recoveryMs === undefined) await sleep(200);
@@ -320,16 +382,35 @@ export async function sqsOutage(ctx: FaultContext, downMs: number): Promise<SqsO
       else otherAnswers += 1;
     }
   }
-  const bound503Ms = ctx.settings.sqsRequestTimeoutMs * ctx.settings.sqsMaxAttempts + ctx.settings.sendBatchWindowMs + 1000;
+  const bound503Ms =
+    ctx.settings.sqsRequestTimeoutMs * ctx.settings.sqsMaxAttempts + ctx.settings.sendBatchWindowMs + 1000;
   const webRestarted = stack.web.child.exitCode !== null || stack.web.child.pid !== webPid;
   if (attemptsInside === 0) problems.push('no submission was made while SQS was unreachable');
   if (answered202 > 0) problems.push(`${answered202} submissions answered 202 while SQS was unreachable`);
-  if (otherAnswers > 0) problems.push(`${otherAnswers} submissions answered neither 503 nor 202 while SQS was unreachable`);
+  if (otherAnswers > 0)
+    problems.push(`${otherAnswers} submissions answered neither 503 nor 202 while SQS was unreachable`);
   if (slowest503Ms > bound503Ms) problems.push(`slowest 503 took ${slowest503Ms} ms (bound ${bound503Ms} ms)`);
   if (recoveryMs === undefined) problems.push('no 202 within 20 s of SQS coming back');
   if (webRestarted) problems.push('the web exited');
-  log(`SQS outage: ${attemptsInside} tries inside, ${answered503} × 503 (slowest ${slowest503Ms} ms), ${answered202} × 202; first 202 ${recoveryMs ?? '?'} ms after restore`);
-  return { kind: 'sqs-outage', at, downMs: restoredAt - cutAt, attemptsInside, probeForms: probes.length, answered503, answered202, otherAnswers, slowest503Ms, bound503Ms, recoveryMs, webRestarted, ok: problems.length === 0, problems };
+  log(
+    `SQS outage: ${attemptsInside} tries inside, ${answered503} × 503 (slowest ${slowest503Ms} ms), ${answered202} × 202; first 202 ${recoveryMs ?? '?'} ms after restore`,
+  );
+  return {
+    kind: 'sqs-outage',
+    at,
+    downMs: restoredAt - cutAt,
+    attemptsInside,
+    probeForms: probes.length,
+    answered503,
+    answered202,
+    otherAnswers,
+    slowest503Ms,
+    bound503Ms,
+    recoveryMs,
+    webRestarted,
+    ok: problems.length === 0,
+    problems,
+  };
 }
 
 /**
@@ -369,14 +450,28 @@ export async function lostAnswers(ctx: FaultContext, durationMs: number): Promis
   }
   if (lost === 0) problems.push('no SQS answer was lost');
   if (answered202 === 0) problems.push('no submission was answered 202 while answers were lost');
-  log(`lost answers: ${lost} answers dropped; ${attemptsInside} tries inside: ${answered202} × 202, ${answered503} × 503`);
-  return { kind: 'lost-answers', at, durationMs: endedAt - startedAt, lost, attemptsInside, answered202, answered503, ok: problems.length === 0, problems };
+  log(
+    `lost answers: ${lost} answers dropped; ${attemptsInside} tries inside: ${answered202} × 202, ${answered503} × 503`,
+  );
+  return {
+    kind: 'lost-answers',
+    at,
+    durationMs: endedAt - startedAt,
+    lost,
+    attemptsInside,
+    answered202,
+    answered503,
+    ok: problems.length === 0,
+    problems,
+  };
 }
 
 /** Puts poison messages straight on the form queue (not through the web). */
 export async function injectPoison(ctx: FaultContext): Promise<PoisonResult> {
   const { stack, log } = ctx;
-  const attrs = await stack.sqs.send(new GetQueueAttributesCommand({ QueueUrl: stack.formQueueUrl, AttributeNames: ['MaximumMessageSize'] }));
+  const attrs = await stack.sqs.send(
+    new GetQueueAttributesCommand({ QueueUrl: stack.formQueueUrl, AttributeNames: ['MaximumMessageSize'] }),
+  );
   const maximumMessageSize = Number(attrs.Attributes?.MaximumMessageSize ?? 262_144);
   const stamp = { received_at: new Date().toISOString(), request_id: 'chaos-poison' };
   const padded = (target: number): string => {
@@ -387,7 +482,13 @@ export async function injectPoison(ctx: FaultContext): Promise<PoisonResult> {
   const bodies: { kind: string; body: string }[] = [
     { kind: 'not JSON', body: `not json {${stack.formQueue}` },
     { kind: 'JSON without data', body: JSON.stringify({ ...stamp, note: 'no data field' }) },
-    { kind: 'data failing the schema', body: JSON.stringify({ ...stamp, data: { company_name: 'Poison Ltd', email_address1: 'not-an-email', agree_terms: false } }) },
+    {
+      kind: 'data failing the schema',
+      body: JSON.stringify({
+        ...stamp,
+        data: { company_name: 'Poison Ltd', email_address1: 'not-an-email', agree_terms: false },
+      }),
+    },
     // Within SQS's historical 256 KiB limit, attributes included.
     { kind: 'huge body (200 KiB)', body: padded(200 * 1024) },
     // Close to the queue's maximum, leaving room for the two attributes of the copy.

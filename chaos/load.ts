@@ -84,7 +84,12 @@ export function startLoad(options: LoadOptions): Load {
         text = await res.text();
         attempt = { start, end: options.now(), status: res.status };
       } catch (error) {
-        attempt = { start, end: options.now(), status: 0, error: error instanceof Error ? `${error.name}: ${error.message}` : String(error) };
+        attempt = {
+          start,
+          end: options.now(),
+          status: 0,
+          error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        };
       }
       record.attempts.push(attempt);
       if (attempt.status === 202) {

@@ -84,7 +84,8 @@ function parseOptions(argv: string[]): Options {
   const int = (name: string, text: string | undefined, fallback: number, min: number, max: number): number => {
     if (text === undefined) return fallback;
     const n = Number(text);
-    if (!Number.isInteger(n) || n < min || n > max) throw new Error(`--${name} must be an integer from ${min} to ${max}`);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new Error(`--${name} must be an integer from ${min} to ${max}`);
     return n;
   };
   return {
@@ -130,7 +131,10 @@ function schedule(options: Options, rng: () => number): { at: number; kind: Faul
   const first = 0.04;
   const last = 0.85;
   const step = (last - first) / Math.max(1, kinds.length - 1);
-  return kinds.map((kind, i) => ({ kind, at: Math.min(0.9, Math.max(0.02, first + i * step + (rng() - 0.5) * step * 0.5)) }));
+  return kinds.map((kind, i) => ({
+    kind,
+    at: Math.min(0.9, Math.max(0.02, first + i * step + (rng() - 0.5) * step * 0.5)),
+  }));
 }
 
 interface Row {
@@ -148,7 +152,9 @@ function printTable(rows: readonly Row[]): string {
   const out = [line, `| ${'figure'.padEnd(w1)} | ${'value'.padStart(w2)} | ${'expected'.padEnd(w3)} | ok   |`, line];
   for (const r of rows) {
     const ok = r.ok === undefined ? '' : r.ok ? 'yes' : 'NO';
-    out.push(`| ${r.label.padEnd(w1)} | ${String(r.value).padStart(w2)} | ${(r.expected ?? '').padEnd(w3)} | ${ok.padEnd(4)} |`);
+    out.push(
+      `| ${r.label.padEnd(w1)} | ${String(r.value).padStart(w2)} | ${(r.expected ?? '').padEnd(w3)} | ${ok.padEnd(4)} |`,
+    );
   }
   out.push(line);
   return out.join('\n');
@@ -186,12 +192,15 @@ async function main(): Promise<number> {
   const log = (message: string): void => {
     process.stdout.write(`[${(now() / 1000).toFixed(1).padStart(6)} s] ${message}\n`);
   };
-  const runId = `${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '')}${randomBytes(2).toString('hex')}`.toLowerCase();
+  const runId =
+    `${new Date().toISOString().slice(0, 19).replace(/[-:T]/g, '')}${randomBytes(2).toString('hex')}`.toLowerCase();
   const logDir = options.logDir ?? join(ROOT, '.data', 'chaos', runId);
   const rng = random(options.seed);
   const settings = { sqsRequestTimeoutMs: 2000, sqsMaxAttempts: 2, sendBatchWindowMs: 2, workerConcurrency: 4 };
   const secret = `chaos-${randomBytes(8).toString('hex')}`;
-  log(`chaos run ${runId}: ${options.forms} forms from ${options.clients} clients over ~${options.duration} s, ${options.workers} workers, seed ${options.seed}${options.short ? ' (short)' : ''}`);
+  log(
+    `chaos run ${runId}: ${options.forms} forms from ${options.clients} clients over ~${options.duration} s, ${options.workers} workers, seed ${options.seed}${options.short ? ' (short)' : ''}`,
+  );
 
   let stack: Stack | undefined;
   let load: Load | undefined;
@@ -227,9 +236,20 @@ async function main(): Promise<number> {
       },
     });
     const s = stack;
-    log(`stack up: web ${s.webUrl}, emulator ${s.emulatorEndpoint}, PostgreSQL port ${s.postgres.port}, workers ${s.workers.map((w) => `${w.name} (health ${w.healthPort})`).join(', ')}`);
+    log(
+      `stack up: web ${s.webUrl}, emulator ${s.emulatorEndpoint}, PostgreSQL port ${s.postgres.port}, workers ${s.workers.map((w) => `${w.name} (health ${w.healthPort})`).join(', ')}`,
+    );
 
-    load = startLoad({ baseUrl: s.webUrl, secret, runId, forms: options.forms, clients: options.clients, rate: options.forms / options.duration, maxTries: 40, now });
+    load = startLoad({
+      baseUrl: s.webUrl,
+      secret,
+      runId,
+      forms: options.forms,
+      clients: options.clients,
+      rate: options.forms / options.duration,
+      maxTries: 40,
+      now,
+    });
     const l = load;
     let loadDone = false;
     void l.done.then(() => {
@@ -278,7 +298,8 @@ async function main(): Promise<number> {
     log('stopping the web with SIGTERM');
     s.web.kill('SIGTERM');
     const webExit = await Promise.race([s.web.exited, sleep(15_000, undefined, { ref: false }).then(() => undefined)]);
-    if (!webExit || webExit.code !== 0) failures.push(`the web did not exit 0 on SIGTERM (${webExit ? `code ${webExit.code}` : 'timeout'})`);
+    if (!webExit || webExit.code !== 0)
+      failures.push(`the web did not exit 0 on SIGTERM (${webExit ? `code ${webExit.code}` : 'timeout'})`);
 
     const rows = await readRows(s.databaseUrl);
     const invalid = await receiveAll(s.sqs, s.invalidQueueUrl, 10_000);
@@ -300,30 +321,69 @@ async function main(): Promise<number> {
       .flatMap((h) => h.handle.logs)
       .filter((l) => l.msg === 'duplicate delivery skipped; the form was already stored')
       .reduce((n, l) => n + (Array.isArray(l.messageIds) ? l.messageIds.length : 1), 0);
-    const storageOk = f.acceptedMissing === 0 && f.contentDuplicates === 0 && f.duplicates === 0 && f.dataMismatches === 0 && f.foreignRows === 0 && f.acceptedWithOneRow === f.accepted && empty;
+    const storageOk =
+      f.acceptedMissing === 0 &&
+      f.contentDuplicates === 0 &&
+      f.duplicates === 0 &&
+      f.dataMismatches === 0 &&
+      f.foreignRows === 0 &&
+      f.acceptedWithOneRow === f.accepted &&
+      empty;
 
     if (f.accepted === 0) failures.push('no form was accepted');
-    if (f.acceptedMissing > 0) failures.push(`${f.acceptedMissing} accepted forms missing from PostgreSQL (e.g. ${storage.examples.missing!.join('; ')})`);
-    if (f.duplicates > 0) failures.push(`${f.duplicates} duplicate rows for one message id (e.g. ${storage.examples.duplicates!.join('; ')})`);
-    if (f.dataMismatches > 0) failures.push(`${f.dataMismatches} rows differ from the data of their 202 (e.g. ${storage.examples.mismatches!.join('; ')})`);
+    if (f.acceptedMissing > 0)
+      failures.push(
+        `${f.acceptedMissing} accepted forms missing from PostgreSQL (e.g. ${storage.examples.missing!.join('; ')})`,
+      );
+    if (f.duplicates > 0)
+      failures.push(
+        `${f.duplicates} duplicate rows for one message id (e.g. ${storage.examples.duplicates!.join('; ')})`,
+      );
+    if (f.dataMismatches > 0)
+      failures.push(
+        `${f.dataMismatches} rows differ from the data of their 202 (e.g. ${storage.examples.mismatches!.join('; ')})`,
+      );
     if (f.foreignRows > 0) failures.push(`${f.foreignRows} rows are not forms of this run (poison stored?)`);
-    if (f.unexpectedAnswers > 0) failures.push(`${f.unexpectedAnswers} submissions answered neither 202 nor 503 (e.g. ${storage.examples.unexpected!.join('; ')})`);
-    if (poison.foundUnchanged !== poison.injected) failures.push(`poison: ${poison.foundUnchanged} of ${poison.injected} found unchanged in the invalid queue (missing: ${poison.missing.join(', ')})`);
-    if (poison.copiedTwice.length > 0) warnings.push(`poison copied to the invalid queue more than once: ${poison.copiedTwice.join(', ')}`);
-    if (poison.withoutAttributes.length > 0) warnings.push(`poison copies without original_message_id/reason attributes: ${poison.withoutAttributes.join(', ')}`);
-    if (poison.formsDeadLettered > 0) failures.push(`${poison.formsDeadLettered} forms were dead-lettered to the invalid queue`);
+    if (f.unexpectedAnswers > 0)
+      failures.push(
+        `${f.unexpectedAnswers} submissions answered neither 202 nor 503 (e.g. ${storage.examples.unexpected!.join('; ')})`,
+      );
+    if (poison.foundUnchanged !== poison.injected)
+      failures.push(
+        `poison: ${poison.foundUnchanged} of ${poison.injected} found unchanged in the invalid queue (missing: ${poison.missing.join(', ')})`,
+      );
+    if (poison.copiedTwice.length > 0)
+      warnings.push(`poison copied to the invalid queue more than once: ${poison.copiedTwice.join(', ')}`);
+    if (poison.withoutAttributes.length > 0)
+      warnings.push(
+        `poison copies without original_message_id/reason attributes: ${poison.withoutAttributes.join(', ')}`,
+      );
+    if (poison.formsDeadLettered > 0)
+      failures.push(`${poison.formsDeadLettered} forms were dead-lettered to the invalid queue`);
     for (const k of kills) if (!k.restarted) failures.push(`worker restart after SIGKILL failed: ${k.error ?? ''}`);
-    for (const t of sigterms) if (!t.ok) failures.push(`${t.worker}: SIGTERM not clean (exit ${t.exitCode}, signal ${t.signal}, drained logged ${t.drainedLogged}, stopped logged ${t.stoppedLogged}${t.error ? `, ${t.error}` : ''})`);
+    for (const t of sigterms)
+      if (!t.ok)
+        failures.push(
+          `${t.worker}: SIGTERM not clean (exit ${t.exitCode}, signal ${t.signal}, drained logged ${t.drainedLogged}, stopped logged ${t.stoppedLogged}${t.error ? `, ${t.error}` : ''})`,
+        );
     for (const d of dbOutages) for (const p of d.problems) failures.push(`database outage: ${p}`);
     for (const q of sqsOutages) for (const p of q.problems) failures.push(`SQS outage: ${p}`);
     if (f.gaveUp > 0) warnings.push(`${f.gaveUp} forms were never accepted (clients gave up after 40 tries)`);
-    if (f.contentDuplicates > 0) failures.push(`${f.contentDuplicates} content duplicates: a submission stored twice (e.g. ${storage.examples.contentDuplicates!.join('; ')})`);
+    if (f.contentDuplicates > 0)
+      failures.push(
+        `${f.contentDuplicates} content duplicates: a submission stored twice (e.g. ${storage.examples.contentDuplicates!.join('; ')})`,
+      );
     for (const q of lostAnswerFaults) for (const p of q.problems) failures.push(`lost answers: ${p}`);
 
     const sqsOutage0 = sqsOutages[0];
     const dbOutage0 = dbOutages[0];
     const table: Row[] = [
-      { label: 'forms sent (distinct)', value: f.formsSent, expected: `≥ ${options.forms}`, ok: f.formsSent >= options.forms },
+      {
+        label: 'forms sent (distinct)',
+        value: f.formsSent,
+        expected: `≥ ${options.forms}`,
+        ok: f.formsSent >= options.forms,
+      },
       { label: '  of which probes (SQS outage, lost answers)', value: f.formsSent - options.forms },
       { label: 'submissions (tries)', value: f.attempts },
       { label: '202 accepted', value: f.accepted },
@@ -332,37 +392,120 @@ async function main(): Promise<number> {
       { label: 'other answers', value: f.unexpectedAnswers, expected: '0', ok: f.unexpectedAnswers === 0 },
       { label: 'forms never accepted', value: f.gaveUp },
       { label: 'rows stored', value: f.rowsStored },
-      { label: 'accepted ids with exactly 1 row', value: `${f.acceptedWithOneRow}/${f.accepted}`, expected: 'all', ok: f.acceptedWithOneRow === f.accepted },
+      {
+        label: 'accepted ids with exactly 1 row',
+        value: `${f.acceptedWithOneRow}/${f.accepted}`,
+        expected: 'all',
+        ok: f.acceptedWithOneRow === f.accepted,
+      },
       { label: 'accepted but missing', value: f.acceptedMissing, expected: '0', ok: f.acceptedMissing === 0 },
-      { label: 'duplicates (rows per message id or submission id > 1)', value: f.duplicates, expected: '0', ok: f.duplicates === 0 },
-      { label: '  accepted, stored under another copy\'s message id', value: f.storedUnderOtherCopy, expected: 'reported' },
-      { label: 'rows differing from their 202 data', value: f.dataMismatches, expected: '0', ok: f.dataMismatches === 0 },
+      {
+        label: 'duplicates (rows per message id or submission id > 1)',
+        value: f.duplicates,
+        expected: '0',
+        ok: f.duplicates === 0,
+      },
+      {
+        label: "  accepted, stored under another copy's message id",
+        value: f.storedUnderOtherCopy,
+        expected: 'reported',
+      },
+      {
+        label: 'rows differing from their 202 data',
+        value: f.dataMismatches,
+        expected: '0',
+        ok: f.dataMismatches === 0,
+      },
       { label: 'redeliveries skipped as already stored', value: redeliveriesSkipped, expected: 'reported' },
-      { label: 'content duplicates (same chaos_id)', value: f.contentDuplicates, expected: '0', ok: f.contentDuplicates === 0 },
+      {
+        label: 'content duplicates (same chaos_id)',
+        value: f.contentDuplicates,
+        expected: '0',
+        ok: f.contentDuplicates === 0,
+      },
       { label: '  of which after a client retry', value: f.contentDuplicatesAfterRetry },
       { label: 'rows without a 202 (503 but queued)', value: f.rowsWithoutAccepted, expected: 'reported' },
       {
         label: 'lost-answer windows: answers lost / tries 202 / 503',
-        value: lostAnswerFaults.length ? lostAnswerFaults.map((q) => `${q.lost} / ${q.answered202} / ${q.answered503}`).join(', ') : '-',
+        value: lostAnswerFaults.length
+          ? lostAnswerFaults.map((q) => `${q.lost} / ${q.answered202} / ${q.answered503}`).join(', ')
+          : '-',
         expected: 'n > 0',
         ok: lostAnswerFaults.length > 0 && lostAnswerFaults.every((q) => q.ok),
       },
       { label: 'poison injected', value: poison.injected },
-      { label: 'poison in invalid queue, body unchanged', value: poison.foundUnchanged, expected: String(poison.injected), ok: poison.foundUnchanged === poison.injected },
-      { label: '  with original_message_id + reason', value: poison.withAttributes, expected: String(poison.injected), ok: poison.withAttributes === poison.injected },
-      { label: 'forms dead-lettered', value: poison.formsDeadLettered, expected: '0', ok: poison.formsDeadLettered === 0 },
-      { label: 'worker SIGKILLs survived', value: `${storageOk ? killedProcesses : 0}/${killedProcesses}`, expected: '≥ 1', ok: killedProcesses > 0 && storageOk && kills.every((k) => k.restarted) },
-      { label: 'worker SIGTERMs drained, exit 0', value: `${sigterms.filter((t) => t.ok).length}/${sigterms.length}`, expected: 'all', ok: sigterms.every((t) => t.ok) },
+      {
+        label: 'poison in invalid queue, body unchanged',
+        value: poison.foundUnchanged,
+        expected: String(poison.injected),
+        ok: poison.foundUnchanged === poison.injected,
+      },
+      {
+        label: '  with original_message_id + reason',
+        value: poison.withAttributes,
+        expected: String(poison.injected),
+        ok: poison.withAttributes === poison.injected,
+      },
+      {
+        label: 'forms dead-lettered',
+        value: poison.formsDeadLettered,
+        expected: '0',
+        ok: poison.formsDeadLettered === 0,
+      },
+      {
+        label: 'worker SIGKILLs survived',
+        value: `${storageOk ? killedProcesses : 0}/${killedProcesses}`,
+        expected: '≥ 1',
+        ok: killedProcesses > 0 && storageOk && kills.every((k) => k.restarted),
+      },
+      {
+        label: 'worker SIGTERMs drained, exit 0',
+        value: `${sigterms.filter((t) => t.ok).length}/${sigterms.length}`,
+        expected: 'all',
+        ok: sigterms.every((t) => t.ok),
+      },
       { label: 'longest drain (ms)', value: longestDrainMs },
-      { label: 'database outages survived', value: `${dbOutages.filter((d) => d.ok && storageOk).length}/${dbOutages.length}`, expected: 'all', ok: dbOutages.length > 0 && dbOutages.every((d) => d.ok) && storageOk },
-      { label: '  down (ms) / workers ready again after (ms)', value: dbOutage0 ? `${dbOutage0.downMs} / ${dbOutage0.recoveryMs ?? '-'}` : '-' },
+      {
+        label: 'database outages survived',
+        value: `${dbOutages.filter((d) => d.ok && storageOk).length}/${dbOutages.length}`,
+        expected: 'all',
+        ok: dbOutages.length > 0 && dbOutages.every((d) => d.ok) && storageOk,
+      },
+      {
+        label: '  down (ms) / workers ready again after (ms)',
+        value: dbOutage0 ? `${dbOutage0.downMs} / ${dbOutage0.recoveryMs ?? '-'}` : '-',
+      },
       { label: '  first row stored after the restart (ms)', value: dbOutage0?.storingAgainMs ?? '-' },
-      { label: '  not-ready probes / liveness failures', value: dbOutage0 ? `${dbOutage0.probes.reduce((n, p) => n + p.notReady, 0)} / ${dbOutage0.probes.reduce((n, p) => n + p.liveFailed, 0)}` : '-' },
-      { label: '  ReceiveMessage/s per worker while down', value: dbOutage0 ? dbOutage0.probes.map((p) => p.receivesPerSecond ?? '?').join(', ') : '-' },
-      { label: '  messages handed back / longest backoff (ms)', value: dbOutage0 ? `${dbOutage0.handedBack} / ${dbOutage0.longestBackoffMs}` : '-' },
-      { label: 'SQS outages survived', value: `${sqsOutages.filter((q) => q.ok && storageOk).length}/${sqsOutages.length}`, expected: 'all', ok: sqsOutages.length > 0 && sqsOutages.every((q) => q.ok) && storageOk },
-      { label: '  tries while down: 503 / 202', value: sqsOutage0 ? `${sqsOutage0.answered503} / ${sqsOutage0.answered202}` : '-', expected: 'n / 0', ok: sqsOutage0 ? sqsOutage0.answered202 === 0 && sqsOutage0.answered503 > 0 : false },
-      { label: '  slowest 503 (ms) / first 202 after (ms)', value: sqsOutage0 ? `${sqsOutage0.slowest503Ms} / ${sqsOutage0.recoveryMs ?? '-'}` : '-' },
+      {
+        label: '  not-ready probes / liveness failures',
+        value: dbOutage0
+          ? `${dbOutage0.probes.reduce((n, p) => n + p.notReady, 0)} / ${dbOutage0.probes.reduce((n, p) => n + p.liveFailed, 0)}`
+          : '-',
+      },
+      {
+        label: '  ReceiveMessage/s per worker while down',
+        value: dbOutage0 ? dbOutage0.probes.map((p) => p.receivesPerSecond ?? '?').join(', ') : '-',
+      },
+      {
+        label: '  messages handed back / longest backoff (ms)',
+        value: dbOutage0 ? `${dbOutage0.handedBack} / ${dbOutage0.longestBackoffMs}` : '-',
+      },
+      {
+        label: 'SQS outages survived',
+        value: `${sqsOutages.filter((q) => q.ok && storageOk).length}/${sqsOutages.length}`,
+        expected: 'all',
+        ok: sqsOutages.length > 0 && sqsOutages.every((q) => q.ok) && storageOk,
+      },
+      {
+        label: '  tries while down: 503 / 202',
+        value: sqsOutage0 ? `${sqsOutage0.answered503} / ${sqsOutage0.answered202}` : '-',
+        expected: 'n / 0',
+        ok: sqsOutage0 ? sqsOutage0.answered202 === 0 && sqsOutage0.answered503 > 0 : false,
+      },
+      {
+        label: '  slowest 503 (ms) / first 202 after (ms)',
+        value: sqsOutage0 ? `${sqsOutage0.slowest503Ms} / ${sqsOutage0.recoveryMs ?? '-'}` : '-',
+      },
     ];
     process.stdout.write(`\n${printTable(table)}\n`);
     for (const w of warnings) process.stdout.write(`warning: ${w}\n`);
@@ -408,7 +551,15 @@ async function main(): Promise<number> {
       db_outages_survived: dbOutages.filter((d) => d.ok && storageOk).length,
       sqs_outages: sqsOutages.length,
       sqs_outages_survived: sqsOutages.filter((q) => q.ok && storageOk).length,
-      faults: results.map((r) => (r.kind === 'poison' ? { kind: r.kind, at: r.at, messages: r.messages.map((m) => ({ kind: m.kind, bytes: m.bytes, messageId: m.messageId })) } : r)),
+      faults: results.map((r) =>
+        r.kind === 'poison'
+          ? {
+              kind: r.kind,
+              at: r.at,
+              messages: r.messages.map((m) => ({ kind: m.kind, bytes: m.bytes, messageId: m.messageId })),
+            }
+          : r,
+      ),
       warnings,
       failures,
     };
@@ -421,7 +572,9 @@ async function main(): Promise<number> {
     return failures.length === 0 ? 0 : 1;
   } catch (error) {
     log(`chaos run failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-    process.stdout.write(`${JSON.stringify({ chaos: 'summary', ok: false, failures: [...failures, `run aborted: ${String(error)}`] })}\n`);
+    process.stdout.write(
+      `${JSON.stringify({ chaos: 'summary', ok: false, failures: [...failures, `run aborted: ${String(error)}`] })}\n`,
+    );
     return 1;
   } finally {
     load?.abort();

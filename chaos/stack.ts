@@ -92,7 +92,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const stop = async (): Promise<void> => {
     killAll();
     await Promise.all(handles.map((h) => h.exited));
-    for (const cleanup of cleanups.reverse()) await cleanup().catch((e: unknown) => log(`cleanup failed: ${String(e)}`));
+    for (const cleanup of cleanups.reverse())
+      await cleanup().catch((e: unknown) => log(`cleanup failed: ${String(e)}`));
     await writeLogs().catch((e: unknown) => log(`could not write logs: ${String(e)}`));
   };
 
@@ -130,12 +131,22 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     log('starting the web (its SQS path goes through a proxy the run can cut)');
     const webPort = await freePort();
-    const web = spawn('web', ['services/web/main.ts'], { ...env, SQS_ENDPOINT_URL: `http://127.0.0.1:${webSqsProxy.port}`, PORT: String(webPort) });
+    const web = spawn('web', ['services/web/main.ts'], {
+      ...env,
+      SQS_ENDPOINT_URL: `http://127.0.0.1:${webSqsProxy.port}`,
+      PORT: String(webPort),
+    });
     await web.waitForLog((l) => l.msg === 'web listening', 30_000);
 
-    const startWorkerProcess = async (slot: { name: string; generation: number }): Promise<{ handle: ProcessHandle; healthPort: number }> => {
+    const startWorkerProcess = async (slot: {
+      name: string;
+      generation: number;
+    }): Promise<{ handle: ProcessHandle; healthPort: number }> => {
       const healthPort = await freePort();
-      const handle = spawn(`${slot.name}.${slot.generation}`, ['services/worker/main.ts'], { ...env, HEALTH_PORT: String(healthPort) });
+      const handle = spawn(`${slot.name}.${slot.generation}`, ['services/worker/main.ts'], {
+        ...env,
+        HEALTH_PORT: String(healthPort),
+      });
       await handle.waitForLog((l) => l.msg === 'worker polling', 30_000);
       return { handle, healthPort };
     };

@@ -54,7 +54,11 @@ export interface StorageFigures {
   foreignRows: number;
 }
 
-export function checkStorage(records: readonly FormRecord[], rows: readonly StoredRow[], runId: string): { figures: StorageFigures; examples: Record<string, string[]> } {
+export function checkStorage(
+  records: readonly FormRecord[],
+  rows: readonly StoredRow[],
+  runId: string,
+): { figures: StorageFigures; examples: Record<string, string[]> } {
   const byMessageId = new Map<string, StoredRow[]>();
   const bySubmissionId = new Map<string, StoredRow[]>();
   const byChaosId = new Map<string, StoredRow[]>();
@@ -62,7 +66,8 @@ export function checkStorage(records: readonly FormRecord[], rows: readonly Stor
   for (const row of rows) {
     const id = row.sqs_message_id ?? '';
     byMessageId.set(id, [...(byMessageId.get(id) ?? []), row]);
-    if (row.submission_id) bySubmissionId.set(row.submission_id, [...(bySubmissionId.get(row.submission_id) ?? []), row]);
+    if (row.submission_id)
+      bySubmissionId.set(row.submission_id, [...(bySubmissionId.get(row.submission_id) ?? []), row]);
     const chaosId = typeof row.data.chaos_id === 'string' ? row.data.chaos_id : undefined;
     if (!chaosId?.startsWith(`${runId}-`)) {
       foreignRows += 1;
@@ -70,7 +75,13 @@ export function checkStorage(records: readonly FormRecord[], rows: readonly Stor
     }
     byChaosId.set(chaosId, [...(byChaosId.get(chaosId) ?? []), row]);
   }
-  const examples: Record<string, string[]> = { missing: [], duplicates: [], mismatches: [], contentDuplicates: [], unexpected: [] };
+  const examples: Record<string, string[]> = {
+    missing: [],
+    duplicates: [],
+    mismatches: [],
+    contentDuplicates: [],
+    unexpected: [],
+  };
   const note = (key: string, text: string): void => {
     const list = examples[key]!;
     if (list.length < 5) list.push(text);
@@ -99,7 +110,10 @@ export function checkStorage(records: readonly FormRecord[], rows: readonly Stor
     if (stored.length > 1) {
       contentDuplicates += stored.length - 1;
       if (r.attempts.length > 1) contentDuplicatesAfterRetry += stored.length - 1;
-      note('contentDuplicates', `${r.chaosId}: ${stored.length} rows (message ids ${stored.map((s) => s.sqs_message_id).join(', ')}; tries ${r.attempts.map((a) => a.status).join(',')})`);
+      note(
+        'contentDuplicates',
+        `${r.chaosId}: ${stored.length} rows (message ids ${stored.map((s) => s.sqs_message_id).join(', ')}; tries ${r.attempts.map((a) => a.status).join(',')})`,
+      );
     }
     if (r.acceptedId === undefined) {
       if (!r.unexpected) gaveUp += 1;
@@ -107,7 +121,8 @@ export function checkStorage(records: readonly FormRecord[], rows: readonly Stor
     }
     const submission = r.acceptedSubmissionId ?? r.acceptedId;
     acceptedIds.add(submission);
-    const mine = (r.acceptedSubmissionId ? bySubmissionId.get(r.acceptedSubmissionId) : byMessageId.get(r.acceptedId)) ?? [];
+    const mine =
+      (r.acceptedSubmissionId ? bySubmissionId.get(r.acceptedSubmissionId) : byMessageId.get(r.acceptedId)) ?? [];
     if (mine.length > 0 && mine[0]!.sqs_message_id !== r.acceptedId) storedUnderOtherCopy += 1;
     if (mine.length === 0) {
       acceptedMissing += 1;
@@ -178,8 +193,21 @@ export interface PoisonFigures {
   other: number;
 }
 
-export function checkPoison(injected: readonly PoisonMessage[], invalid: readonly Message[], runId: string): PoisonFigures {
-  const figures: PoisonFigures = { injected: injected.length, foundUnchanged: 0, withAttributes: 0, missing: [], withoutAttributes: [], copiedTwice: [], formsDeadLettered: 0, other: 0 };
+export function checkPoison(
+  injected: readonly PoisonMessage[],
+  invalid: readonly Message[],
+  runId: string,
+): PoisonFigures {
+  const figures: PoisonFigures = {
+    injected: injected.length,
+    foundUnchanged: 0,
+    withAttributes: 0,
+    missing: [],
+    withoutAttributes: [],
+    copiedTwice: [],
+    formsDeadLettered: 0,
+    other: 0,
+  };
   const matched = new Set<Message>();
   for (const p of injected) {
     const copies = invalid.filter((m) => m.Body !== undefined && Buffer.from(m.Body).equals(Buffer.from(p.body)));

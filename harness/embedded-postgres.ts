@@ -75,7 +75,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     const stale = existsSync(join(dataDir, 'postmaster.pid'))
       ? `; ${join(dataDir, 'postmaster.pid')} exists: if a PostgreSQL from a killed earlier run still uses the folder, stop it with kill $(head -1 ${join(dataDir, 'postmaster.pid')})`
       : '';
-    throw new Error(`embedded PostgreSQL did not start on port ${options.port} in ${dataDir}${stale}`, { cause: error });
+    throw new Error(`embedded PostgreSQL did not start on port ${options.port} in ${dataDir}${stale}`, {
+      cause: error,
+    });
   }
   let running = true;
   const adminUrl = `postgres://postgres:postgres@127.0.0.1:${options.port}/postgres`;

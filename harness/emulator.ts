@@ -13,7 +13,9 @@ import { startFauxqs } from 'fauxqs';
 const port = Number(process.env.FAUXQS_PORT ?? '0');
 const server = await startFauxqs({ port, logger: false });
 const url = `http://127.0.0.1:${server.port}`;
-process.stdout.write(`${JSON.stringify({ msg: 'emulator listening', ready: true, port: server.port, url, pid: process.pid })}\n`);
+process.stdout.write(
+  `${JSON.stringify({ msg: 'emulator listening', ready: true, port: server.port, url, pid: process.pid })}\n`,
+);
 
 const stop = (): void => {
   server.stop().then(

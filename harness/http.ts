@@ -11,7 +11,9 @@ export interface Reply {
 
 /** Hex SHA-256 of path + body + secret, written out here rather than imported from the service. */
 export function sign(path: string, body: Buffer | string, secret = TEST_SECRET): string {
-  return createHash('sha256').update(Buffer.concat([Buffer.from(path), Buffer.from(body), Buffer.from(secret)])).digest('hex');
+  return createHash('sha256')
+    .update(Buffer.concat([Buffer.from(path), Buffer.from(body), Buffer.from(secret)]))
+    .digest('hex');
 }
 
 /** POSTs `body` to `path`, signed unless `signature` is given (null: no header); `headers` are added. */
@@ -19,13 +21,23 @@ export async function post(
   base: string,
   path: string,
   body: Buffer | string,
-  options: { type?: string | null; signature?: string | null; secret?: string; method?: string; headers?: Record<string, string> } = {},
+  options: {
+    type?: string | null;
+    signature?: string | null;
+    secret?: string;
+    method?: string;
+    headers?: Record<string, string>;
+  } = {},
 ): Promise<Reply> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.type !== null) headers['content-type'] = options.type ?? 'application/json';
   const signature = options.signature === undefined ? sign(path, body, options.secret) : options.signature;
   if (signature !== null) headers['x-signature'] = signature;
-  const res = await fetch(base + path, { method: options.method ?? 'POST', headers, body: typeof body === 'string' ? body : new Uint8Array(body) });
+  const res = await fetch(base + path, {
+    method: options.method ?? 'POST',
+    headers,
+    body: typeof body === 'string' ? body : new Uint8Array(body),
+  });
   const text = await res.text();
   let parsed: unknown;
   try {

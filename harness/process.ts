@@ -25,7 +25,12 @@ export interface ProcessHandle {
 }
 
 /** Starts `command args` with exactly `env` on top of PATH and HOME. */
-export function startProcess(command: string, args: string[], env: Record<string, string>, options: { cwd?: string } = {}): ProcessHandle {
+export function startProcess(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+  options: { cwd?: string } = {},
+): ProcessHandle {
   const child = spawn(command, args, {
     cwd: options.cwd,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
@@ -72,17 +77,31 @@ export function startProcess(command: string, args: string[], env: Record<string
       const found = logs.find(predicate);
       if (found) return Promise.resolve(found);
       return new Promise<LogLine>((resolve, reject) => {
-        const waiter = { predicate, resolve: (l: LogLine) => { clearTimeout(timer); resolve(l); } };
+        const waiter = {
+          predicate,
+          resolve: (l: LogLine) => {
+            clearTimeout(timer);
+            resolve(l);
+          },
+        };
         const timer = setTimeout(() => {
           waiters.delete(waiter);
-          reject(new Error(`no matching log line within ${timeoutMs} ms; last lines:\n${[...text, ...logs.map((l) => JSON.stringify(l))].slice(-15).join('\n')}`));
+          reject(
+            new Error(
+              `no matching log line within ${timeoutMs} ms; last lines:\n${[...text, ...logs.map((l) => JSON.stringify(l))].slice(-15).join('\n')}`,
+            ),
+          );
         }, timeoutMs);
         waiters.add(waiter);
         void exited.then(({ code, signal }) => {
           if (!waiters.has(waiter)) return;
           waiters.delete(waiter);
           clearTimeout(timer);
-          reject(new Error(`process exited (code ${code}, signal ${signal}) before the log line; output:\n${[...text, ...logs.map((l) => JSON.stringify(l))].slice(-15).join('\n')}`));
+          reject(
+            new Error(
+              `process exited (code ${code}, signal ${signal}) before the log line; output:\n${[...text, ...logs.map((l) => JSON.stringify(l))].slice(-15).join('\n')}`,
+            ),
+          );
         });
       });
     },

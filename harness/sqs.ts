@@ -3,7 +3,13 @@
  * helpers that read queues through the real AWS SDK (tests, benchmark, chaos run).
  */
 import { startFauxqs } from 'fauxqs';
-import { SQSClient, ReceiveMessageCommand, GetQueueAttributesCommand, GetQueueUrlCommand, type Message } from '@aws-sdk/client-sqs';
+import {
+  SQSClient,
+  ReceiveMessageCommand,
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  type Message,
+} from '@aws-sdk/client-sqs';
 
 export interface Emulator {
   endpoint: string;
@@ -18,7 +24,12 @@ export async function startEmulator(): Promise<Emulator> {
 
 /** An SDK client for the emulator, as the tests' own observer. */
 export function observerClient(endpoint: string, region = 'eu-west-1'): SQSClient {
-  return new SQSClient({ region, endpoint, useQueueUrlAsEndpoint: false, credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+  return new SQSClient({
+    region,
+    endpoint,
+    useQueueUrlAsEndpoint: false,
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
 }
 
 export async function queueUrl(client: SQSClient, name: string): Promise<string> {
@@ -27,11 +38,18 @@ export async function queueUrl(client: SQSClient, name: string): Promise<string>
 }
 
 /** Visible + in flight + delayed message counts. */
-export async function queueCounts(client: SQSClient, url: string): Promise<{ visible: number; inFlight: number; delayed: number }> {
+export async function queueCounts(
+  client: SQSClient,
+  url: string,
+): Promise<{ visible: number; inFlight: number; delayed: number }> {
   const out = await client.send(
     new GetQueueAttributesCommand({
       QueueUrl: url,
-      AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+      AttributeNames: [
+        'ApproximateNumberOfMessages',
+        'ApproximateNumberOfMessagesNotVisible',
+        'ApproximateNumberOfMessagesDelayed',
+      ],
     }),
   );
   const a = out.Attributes ?? {};
@@ -46,7 +64,15 @@ export async function queueCounts(client: SQSClient, url: string): Promise<{ vis
 export async function receiveAll(client: SQSClient, url: string, max = 10): Promise<Message[]> {
   const out: Message[] = [];
   for (;;) {
-    const r = await client.send(new ReceiveMessageCommand({ QueueUrl: url, MaxNumberOfMessages: 10, WaitTimeSeconds: 0, MessageAttributeNames: ['All'], VisibilityTimeout: 300 }));
+    const r = await client.send(
+      new ReceiveMessageCommand({
+        QueueUrl: url,
+        MaxNumberOfMessages: 10,
+        WaitTimeSeconds: 0,
+        MessageAttributeNames: ['All'],
+        VisibilityTimeout: 300,
+      }),
+    );
     const got = r.Messages ?? [];
     out.push(...got);
     if (got.length === 0 || out.length >= max) return out;

@@ -13,10 +13,14 @@ type Command = (typeof COMMANDS)[number];
 
 runMain('migrate', async () => {
   const arg = process.argv[2] ?? 'latest';
-  if (!COMMANDS.includes(arg as Command)) throw new Error(`unknown command ${JSON.stringify(arg)}; expected one of ${COMMANDS.join(', ')}`);
+  if (!COMMANDS.includes(arg as Command))
+    throw new Error(`unknown command ${JSON.stringify(arg)}; expected one of ${COMMANDS.join(', ')}`);
   const config = loadConfig();
   const logger = createLogger(config.logLevel, 'migrate');
-  const db = createDatabase({ ...config.database, poolMax: 1, timeoutMs: Math.max(config.database.timeoutMs, 60_000) }, logger);
+  const db = createDatabase(
+    { ...config.database, poolMax: 1, timeoutMs: Math.max(config.database.timeoutMs, 60_000) },
+    logger,
+  );
   try {
     const migrations = migrationConfig();
     if (arg === 'latest') {

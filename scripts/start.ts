@@ -36,7 +36,10 @@ const say = (line = ''): void => {
 async function untilReady(url: string, gaveUp: () => boolean): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (!gaveUp() && Date.now() < deadline) {
-    const ok = await fetch(url, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+    const ok = await fetch(url, { signal: AbortSignal.timeout(1000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return;
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -48,7 +51,8 @@ interface Stoppable {
 }
 
 async function startLocalPostgres(): Promise<{ url: string } & Stoppable> {
-  if (!existsSync(join(DATA_DIR, 'data', 'PG_VERSION'))) say('Initialising an embedded PostgreSQL in .data/postgres ...');
+  if (!existsSync(join(DATA_DIR, 'data', 'PG_VERSION')))
+    say('Initialising an embedded PostgreSQL in .data/postgres ...');
   const pg = await startEmbeddedPostgres({
     dir: DATA_DIR,
     port: await freePort(PG_PORT),
@@ -65,7 +69,11 @@ async function startEmulator(): Promise<{ endpoint: string } & Stoppable> {
 
 function run(name: string, script: string, env: NodeJS.ProcessEnv): ChildProcess {
   // A process group of its own: Ctrl-C reaches only this script, which sends each child exactly one SIGTERM.
-  return spawn(process.execPath, [join(ROOT, script)], { env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
+  return spawn(process.execPath, [join(ROOT, script)], {
+    env,
+    stdio: ['ignore', 'inherit', 'inherit'],
+    detached: true,
+  });
 }
 
 async function main(): Promise<number> {
@@ -169,19 +177,25 @@ async function main(): Promise<number> {
         agree_terms: true,
       },
     });
-    const signature = config.web.uiSecret ? ` -H 'X-Signature: ${computeSignature(path, Buffer.from(sample), config.web.uiSecret)}'` : '';
+    const signature = config.web.uiSecret
+      ? ` -H 'X-Signature: ${computeSignature(path, Buffer.from(sample), config.web.uiSecret)}'`
+      : '';
     await untilReady(`http://127.0.0.1:${config.web.port}/healthz/ready`, () => stopping);
     say();
     say(`form-data is running. Web: ${base}${path}  (health: ${base}/healthz/ready, metrics: ${base}/metrics)`);
     say(`  database: ${config.database.url}`);
-    say(`  SQS: ${config.sqs.endpoint ?? `AWS ${config.sqs.region}`}, queues ${config.sqs.formQueueName} and ${config.sqs.invalidQueueName}`);
+    say(
+      `  SQS: ${config.sqs.endpoint ?? `AWS ${config.sqs.region}`}, queues ${config.sqs.formQueueName} and ${config.sqs.invalidQueueName}`,
+    );
     if (generatedSecret) say(`  UI_SECRET was not set; this run signs with ${config.web.uiSecret}`);
     say();
     say('Submit a sample form:');
     say(`  curl -i -X POST ${base}${path} -H 'Content-Type: application/json'${signature} --data '${sample}'`);
     say('See the stored rows:');
     say(`  DATABASE_URL='${config.database.url}' npm run rows`);
-    say(`  (or: psql '${config.database.url}' -c 'select id, created, sqs_message_id, data from form_form order by id desc limit 5')`);
+    say(
+      `  (or: psql '${config.database.url}' -c 'select id, created, sqs_message_id, data from form_form order by id desc limit 5')`,
+    );
     say('Press Ctrl-C to stop.');
     say();
   } catch (error) {
@@ -200,7 +214,11 @@ main().then(
     process.exitCode = code || process.exitCode;
   },
   (error: unknown) => {
-    process.stderr.write(error instanceof ConfigError ? `start: ${error.message}\n` : `start failed: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.stderr.write(
+      error instanceof ConfigError
+        ? `start: ${error.message}\n`
+        : `start failed: ${error instanceof Error ? error.message : String(error)}\n`,
+    );
     process.exitCode = error instanceof ConfigError ? 2 : 1;
   },
 );

@@ -12,7 +12,11 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 function runSmoke(): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['bench/main.ts', '--smoke'], { cwd: ROOT, env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['bench/main.ts', '--smoke'], {
+      cwd: ROOT,
+      env: process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -30,7 +34,13 @@ describe('benchmark smoke run', function () {
     const { code, stdout, stderr } = await runSmoke();
     expect(code, stderr.split('\n').slice(-20).join('\n')).to.equal(0);
     const lines = stdout.trimEnd().split('\n');
-    expect(stdout).to.include('### Web').and.include('### Worker').and.include('### End to end').and.include('### Worker memory').and.include('### Tracing').and.include('### Targets');
+    expect(stdout)
+      .to.include('### Web')
+      .and.include('### Worker')
+      .and.include('### End to end')
+      .and.include('### Worker memory')
+      .and.include('### Tracing')
+      .and.include('### Targets');
     // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a JSON document checked field by field
     const result = JSON.parse(lines.at(-1)!) as Record<string, any>;
     expect(result.settings.smoke).to.equal(true);
@@ -44,10 +54,14 @@ describe('benchmark smoke run', function () {
     // Sends still in flight when the load stops (at most one per connection) are counted but not accepted; on a
     // loaded machine a 1-second smoke run accepts few forms, so the bound allows for them.
     const direct = result.web.runs.find((r: { mode: string }) => r.mode === 'direct');
-    expect(result.web.modes.direct.sendsPer1000).to.be.within(990, (1000 * (direct.accepted + result.settings.connections)) / direct.accepted + 10);
+    expect(result.web.modes.direct.sendsPer1000).to.be.within(
+      990,
+      (1000 * (direct.accepted + result.settings.connections)) / direct.accepted + 10,
+    );
 
     const v = result.worker.variants;
-    for (const name of ['ours', 'oursBefore', 'naive', 'sqsConsumer', 'pgCeiling', 'pgCeiling100']) expect(v[name].messagesPerSecond, name).to.be.greaterThan(0);
+    for (const name of ['ours', 'oursBefore', 'naive', 'sqsConsumer', 'pgCeiling', 'pgCeiling100'])
+      expect(v[name].messagesPerSecond, name).to.be.greaterThan(0);
     // Ours: one delete per batch of 10; the naive worker: one per message.
     expect(v.ours.deletePer1000).to.be.within(99, 120);
     // The coalescing writer at its defaults holds at most 2 connections; the design before it, one INSERT per batch.

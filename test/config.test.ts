@@ -35,7 +35,10 @@ describe('configuration', () => {
 
   it('reads the misspelt invalid queue variable first and the corrected one too', () => {
     expect(loadConfig({ SQS_INVALID_MESSAGES_QUEUE_NAME: 'fixed' }).sqs.invalidQueueName).to.equal('fixed');
-    expect(loadConfig({ SQS_INVALID_MESAGES_QUEUE_NAME: 'sic', SQS_INVALID_MESSAGES_QUEUE_NAME: 'fixed' }).sqs.invalidQueueName).to.equal('sic');
+    expect(
+      loadConfig({ SQS_INVALID_MESAGES_QUEUE_NAME: 'sic', SQS_INVALID_MESSAGES_QUEUE_NAME: 'fixed' }).sqs
+        .invalidQueueName,
+    ).to.equal('sic');
   });
 
   const refused: Array<[Record<string, string>, string]> = [
@@ -61,7 +64,10 @@ describe('configuration', () => {
   }
 
   it('never shows a database password in an error', () => {
-    expect(() => loadConfig({ DATABASE_URL: 'mysql://user:hunter2@host/db' })).to.throw(ConfigError).with.property('message').that.does.not.contain('hunter2');
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://user:hunter2@host/db' }))
+      .to.throw(ConfigError)
+      .with.property('message')
+      .that.does.not.contain('hunter2');
   });
 
   it('refuses to run the web without UI_SECRET unless signatures are explicitly off', () => {
@@ -72,8 +78,20 @@ describe('configuration', () => {
 
   it('README configuration table matches the settings the code reads', async () => {
     const rows = await tableOf('README.md', 'Configuration');
-    const fromReadme = rows.map(([names, def, allowed, description]) => ({ names: names!.split(' / ').map((n) => n.replaceAll('`', '')), default: def, allowed, description }));
-    expect(fromReadme).to.deep.equal(SETTINGS.map((s) => ({ names: [...s.names], default: s.default, allowed: allowedOf(s), description: s.description })));
+    const fromReadme = rows.map(([names, def, allowed, description]) => ({
+      names: names!.split(' / ').map((n) => n.replaceAll('`', '')),
+      default: def,
+      allowed,
+      description,
+    }));
+    expect(fromReadme).to.deep.equal(
+      SETTINGS.map((s) => ({
+        names: [...s.names],
+        default: s.default,
+        allowed: allowedOf(s),
+        description: s.description,
+      })),
+    );
   });
 
   it('enforces the bounds SETTINGS declares: a changed bound changes what loadConfig accepts', () => {
@@ -94,7 +112,9 @@ describe('configuration', () => {
       expect(() => loadConfig(below), `${name}=${setting.min - 1} as declared`).to.throw(ConfigError, name);
       if (name === 'SQS_RETRY_BACKOFF_MAX_SECONDS') continue; // below the base's floor whatever its own bounds
       const widened = SETTINGS.map((s) => (s === setting ? { ...setting, min: setting.min - 1 } : s));
-      expect(loadConfig(below, widened), `${name}=${setting.min - 1} once its min is ${setting.min - 1}`).to.be.an('object');
+      expect(loadConfig(below, widened), `${name}=${setting.min - 1} once its min is ${setting.min - 1}`).to.be.an(
+        'object',
+      );
     }
     const choices = SETTINGS.map((s) => (s.names[0] === 'LOG_FORMAT' ? { ...s, values: ['json'] } : s));
     expect(() => loadConfig({ LOG_FORMAT: 'pretty' }, choices)).to.throw(ConfigError, 'expected one of json');
@@ -107,8 +127,18 @@ describe('configuration', () => {
 
   it('the metrics table of docs/metrics.md lists exactly the metrics the services register, with their types and labels', async () => {
     const rows = await tableOf('docs/metrics.md', 'Metrics');
-    const documented = rows.map(([name, service, type, labels]) => `${service}:${name!.replaceAll('`', '')} ${type} ${labels === '—' ? '' : labels}`).sort();
-    const sources = { loops: () => 1, busyLoops: () => 0, lastPollAt: () => 0, up: () => ({ sqs: true, database: true }) };
+    const documented = rows
+      .map(
+        ([name, service, type, labels]) =>
+          `${service}:${name!.replaceAll('`', '')} ${type} ${labels === '—' ? '' : labels}`,
+      )
+      .sort();
+    const sources = {
+      loops: () => 1,
+      busyLoops: () => 0,
+      lastPollAt: () => 0,
+      up: () => ({ sqs: true, database: true }),
+    };
     const own = async (service: string, registry: Registry): Promise<string[]> => {
       const metrics = await registry.getMetricsAsJSON();
       return metrics
@@ -122,5 +152,4 @@ describe('configuration', () => {
     const worker = await own('worker', createWorkerMetrics(sources, false).registry);
     expect(documented).to.deep.equal([...web, ...worker].sort());
   });
-
 });

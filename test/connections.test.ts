@@ -51,11 +51,20 @@ describe('four workers at their defaults on a PostgreSQL with max_connections = 
     const workers: WorkerService[] = [];
     try {
       await setup.migrate.latest(migrationConfig());
-      expect((await setup.raw<{ rows: { max_connections: string }[] }>('SHOW max_connections')).rows[0]?.max_connections).to.equal(String(MAX_CONNECTIONS));
+      expect(
+        (await setup.raw<{ rows: { max_connections: string }[] }>('SHOW max_connections')).rows[0]?.max_connections,
+      ).to.equal(String(MAX_CONNECTIONS));
       const { form } = await t.queueUrls();
-      const bodies = Array.from({ length: FORMS }, (_, i) => JSON.stringify({ data: validForm({ company_name: `small ${i}` }), request_id: `small-${i}` }));
+      const bodies = Array.from({ length: FORMS }, (_, i) =>
+        JSON.stringify({ data: validForm({ company_name: `small ${i}` }), request_id: `small-${i}` }),
+      );
       for (let i = 0; i < FORMS; i += 10) {
-        await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: form, Entries: bodies.slice(i, i + 10).map((MessageBody, j) => ({ Id: String(j), MessageBody })) }));
+        await t.sqs.send(
+          new SendMessageBatchCommand({
+            QueueUrl: form,
+            Entries: bodies.slice(i, i + 10).map((MessageBody, j) => ({ Id: String(j), MessageBody })),
+          }),
+        );
       }
       // Everything at its default but where SQS and the database are.
       const config = loadConfig({ ...t.env, DATABASE_URL: url, SQS_CREATE_QUEUES: 'false' });
@@ -73,21 +82,37 @@ describe('four workers at their defaults on a PostgreSQL with max_connections = 
       await sampler.connect();
       await Promise.all(workers.map((w) => w.start()));
       let peak = 0;
-      await eventually(async () => {
-        const active = await sampler.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'form-data'");
-        peak = Math.max(peak, Number(active.rows[0]?.n));
-        const stored = await sampler.query<{ n: string }>('SELECT count(*) AS n FROM form_form');
-        return Number(stored.rows[0]?.n) >= FORMS ? true : undefined;
-      }, 180_000, `${FORMS} rows`);
-      await eventually(async () => {
-        const c = await queueCounts(t.sqs, form);
-        return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
-      }, 30_000, 'the queue emptied');
-      const databaseErrors = await Promise.all(workers.map(async (w) => (await w.metrics.databaseErrors.get()).values.reduce((sum, v) => sum + v.value, 0)));
+      await eventually(
+        async () => {
+          const active = await sampler.query<{ n: string }>(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'form-data'",
+          );
+          peak = Math.max(peak, Number(active.rows[0]?.n));
+          const stored = await sampler.query<{ n: string }>('SELECT count(*) AS n FROM form_form');
+          return Number(stored.rows[0]?.n) >= FORMS ? true : undefined;
+        },
+        180_000,
+        `${FORMS} rows`,
+      );
+      await eventually(
+        async () => {
+          const c = await queueCounts(t.sqs, form);
+          return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
+        },
+        30_000,
+        'the queue emptied',
+      );
+      const databaseErrors = await Promise.all(
+        workers.map(async (w) => (await w.metrics.databaseErrors.get()).values.reduce((sum, v) => sum + v.value, 0)),
+      );
       await Promise.all(workers.splice(0).map((w) => w.stop()));
-      expect(databaseErrors, 'form_data_worker_database_errors_total of each worker').to.deep.equal(Array.from({ length: WORKERS }, () => 0));
+      expect(databaseErrors, 'form_data_worker_database_errors_total of each worker').to.deep.equal(
+        Array.from({ length: WORKERS }, () => 0),
+      );
 
-      const counts = await sampler.query<{ total: string; distinct: string }>('SELECT count(*) AS total, count(DISTINCT sqs_message_id) AS distinct FROM form_form');
+      const counts = await sampler.query<{ total: string; distinct: string }>(
+        'SELECT count(*) AS total, count(DISTINCT sqs_message_id) AS distinct FROM form_form',
+      );
       expect(counts.rows[0]).to.deep.equal({ total: String(FORMS), distinct: String(FORMS) });
       expect(failedBatches, 'batches that failed on the database').to.equal(0);
       expect(backoffs, 'poll-loop backoffs').to.equal(0);

@@ -50,7 +50,9 @@ describe('cut-over from the Django service (docs/cut-over.md)', function () {
   });
 
   async function storedCompanies(): Promise<string[]> {
-    const rows = await t.db('form_form').select(t.db.raw("coalesce(data->>'company_name', (data#>>'{}')::jsonb->>'company_name') as name"));
+    const rows = await t
+      .db('form_form')
+      .select(t.db.raw("coalesce(data->>'company_name', (data#>>'{}')::jsonb->>'company_name') as name"));
     return rows.map((r: { name: string }) => r.name).sort();
   }
 
@@ -58,8 +60,16 @@ describe('cut-over from the Django service (docs/cut-over.md)', function () {
     // Before: what the Django service left behind.
     await t.db.raw(DJANGO_TABLE);
     await t.db('form_form').insert([
-      { created: new Date('2019-05-01T10:00:00Z'), data: JSON.stringify({ company_name: 'Stored Object Ltd' }), sqs_message_id: 'django-1' },
-      { created: new Date('2019-05-02T10:00:00Z'), data: t.db.raw('to_jsonb(?::text)', [JSON.stringify({ company_name: 'Stored String Ltd' })]), sqs_message_id: 'django-2' },
+      {
+        created: new Date('2019-05-01T10:00:00Z'),
+        data: JSON.stringify({ company_name: 'Stored Object Ltd' }),
+        sqs_message_id: 'django-1',
+      },
+      {
+        created: new Date('2019-05-02T10:00:00Z'),
+        data: t.db.raw('to_jsonb(?::text)', [JSON.stringify({ company_name: 'Stored String Ltd' })]),
+        sqs_message_id: 'django-2',
+      },
     ]);
     const urls = await t.queueUrls();
     for (const name of ['Queued One Ltd', 'Queued Two Ltd', 'Queued Three Ltd']) {
@@ -76,16 +86,24 @@ describe('cut-over from the Django service (docs/cut-over.md)', function () {
     // Step 2: the new worker beside the old one. The old one stores a message under its
     // message id and dies before deleting it; the message comes back and the new worker
     // finds it stored.
-    const taken = await t.sqs.send(new ReceiveMessageCommand({ QueueUrl: urls.form, MaxNumberOfMessages: 1, VisibilityTimeout: 1 }));
+    const taken = await t.sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: urls.form, MaxNumberOfMessages: 1, VisibilityTimeout: 1 }),
+    );
     const oldWorkerMessage = taken.Messages![0]!;
     const oldForm = JSON.parse(JSON.parse(oldWorkerMessage.Body!).data as string) as Record<string, unknown>;
-    await t.db('form_form').insert({ created: new Date(), data: JSON.stringify(oldForm), sqs_message_id: oldWorkerMessage.MessageId });
+    await t
+      .db('form_form')
+      .insert({ created: new Date(), data: JSON.stringify(oldForm), sqs_message_id: oldWorkerMessage.MessageId });
     worker = await createWorkerService(t.config);
     await worker.start();
-    await eventually(async () => {
-      const c = await queueCounts(t.sqs, urls.form);
-      return c.visible === 0 && c.inFlight === 0 && (await storedCompanies()).length === 5 ? true : undefined;
-    }, 30_000, 'the form queue drained into the table');
+    await eventually(
+      async () => {
+        const c = await queueCounts(t.sqs, urls.form);
+        return c.visible === 0 && c.inFlight === 0 && (await storedCompanies()).length === 5 ? true : undefined;
+      },
+      30_000,
+      'the form queue drained into the table',
+    );
     const byMessageId = await t.db('form_form').where({ sqs_message_id: oldWorkerMessage.MessageId }).count({ n: '*' });
     expect(byMessageId, 'the message both workers handled has one row').to.deep.equal([{ n: '1' }]);
 
@@ -94,11 +112,15 @@ describe('cut-over from the Django service (docs/cut-over.md)', function () {
       await t.sqs.send(new SendMessageCommand({ QueueUrl: urls.form, MessageBody: m.Body! }));
       await t.sqs.send(new DeleteMessageCommand({ QueueUrl: urls.invalid, ReceiptHandle: m.ReceiptHandle! }));
     }
-    const invalid = await eventually(async () => {
-      const stored = (await storedCompanies()).includes('Dead Lettered Ltd');
-      const c = await queueCounts(t.sqs, urls.invalid);
-      return stored && c.visible === 1 ? receiveAll(t.sqs, urls.invalid) : undefined;
-    }, 30_000, 'the valid dead letter stored and the real one back on the invalid queue');
+    const invalid = await eventually(
+      async () => {
+        const stored = (await storedCompanies()).includes('Dead Lettered Ltd');
+        const c = await queueCounts(t.sqs, urls.invalid);
+        return stored && c.visible === 1 ? receiveAll(t.sqs, urls.invalid) : undefined;
+      },
+      30_000,
+      'the valid dead letter stored and the real one back on the invalid queue',
+    );
     expect(invalid.map((m) => m.Body)).to.deep.equal(['not json at all']);
     expect(invalid[0]!.MessageAttributes?.reason?.StringValue).to.equal('body is not JSON');
 
@@ -107,11 +129,23 @@ describe('cut-over from the Django service (docs/cut-over.md)', function () {
     const base = `http://127.0.0.1:${await web.listen()}`;
     const reply = await post(base, '/form/', jsonBody(validForm({ company_name: 'New Web Ltd' })));
     expect(reply.status).to.equal(202);
-    await eventually(async () => ((await storedCompanies()).includes('New Web Ltd') ? true : undefined), 30_000, 'the new web\'s form stored');
+    await eventually(
+      async () => ((await storedCompanies()).includes('New Web Ltd') ? true : undefined),
+      30_000,
+      "the new web's form stored",
+    );
 
     // Step 5: drained; every form once.
     expect(await storedCompanies()).to.deep.equal(
-      ['Dead Lettered Ltd', 'New Web Ltd', 'Queued One Ltd', 'Queued Three Ltd', 'Queued Two Ltd', 'Stored Object Ltd', 'Stored String Ltd'].sort(),
+      [
+        'Dead Lettered Ltd',
+        'New Web Ltd',
+        'Queued One Ltd',
+        'Queued Three Ltd',
+        'Queued Two Ltd',
+        'Stored Object Ltd',
+        'Stored String Ltd',
+      ].sort(),
     );
     const ids = await t.db('form_form').whereNotNull('sqs_message_id').select('sqs_message_id');
     expect(new Set(ids.map((r: { sqs_message_id: string }) => r.sqs_message_id)).size).to.equal(ids.length);
@@ -120,7 +154,12 @@ describe('cut-over from the Django service (docs/cut-over.md)', function () {
     const out = new PassThrough();
     const chunks: Buffer[] = [];
     out.on('data', (c: Buffer) => chunks.push(c));
-    const code = await exportCommand({ argv: ['--since', '2016-07-21'], env: { DATABASE_URL: t.database.url }, stdout: out, stderr: new PassThrough() });
+    const code = await exportCommand({
+      argv: ['--since', '2016-07-21'],
+      env: { DATABASE_URL: t.database.url },
+      stdout: out,
+      stderr: new PassThrough(),
+    });
     expect(code).to.equal(0);
     const { rows } = parseCsvObjects(Buffer.concat(chunks).toString('utf8'));
     expect(rows.map((r) => r.company_name).sort()).to.deep.equal(await storedCompanies());

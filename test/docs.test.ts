@@ -87,6 +87,12 @@ describe('documentation links', () => {
 
   it('makes anchors as GitHub does', () => {
     const page = "## A\n## A\n## Exporting forms (CSV)\n## The chart's tests\n### `npm run export` in Kubernetes\n";
-    expect(headings(page).map((h) => h.anchor)).to.deep.equal(['a', 'a-1', 'exporting-forms-csv', 'the-charts-tests', 'npm-run-export-in-kubernetes']);
+    expect(headings(page).map((h) => h.anchor)).to.deep.equal([
+      'a',
+      'a-1',
+      'exporting-forms-csv',
+      'the-charts-tests',
+      'npm-run-export-in-kubernetes',
+    ]);
   });
 });

@@ -29,7 +29,12 @@ import { validForm } from '../harness/forms.ts';
 const run = promisify(execFile);
 
 /** A Sentry ingest endpoint that keeps the envelopes it is sent. */
-async function fakeSentry(): Promise<{ server: Server; port: number; envelopes: { path: string; items: unknown[] }[]; raw: string[] }> {
+async function fakeSentry(): Promise<{
+  server: Server;
+  port: number;
+  envelopes: { path: string; items: unknown[] }[];
+  raw: string[];
+}> {
   const envelopes: { path: string; items: unknown[] }[] = [];
   const raw: string[] = [];
   const server = createServer((req, res) => {
@@ -40,7 +45,13 @@ async function fakeSentry(): Promise<{ server: Server; port: number; envelopes: 
       if (req.headers['content-encoding'] === 'gzip') body = gunzipSync(body);
       const text = body.toString('utf8');
       raw.push(text);
-      envelopes.push({ path: req.url ?? '', items: text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as unknown) });
+      envelopes.push({
+        path: req.url ?? '',
+        items: text
+          .split('\n')
+          .filter((l) => l.trim() !== '')
+          .map((l) => JSON.parse(l) as unknown),
+      });
       res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
     });
   });
@@ -65,13 +76,22 @@ describe('error reporting (Sentry)', () => {
     const sentry = await fakeSentry();
     try {
       const config = t.with({ SENTRY_DSN: `http://publickey@127.0.0.1:${sentry.port}/42`, SENTRY_ENVIRONMENT: 'ci' });
-      web = await createWebService(config, { sender: { send: () => Promise.reject(new TypeError('sender bug for the test')), close: () => Promise.resolve() } });
+      web = await createWebService(config, {
+        sender: {
+          send: () => Promise.reject(new TypeError('sender bug for the test')),
+          close: () => Promise.resolve(),
+        },
+      });
       const base = `http://127.0.0.1:${await web.listen()}`;
       const reply = await post(base, '/form/', jsonBody(validForm({ contact_name: 'Private Person Name' })));
       expect(reply.status).to.equal(500);
       expect(JSON.stringify(reply.body)).to.not.include('sender bug');
       const requestId = (reply.body as { request_id: string }).request_id;
-      const envelope = await eventually(async () => sentry.envelopes.find((e) => e.items.some((i) => (i as { type?: string }).type === 'event')), 10_000, 'an event envelope');
+      const envelope = await eventually(
+        async () => sentry.envelopes.find((e) => e.items.some((i) => (i as { type?: string }).type === 'event')),
+        10_000,
+        'an event envelope',
+      );
       expect(envelope.path).to.match(/^\/api\/42\/envelope\/\?.*sentry_key=publickey/);
       const event = envelope.items[envelope.items.findIndex((i) => (i as { type?: string }).type === 'event') + 1] as {
         exception: { values: { type: string; value: string; stacktrace?: { frames: { filename?: string }[] } }[] };
@@ -81,7 +101,9 @@ describe('error reporting (Sentry)', () => {
       };
       expect(event.exception.values.at(-1)).to.include({ type: 'TypeError', value: 'sender bug for the test' });
       // Parsed stack frames, so Sentry can group and show the code.
-      expect(event.exception.values.at(-1)!.stacktrace?.frames.some((f) => f.filename?.endsWith('error-reporting.test.ts'))).to.equal(true);
+      expect(
+        event.exception.values.at(-1)!.stacktrace?.frames.some((f) => f.filename?.endsWith('error-reporting.test.ts')),
+      ).to.equal(true);
       expect(event.tags.service).to.equal('web');
       expect(event.environment).to.equal('ci');
       expect(event.extra.requestId).to.equal(requestId);
@@ -95,7 +117,10 @@ describe('error reporting (Sentry)', () => {
 
   it('the worker reports a batch it failed to handle because of a bug, with the message ids, and leaves the messages to come back', async () => {
     const captured: { error: unknown; context: Record<string, unknown> | undefined }[] = [];
-    const reporter: ErrorReporter = { capture: (error, context) => captured.push({ error, context }), close: () => Promise.resolve() };
+    const reporter: ErrorReporter = {
+      capture: (error, context) => captured.push({ error, context }),
+      close: () => Promise.resolve(),
+    };
     const logger = createLogger('silent', 'test');
     const sqs = createSqsClient(t.config.sqs);
     const db = createDatabase(t.config.database);
@@ -108,7 +133,13 @@ describe('error reporting (Sentry)', () => {
     }
     const consumer = new Consumer({
       queue,
-      handler: new BuggyHandler({ queue, repository: new FormRepository(db, 5000), logger, backoffBaseSeconds: 1, backoffMaxSeconds: 5 }),
+      handler: new BuggyHandler({
+        queue,
+        repository: new FormRepository(db, 5000),
+        logger,
+        backoffBaseSeconds: 1,
+        backoffMaxSeconds: 5,
+      }),
       logger,
       reporter,
       concurrency: 1,
@@ -118,7 +149,9 @@ describe('error reporting (Sentry)', () => {
       visibilityTimeoutSeconds: 30,
     });
     try {
-      const sent = await t.sqs.send(new SendMessageCommand({ QueueUrl: urls.form, MessageBody: JSON.stringify({ data: validForm() }) }));
+      const sent = await t.sqs.send(
+        new SendMessageCommand({ QueueUrl: urls.form, MessageBody: JSON.stringify({ data: validForm() }) }),
+      );
       const backoff = once(consumer, 'backoff');
       consumer.start();
       const [event] = (await backoff) as [{ kind: string }];

@@ -39,7 +39,9 @@ describe('exactly once per submission', function () {
   async function startWeb(env: Record<string, string> = {}): Promise<void> {
     t = await createTestEnv(emulator.endpoint, env);
     proxy = await startTcpProxy('127.0.0.1', Number(new URL(emulator.endpoint).port));
-    web = await createWebService(t.with({ SQS_ENDPOINT_URL: `http://127.0.0.1:${proxy.port}`, SQS_REQUEST_TIMEOUT_MS: '1000' }));
+    web = await createWebService(
+      t.with({ SQS_ENDPOINT_URL: `http://127.0.0.1:${proxy.port}`, SQS_REQUEST_TIMEOUT_MS: '1000' }),
+    );
     base = `http://127.0.0.1:${await web.listen()}`;
   }
 
@@ -68,10 +70,14 @@ describe('exactly once per submission', function () {
   /** Waits until the form queue is empty with nothing in flight, and returns the rows. */
   async function drained(): Promise<Row[]> {
     const { form } = await t.queueUrls();
-    await eventually(async () => {
-      const c = await queueCounts(t.sqs, form);
-      return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
-    }, 30_000, 'the form queue drained');
+    await eventually(
+      async () => {
+        const c = await queueCounts(t.sqs, form);
+        return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
+      },
+      30_000,
+      'the form queue drained',
+    );
     return rows();
   }
 
@@ -103,7 +109,11 @@ describe('exactly once per submission', function () {
       const body = reply.body as { submission_id: string; data: Record<string, unknown> };
       expect(byId.get(body.submission_id)?.data.company_name, `form ${i}`).to.equal(`Lost answer ${i} Ltd`);
     }
-    await eventually(async () => (duplicates === 10 ? true : undefined), 10_000, 'the 10 second copies counted as duplicates');
+    await eventually(
+      async () => (duplicates === 10 ? true : undefined),
+      10_000,
+      'the 10 second copies counted as duplicates',
+    );
   });
 
   it('a 503 (every answer lost) followed by the same post is one row', async () => {
@@ -120,7 +130,9 @@ describe('exactly once per submission', function () {
 
     await startWorker();
     const stored = await drained();
-    expect(stored.map((r) => [r.submission_id, r.data.company_name])).to.deep.equal([[(second.body as { submission_id: string }).submission_id, 'Retried after 503 Ltd']]);
+    expect(stored.map((r) => [r.submission_id, r.data.company_name])).to.deep.equal([
+      [(second.body as { submission_id: string }).submission_id, 'Retried after 503 Ltd'],
+    ]);
   });
 
   it('three posts under one Idempotency-Key are one row, each answered 202 with the same submission id', async () => {
@@ -148,10 +160,14 @@ describe('exactly once per submission', function () {
     await startWeb();
     await startWorker();
     const key = 'reused-key-1';
-    const a = await post(base, '/form/', jsonBody(validForm({ company_name: 'First Ltd' })), { headers: { 'idempotency-key': key } });
+    const a = await post(base, '/form/', jsonBody(validForm({ company_name: 'First Ltd' })), {
+      headers: { 'idempotency-key': key },
+    });
     expect(a.status).to.equal(202);
     await eventually(async () => ((await rows()).length === 1 ? true : undefined));
-    const b = await post(base, '/form/', jsonBody(validForm({ company_name: 'Second Ltd' })), { headers: { 'idempotency-key': key } });
+    const b = await post(base, '/form/', jsonBody(validForm({ company_name: 'Second Ltd' })), {
+      headers: { 'idempotency-key': key },
+    });
     expect(b.status, 'the web cannot know: it holds no state').to.equal(202);
     expect((b.body as { repeat?: boolean }).repeat, 'not a repeat: another body').to.equal(undefined);
 
@@ -176,11 +192,18 @@ describe('exactly once per submission', function () {
     const form = validForm({ company_name: 'Windowed Ltd' });
     const first = await uiPost(form);
     const again = await uiPost(form);
-    expect((again.body as { submission_id: string }).submission_id).to.equal((first.body as { submission_id: string }).submission_id);
+    expect((again.body as { submission_id: string }).submission_id).to.equal(
+      (first.body as { submission_id: string }).submission_id,
+    );
     expect(await drained()).to.have.length(1);
     await eventually(async () => (duplicates === 1 ? true : undefined), 10_000, 'the repeat counted as a duplicate');
     // The key is released once it is older than the window (the worker's expiry run).
-    await eventually(async () => ((await t.db('form_form').whereNotNull('submission_key').count({ n: '*' }))[0]!.n === '0' ? true : undefined), 15_000, 'the key released');
+    await eventually(
+      async () =>
+        (await t.db('form_form').whereNotNull('submission_key').count({ n: '*' }))[0]!.n === '0' ? true : undefined,
+      15_000,
+      'the key released',
+    );
     const later = await uiPost(form);
     expect(later.status).to.equal(202);
     await eventually(async () => ((await rows()).length === 2 ? true : undefined), 10_000, 'a second row');
@@ -193,13 +216,19 @@ describe('exactly once per submission', function () {
     const form = validForm({ company_name: 'No window Ltd' });
     const a = await uiPost(form);
     const b = await uiPost(form);
-    expect((a.body as { submission_id: string }).submission_id).not.to.equal((b.body as { submission_id: string }).submission_id);
+    expect((a.body as { submission_id: string }).submission_id).not.to.equal(
+      (b.body as { submission_id: string }).submission_id,
+    );
     proxy.loseAnswers(everyOther());
     const c = await uiPost(validForm({ company_name: 'Lost once Ltd' }));
     expect(c.status).to.equal(202);
     await startWorker();
     const stored = await drained();
-    expect(stored.map((r) => r.data.company_name).sort()).to.deep.equal(['Lost once Ltd', 'No window Ltd', 'No window Ltd']);
+    expect(stored.map((r) => r.data.company_name).sort()).to.deep.equal([
+      'Lost once Ltd',
+      'No window Ltd',
+      'No window Ltd',
+    ]);
   });
 
   it('copies of one submission in one batch and across two workers are one row, the others counted duplicates', async () => {
@@ -212,7 +241,12 @@ describe('exactly once per submission', function () {
       submission_id: '0f8fad5b-d9cb-469f-a165-70867728950e',
     });
     for (let i = 0; i < 3; i++) {
-      await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: form, Entries: Array.from({ length: 10 }, (_, j) => ({ Id: String(j), MessageBody: body })) }));
+      await t.sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: form,
+          Entries: Array.from({ length: 10 }, (_, j) => ({ Id: String(j), MessageBody: body })),
+        }),
+      );
     }
     await Promise.all([startWorker(), startWorker()]);
     const stored = await drained();

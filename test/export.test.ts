@@ -44,29 +44,53 @@ interface CliResult {
 
 /** Runs the export's entry point as a child process with exactly `env` (plus PATH and HOME). */
 function runCli(args: readonly string[], env: Record<string, string>): Promise<CliResult> {
-  const child = spawn(process.execPath, [MAIN, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const out: Buffer[] = [];
   const err: Buffer[] = [];
   child.stdout.on('data', (c: Buffer) => out.push(c));
   child.stderr.on('data', (c: Buffer) => err.push(c));
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+    child.on('close', (code) =>
+      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
+    );
   });
 }
 
 describe('export: arguments', () => {
   it('reads dates as midnight UTC and timestamps with their zone', () => {
     expect(parseInstant('2016-07-21').iso).to.equal('2016-07-21T00:00:00.000000+00:00');
-    expect(parseInstant('2016-07-21T10:00:00+01:00').epochMicros).to.equal(parseInstant('2016-07-21T09:00:00Z').epochMicros);
+    expect(parseInstant('2016-07-21T10:00:00+01:00').epochMicros).to.equal(
+      parseInstant('2016-07-21T09:00:00Z').epochMicros,
+    );
     expect(parseInstant('2016-07-21T10:00+0130').iso).to.equal('2016-07-21T10:00:00.000000+01:30');
-    expect(parseInstant('2016-07-21T10:00:00.5Z').epochMicros - parseInstant('2016-07-21T10:00:00Z').epochMicros).to.equal(500_000n);
+    expect(
+      parseInstant('2016-07-21T10:00:00.5Z').epochMicros - parseInstant('2016-07-21T10:00:00Z').epochMicros,
+    ).to.equal(500_000n);
     expect(parseInstant('2016-07-21 10:00:00.000001-05:00').iso).to.equal('2016-07-21T10:00:00.000001-05:00');
     expect(parseInstant('2016-02-29').iso).to.equal('2016-02-29T00:00:00.000000+00:00');
   });
 
   it('refuses impossible dates, a timestamp without a zone and other formats', () => {
-    for (const text of ['2017-02-29', '2016-13-01', '2016-00-10', '0000-01-01', '2016-07-21T24:00Z', '2016-07-21T10:60Z', '2016-07-21T10:00:00', '2016-07-21T10:00+16:00', '21/07/2016', '2016-7-21', '', 'yesterday', '2016-07-21T10:00:00.1234567Z']) {
+    for (const text of [
+      '2017-02-29',
+      '2016-13-01',
+      '2016-00-10',
+      '0000-01-01',
+      '2016-07-21T24:00Z',
+      '2016-07-21T10:60Z',
+      '2016-07-21T10:00:00',
+      '2016-07-21T10:00+16:00',
+      '21/07/2016',
+      '2016-7-21',
+      '',
+      'yesterday',
+      '2016-07-21T10:00:00.1234567Z',
+    ]) {
       expect(() => parseInstant(text), text).to.throw(InstantError);
     }
     expect(() => parseInstant('2016-07-21T10:00:00')).to.throw(/no time zone/);
@@ -84,7 +108,16 @@ describe('export: arguments', () => {
   });
 
   it('refuses missing, unknown, extra and contradictory arguments', () => {
-    for (const argv of [[], ['--since'], ['--since', 'x'], ['--since', '2017-01-01', '--until', '2017-01-01'], ['--since', '2017-01-01', '--until', '2016-01-01'], ['--since', '2017-01-01', 'extra'], ['--since', '2017-01-01', '--bogus'], ['--since', '2017-01-01', '--output', '']]) {
+    for (const argv of [
+      [],
+      ['--since'],
+      ['--since', 'x'],
+      ['--since', '2017-01-01', '--until', '2017-01-01'],
+      ['--since', '2017-01-01', '--until', '2016-01-01'],
+      ['--since', '2017-01-01', 'extra'],
+      ['--since', '2017-01-01', '--bogus'],
+      ['--since', '2017-01-01', '--output', ''],
+    ]) {
       expect(() => parseExportArguments(argv), argv.join(' ')).to.throw(UsageError);
     }
   });
@@ -107,13 +140,17 @@ describe('export', function () {
 
   /** A row as the worker writes it: `data` a JSON object. */
   async function insertObject(created: string, data: Record<string, unknown>): Promise<number> {
-    const [row] = await db('form_form').insert({ created, data: JSON.stringify(data) }).returning<{ id: number }[]>('id');
+    const [row] = await db('form_form')
+      .insert({ created, data: JSON.stringify(data) })
+      .returning<{ id: number }[]>('id');
     return row!.id;
   }
 
   /** A row as the replaced service wrote it: `data` a JSON string holding `text`. */
   async function insertLegacy(created: string, text: string): Promise<number> {
-    const [row] = await db('form_form').insert({ created, data: db.raw('to_jsonb(?::text)', [text]) }).returning<{ id: number }[]>('id');
+    const [row] = await db('form_form')
+      .insert({ created, data: db.raw('to_jsonb(?::text)', [text]) })
+      .returning<{ id: number }[]>('id');
     return row!.id;
   }
 
@@ -149,13 +186,22 @@ describe('export', function () {
 
   it('writes created, then the sorted union of the data keys; a key a form lacks is an empty cell', async () => {
     await insertObject('2017-01-01T00:00:00Z', { b: 'b1', a: 'a1', B: 'B1' });
-    await insertObject('2017-01-02T00:00:00Z', { 'é': 'e2', a: 'a2', '😀': 'smile', 'Ａ': 'fullwidth', '': 'empty key' });
+    await insertObject('2017-01-02T00:00:00Z', { é: 'e2', a: 'a2', '😀': 'smile', Ａ: 'fullwidth', '': 'empty key' });
     const { header, rows, summary, text } = await exportCsv({ since: '2016-07-21' });
     // Code point order, as Python's sorted: U+FF21 (Ａ) before U+1F600 (😀), unlike UTF-16 order.
     expect(header).to.deep.equal(['created', '', 'B', 'a', 'b', 'é', 'Ａ', '😀']);
     expect(rows).to.deep.equal([
-      { created: '2017-01-01T00:00:00.000000Z', '': '', B: 'B1', a: 'a1', b: 'b1', 'é': '', 'Ａ': '', '😀': '' },
-      { created: '2017-01-02T00:00:00.000000Z', '': 'empty key', B: '', a: 'a2', b: '', 'é': 'e2', 'Ａ': 'fullwidth', '😀': 'smile' },
+      { created: '2017-01-01T00:00:00.000000Z', '': '', B: 'B1', a: 'a1', b: 'b1', é: '', Ａ: '', '😀': '' },
+      {
+        created: '2017-01-02T00:00:00.000000Z',
+        '': 'empty key',
+        B: '',
+        a: 'a2',
+        b: '',
+        é: 'e2',
+        Ａ: 'fullwidth',
+        '😀': 'smile',
+      },
     ]);
     expect(summary).to.deep.include({ rows: 2, columns: 8, skipped: 0, skippedRows: [] });
     expect(text.startsWith('created,')).to.equal(true, 'no BOM by default');
@@ -171,12 +217,27 @@ describe('export', function () {
 
   it('reads both storage shapes: a JSON object and the legacy JSON string holding one', async () => {
     await insertObject('2017-01-01T00:00:00Z', { company_name: 'New Ltd', opt_in: true });
-    await insertLegacy('2016-08-01T00:00:00Z', JSON.stringify({ company_name: 'Old Ltd', exporting: 'True', legacy_only: 'x' }));
+    await insertLegacy(
+      '2016-08-01T00:00:00Z',
+      JSON.stringify({ company_name: 'Old Ltd', exporting: 'True', legacy_only: 'x' }),
+    );
     const { header, rows } = await exportCsv({ since: '2016-07-21' });
     expect(header).to.deep.equal(['created', 'company_name', 'exporting', 'legacy_only', 'opt_in']);
     expect(rows).to.deep.equal([
-      { created: '2016-08-01T00:00:00.000000Z', company_name: 'Old Ltd', exporting: 'True', legacy_only: 'x', opt_in: '' },
-      { created: '2017-01-01T00:00:00.000000Z', company_name: 'New Ltd', exporting: '', legacy_only: '', opt_in: 'true' },
+      {
+        created: '2016-08-01T00:00:00.000000Z',
+        company_name: 'Old Ltd',
+        exporting: 'True',
+        legacy_only: 'x',
+        opt_in: '',
+      },
+      {
+        created: '2017-01-01T00:00:00.000000Z',
+        company_name: 'New Ltd',
+        exporting: '',
+        legacy_only: '',
+        opt_in: 'true',
+      },
     ]);
   });
 
@@ -251,15 +312,38 @@ describe('export', function () {
     await insertLegacy('2017-01-02T00:00:00Z', JSON.stringify(values));
     const { rows, text } = await exportCsv({ since: '2016-07-21' });
     for (const row of rows) expect(row).to.deep.equal({ created: row.created, ...values });
-    expect(text).to.contain('"Smith, Jones & Co"').and.contain('"The ""best"" Ltd"').and.contain('"line one\nline two"');
+    expect(text)
+      .to.contain('"Smith, Jones & Co"')
+      .and.contain('"The ""best"" Ltd"')
+      .and.contain('"line one\nline two"');
   });
 
   it('prefixes cells a spreadsheet would run with a quote by default, and not with escapeFormulas false', async () => {
-    await insertObject('2017-01-01T00:00:00Z', { f1: '=HYPERLINK("http://x")', f2: '+44 20 7946 0000', f3: '-1+2', f4: '@SUM(A1)', n: -5, safe: 'a=b' });
+    await insertObject('2017-01-01T00:00:00Z', {
+      f1: '=HYPERLINK("http://x")',
+      f2: '+44 20 7946 0000',
+      f3: '-1+2',
+      f4: '@SUM(A1)',
+      n: -5,
+      safe: 'a=b',
+    });
     const escaped = await exportCsv({ since: '2016-07-21' });
-    expect(escaped.rows[0]).to.include({ f1: '\'=HYPERLINK("http://x")', f2: '\'+44 20 7946 0000', f3: '\'-1+2', f4: '\'@SUM(A1)', n: '-5', safe: 'a=b' });
+    expect(escaped.rows[0]).to.include({
+      f1: '\'=HYPERLINK("http://x")',
+      f2: "'+44 20 7946 0000",
+      f3: "'-1+2",
+      f4: "'@SUM(A1)",
+      n: '-5',
+      safe: 'a=b',
+    });
     const raw = await exportCsv({ since: '2016-07-21', escapeFormulas: false });
-    expect(raw.rows[0]).to.include({ f1: '=HYPERLINK("http://x")', f2: '+44 20 7946 0000', f3: '-1+2', f4: '@SUM(A1)', n: '-5' });
+    expect(raw.rows[0]).to.include({
+      f1: '=HYPERLINK("http://x")',
+      f2: '+44 20 7946 0000',
+      f3: '-1+2',
+      f4: '@SUM(A1)',
+      n: '-5',
+    });
   });
 
   it('starts with a UTF-8 BOM when asked', async () => {
@@ -267,7 +351,10 @@ describe('export', function () {
     const out = collector();
     const exportDb = createExportDatabase({ url: database.url, poolMax: 1, timeoutMs: 5000 });
     try {
-      await runExport({ since: parseInstant('2016-07-21'), until: undefined, bom: true }, { db: exportDb, output: out.stream, stderr: collector().stream });
+      await runExport(
+        { since: parseInstant('2016-07-21'), until: undefined, bom: true },
+        { db: exportDb, output: out.stream, stderr: collector().stream },
+      );
     } finally {
       await exportDb.destroy();
     }
@@ -301,7 +388,9 @@ describe('export', function () {
 
     const result = await runCli(['--since', '2016-07-21'], { DATABASE_URL: database.url });
     expect(result.code, result.stderr).to.equal(0);
-    expect(result.stderr).to.contain(`export: skipped 4 rows whose data is not a JSON object: id ${notJson} (data is a string that is not JSON)`);
+    expect(result.stderr).to.contain(
+      `export: skipped 4 rows whose data is not a JSON object: id ${notJson} (data is a string that is not JSON)`,
+    );
     expect(result.stderr).to.match(/^export: 2 rows, 3 columns, 4 skipped, [\d.]+ s, written to standard output$/m);
     expect(parseCsv(result.stdout)).to.have.length(3);
   });
@@ -326,7 +415,7 @@ describe('export', function () {
     expect(later.header).to.deep.equal(['created', 'late_key']);
   });
 
-  it('is not stopped by the database\'s statement or idle-in-transaction timeouts', async () => {
+  it("is not stopped by the database's statement or idle-in-transaction timeouts", async () => {
     await db.raw(`INSERT INTO form_form (created, data)
       SELECT timestamptz '2017-01-01' + g * interval '1 second', jsonb_build_object('k' || (g % 40), repeat('x', 200), 'n', g)
       FROM generate_series(1, 50000) g`);
@@ -363,17 +452,30 @@ describe('export', function () {
     await insertObject('2017-01-02T00:00:00Z', { a: '2' });
     const env = { DATABASE_URL: database.url };
     const tty = { out: collector(), err: collector(true) };
-    expect(await exportCommand({ argv: ['--since', '2016-07-21'], env, stdout: tty.out.stream, stderr: tty.err.stream })).to.equal(0);
-    expect(tty.err.text()).to.contain('\r\u001b[Kexport: collecting the keys of 2 rows').and.contain('\r\u001b[Kexport: 2 / 2 rows (100%)');
+    expect(
+      await exportCommand({ argv: ['--since', '2016-07-21'], env, stdout: tty.out.stream, stderr: tty.err.stream }),
+    ).to.equal(0);
+    expect(tty.err.text())
+      .to.contain('\r\u001b[Kexport: collecting the keys of 2 rows')
+      .and.contain('\r\u001b[Kexport: 2 / 2 rows (100%)');
     expect(tty.err.text()).to.match(/export: 2 rows, 2 columns, 0 skipped, [\d.]+ s, written to standard output\n$/);
     expect(parseCsv(tty.out.text())).to.have.length(3);
 
     const pipe = { out: collector(), err: collector(false) };
-    expect(await exportCommand({ argv: ['--since', '2016-07-21'], env, stdout: pipe.out.stream, stderr: pipe.err.stream })).to.equal(0);
+    expect(
+      await exportCommand({ argv: ['--since', '2016-07-21'], env, stdout: pipe.out.stream, stderr: pipe.err.stream }),
+    ).to.equal(0);
     expect(pipe.err.text()).to.match(/^export: 2 rows, 2 columns, 0 skipped, [\d.]+ s, written to standard output\n$/);
     // Both on one terminal: progress would mix with the CSV.
     const screen = { out: collector(true), err: collector(true) };
-    expect(await exportCommand({ argv: ['--since', '2016-07-21'], env, stdout: screen.out.stream, stderr: screen.err.stream })).to.equal(0);
+    expect(
+      await exportCommand({
+        argv: ['--since', '2016-07-21'],
+        env,
+        stdout: screen.out.stream,
+        stderr: screen.err.stream,
+      }),
+    ).to.equal(0);
     expect(screen.err.text()).to.not.contain('\r');
   });
 
@@ -391,10 +493,16 @@ describe('export', function () {
       await insertLegacy('2017-01-02T00:00:00Z', JSON.stringify({ company_name: 'B "Ltd"' }));
       const target = path.join(dir, 'forms.csv');
       await writeFile(target, 'an older export');
-      const result = await runCli(['--since', '2016-07-21', '--until', '2017-01-03T00:00:00Z', '--output', target], { DATABASE_URL: database.url });
+      const result = await runCli(['--since', '2016-07-21', '--until', '2017-01-03T00:00:00Z', '--output', target], {
+        DATABASE_URL: database.url,
+      });
       expect(result.code, result.stderr).to.equal(0);
       expect(result.stdout).to.equal('');
-      expect(result.stderr).to.match(new RegExp(`^export: 2 rows, 2 columns, 0 skipped, [\\d.]+ s, written to ${target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`));
+      expect(result.stderr).to.match(
+        new RegExp(
+          `^export: 2 rows, 2 columns, 0 skipped, [\\d.]+ s, written to ${target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n$`,
+        ),
+      );
       expect(await readdir(dir)).to.deep.equal(['forms.csv']);
       expect((await stat(target)).mode & 0o777).to.equal(0o600);
       expect(parseCsvObjects(await readFile(target, 'utf8')).rows).to.deep.equal([
@@ -411,7 +519,11 @@ describe('export', function () {
         [['--since', '2017-01-01', '--until', '2016-01-01'], env, /--until .* must be after --since/],
         [['--since', '2017-01-01', '--frobnicate'], env, /frobnicate/],
         [['--since', '2017-01-01T10:00'], env, /no time zone/],
-        [['--since', '2017-01-01'], { DATABASE_URL: 'mysql://db/x' }, /invalid configuration: DATABASE_URL="mysql:\/\/db\/x"/],
+        [
+          ['--since', '2017-01-01'],
+          { DATABASE_URL: 'mysql://db/x' },
+          /invalid configuration: DATABASE_URL="mysql:\/\/db\/x"/,
+        ],
       ];
       const results = await Promise.all(cases.map(([args, e]) => runCli(args, e)));
       results.forEach((result, i) => {
@@ -420,7 +532,9 @@ describe('export', function () {
         expect(result.stdout, args.join(' ')).to.equal('');
         const lines = result.stderr.trimEnd().split('\n');
         expect(lines, args.join(' ')).to.have.length(1);
-        expect(lines[0]).to.match(/^export: /).and.match(message);
+        expect(lines[0])
+          .to.match(/^export: /)
+          .and.match(message);
         if (i < 5) expect(lines[0]).to.contain('usage: export --since DATE');
       });
       const help = await runCli(['--help'], {});
@@ -432,10 +546,15 @@ describe('export', function () {
       const target = path.join(dir, 'forms.csv');
       await writeFile(target, 'an older export');
       const port = await freePort();
-      const result = await runCli(['--since', '2016-07-21', '--output', target], { DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/nowhere`, DATABASE_TIMEOUT_MS: '2000' });
+      const result = await runCli(['--since', '2016-07-21', '--output', target], {
+        DATABASE_URL: `postgres://postgres@127.0.0.1:${port}/nowhere`,
+        DATABASE_TIMEOUT_MS: '2000',
+      });
       expect(result.code).to.equal(1);
       expect(result.stdout).to.equal('');
-      expect(result.stderr).to.match(/^export: database open snapshot failed: .*ECONNREFUSED.*; nothing was written to .*forms\.csv\n$/);
+      expect(result.stderr).to.match(
+        /^export: database open snapshot failed: .*ECONNREFUSED.*; nothing was written to .*forms\.csv\n$/,
+      );
       expect(await readdir(dir)).to.deep.equal(['forms.csv']);
       expect(await readFile(target, 'utf8')).to.equal('an older export');
     });
@@ -443,9 +562,16 @@ describe('export', function () {
     it('exits 1 before reading anything when --output cannot be written', async () => {
       for (const target of [dir, path.join(dir, 'missing', 'forms.csv')]) {
         const err = collector();
-        const code = await exportCommand({ argv: ['--since', '2016-07-21', '--output', target], env: { DATABASE_URL: database.url }, stdout: collector().stream, stderr: err.stream });
+        const code = await exportCommand({
+          argv: ['--since', '2016-07-21', '--output', target],
+          env: { DATABASE_URL: database.url },
+          stdout: collector().stream,
+          stderr: err.stream,
+        });
         expect(code, target).to.equal(1);
-        expect(err.text()).to.match(new RegExp(`^export: writing ${target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} failed: .+\n$`));
+        expect(err.text()).to.match(
+          new RegExp(`^export: writing ${target.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} failed: .+\n$`),
+        );
       }
       expect(await readdir(dir)).to.deep.equal([]);
     });
@@ -462,7 +588,9 @@ describe('export', function () {
         afterKeyPass: async () => {
           const partial = (await readdir(dir)).filter((f) => f.endsWith('.partial'));
           expect(partial, 'the temporary file exists while the export runs').to.have.length(1);
-          await db.raw("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'form-data-export'");
+          await db.raw(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'form-data-export'",
+          );
         },
       });
       expect(code).to.equal(1);

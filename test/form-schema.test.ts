@@ -37,11 +37,15 @@ describe('form schema', () => {
       });
       it('takes 255 characters and refuses 256', () => {
         accepts(validForm({ [field]: 'x'.repeat(255) }));
-        expect(errorsOf(validForm({ [field]: 'x'.repeat(256) }))).to.deep.equal([{ field, message: `${field} must be at most 255 characters` }]);
+        expect(errorsOf(validForm({ [field]: 'x'.repeat(256) }))).to.deep.equal([
+          { field, message: `${field} must be at most 255 characters` },
+        ]);
       });
       it('must be a string (numbers, booleans, null, lists, objects refused)', () => {
         for (const value of [42, true, null, ['a'], { a: 'b' }]) {
-          expect(errorsOf(validForm({ [field]: value })), JSON.stringify(value)).to.deep.equal([{ field, message: `${field} must be a string` }]);
+          expect(errorsOf(validForm({ [field]: value })), JSON.stringify(value)).to.deep.equal([
+            { field, message: `${field} must be a string` },
+          ]);
         }
       });
     });
@@ -53,7 +57,9 @@ describe('form schema', () => {
       expect(fieldsOf(without('email_address2'))).to.deep.equal(['email_address2']);
     });
     it('must be e-mail addresses', () => {
-      expect(errorsOf(validForm({ email_address1: 'not-an-address', email_address2: 'not-an-address' }))).to.deep.include({
+      expect(
+        errorsOf(validForm({ email_address1: 'not-an-address', email_address2: 'not-an-address' })),
+      ).to.deep.include({
         field: 'email_address1',
         message: 'email_address1 must be an e-mail address',
       });
@@ -64,7 +70,10 @@ describe('form schema', () => {
       expect(long).to.have.length(255);
       accepts(validForm({ email_address1: long, email_address2: long.toUpperCase() }));
       const tooLong = `a${long}`;
-      expect(errorsOf(validForm({ email_address1: tooLong, email_address2: tooLong }))).to.deep.include({ field: 'email_address1', message: 'email_address1 must be at most 255 characters' });
+      expect(errorsOf(validForm({ email_address1: tooLong, email_address2: tooLong }))).to.deep.include({
+        field: 'email_address1',
+        message: 'email_address1 must be at most 255 characters',
+      });
     });
     it('must be equal ignoring case', () => {
       accepts(validForm({ email_address1: 'Ada@Example.com', email_address2: 'aDA@example.COM' }));
@@ -84,17 +93,22 @@ describe('form schema', () => {
       expect(fieldsOf(validForm({ phone_number: '1'.repeat(256) }))).to.deep.equal(['phone_number']);
     });
     it('must be a string', () => {
-      expect(errorsOf(validForm({ phone_number: 442079460000 }))).to.deep.equal([{ field: 'phone_number', message: 'phone_number must be a string' }]);
+      expect(errorsOf(validForm({ phone_number: 442079460000 }))).to.deep.equal([
+        { field: 'phone_number', message: 'phone_number must be a string' },
+      ]);
     });
   });
 
   describe('exporting', () => {
     it('takes "True", "False", true and false', () => {
-      for (const value of ['True', 'False', true, false]) expect(accepts(validForm({ exporting: value })).exporting).to.equal(value);
+      for (const value of ['True', 'False', true, false])
+        expect(accepts(validForm({ exporting: value })).exporting).to.equal(value);
     });
     it('refuses other spellings and types', () => {
       for (const value of ['true', 'yes', 1, 0, null, ['True'], {}]) {
-        expect(errorsOf(validForm({ exporting: value })), JSON.stringify(value)).to.deep.equal([{ field: 'exporting', message: 'exporting must be "True", "False" or a boolean' }]);
+        expect(errorsOf(validForm({ exporting: value })), JSON.stringify(value)).to.deep.equal([
+          { field: 'exporting', message: 'exporting must be "True", "False" or a boolean' },
+        ]);
       }
     });
     it('is required', () => {
@@ -105,11 +119,15 @@ describe('form schema', () => {
   describe('agree_terms', () => {
     it('must be true', () => {
       for (const value of [false, 'true', 'True', 1, null]) {
-        expect(errorsOf(validForm({ agree_terms: value })), JSON.stringify(value)).to.deep.equal([{ field: 'agree_terms', message: 'agree_terms must be true' }]);
+        expect(errorsOf(validForm({ agree_terms: value })), JSON.stringify(value)).to.deep.equal([
+          { field: 'agree_terms', message: 'agree_terms must be true' },
+        ]);
       }
     });
     it('is required', () => {
-      expect(errorsOf(without('agree_terms'))).to.deep.equal([{ field: 'agree_terms', message: 'agree_terms is required' }]);
+      expect(errorsOf(without('agree_terms'))).to.deep.equal([
+        { field: 'agree_terms', message: 'agree_terms is required' },
+      ]);
     });
   });
 
@@ -117,12 +135,25 @@ describe('form schema', () => {
     it('is optional: a string or a list of strings', () => {
       expect(accepts(without('marketing_source'))).not.to.have.property('marketing_source');
       expect(accepts(validForm({ marketing_source: 'Print' })).marketing_source).to.equal('Print');
-      expect(accepts(validForm({ marketing_source: ['Print', 'Radio'] })).marketing_source).to.deep.equal(['Print', 'Radio']);
+      expect(accepts(validForm({ marketing_source: ['Print', 'Radio'] })).marketing_source).to.deep.equal([
+        'Print',
+        'Radio',
+      ]);
       expect(accepts(validForm({ marketing_source: [] })).marketing_source).to.deep.equal([]);
     });
     it('refuses numbers, non-string items, long items and long lists', () => {
-      for (const value of [5, ['a', 5], ['x'.repeat(256)], 'x'.repeat(256), Array(LIMITS.maxArrayItems + 1).fill('a'), { a: 'b' }, [['nested']]]) {
-        expect(fieldsOf(validForm({ marketing_source: value })), JSON.stringify(value).slice(0, 40)).to.deep.equal(['marketing_source']);
+      for (const value of [
+        5,
+        ['a', 5],
+        ['x'.repeat(256)],
+        'x'.repeat(256),
+        Array(LIMITS.maxArrayItems + 1).fill('a'),
+        { a: 'b' },
+        [['nested']],
+      ]) {
+        expect(fieldsOf(validForm({ marketing_source: value })), JSON.stringify(value).slice(0, 40)).to.deep.equal([
+          'marketing_source',
+        ]);
       }
     });
   });
@@ -132,7 +163,9 @@ describe('form schema', () => {
       expect(accepts(without('opt_in'))).not.to.have.property('opt_in');
       expect(accepts(validForm({ opt_in: true })).opt_in).to.equal(true);
       for (const value of ['true', 1, null]) {
-        expect(errorsOf(validForm({ opt_in: value }))).to.deep.equal([{ field: 'opt_in', message: 'opt_in must be a boolean' }]);
+        expect(errorsOf(validForm({ opt_in: value }))).to.deep.equal([
+          { field: 'opt_in', message: 'opt_in must be a boolean' },
+        ]);
       }
     });
   });
@@ -147,24 +180,32 @@ describe('form schema', () => {
       const room = LIMITS.maxKeys - Object.keys(base).length;
       const fits = Object.fromEntries(Array.from({ length: room }, (_, i) => [`k${i}`, i]));
       accepts({ ...base, ...fits });
-      expect(errorsOf({ ...base, ...fits, one_more: 1 })[0]?.message).to.equal(`data has more than ${LIMITS.maxKeys} keys`);
+      expect(errorsOf({ ...base, ...fits, one_more: 1 })[0]?.message).to.equal(
+        `data has more than ${LIMITS.maxKeys} keys`,
+      );
       const nested = { ...base, box: Object.fromEntries(Array.from({ length: room }, (_, i) => [`k${i}`, i])) };
       expect(errorsOf(nested)[0]?.message).to.equal(`data has more than ${LIMITS.maxKeys} keys`);
     });
     it(`are capped at ${LIMITS.maxExtraStringLength} characters per string`, () => {
       accepts(validForm({ note: 'x'.repeat(LIMITS.maxExtraStringLength) }));
-      expect(errorsOf(validForm({ note: 'x'.repeat(LIMITS.maxExtraStringLength + 1) }))).to.deep.equal([{ field: 'note', message: 'note must be at most 2000 characters' }]);
+      expect(errorsOf(validForm({ note: 'x'.repeat(LIMITS.maxExtraStringLength + 1) }))).to.deep.equal([
+        { field: 'note', message: 'note must be at most 2000 characters' },
+      ]);
     });
     it(`are capped at ${LIMITS.maxDepth} levels of nesting and ${LIMITS.maxArrayItems} items per list`, () => {
       // Three levels of objects or lists below the form; scalars at any of them.
       accepts(validForm({ a: { b: { c: { d: 'leaf' } } }, l: [[['x']]] }));
-      expect(errorsOf(validForm({ a: { b: { c: { d: { e: 'leaf' } } } } }))).to.deep.equal([{ field: 'a.b.c.d', message: 'a.b.c.d is nested deeper than 3 levels' }]);
+      expect(errorsOf(validForm({ a: { b: { c: { d: { e: 'leaf' } } } } }))).to.deep.equal([
+        { field: 'a.b.c.d', message: 'a.b.c.d is nested deeper than 3 levels' },
+      ]);
       expect(fieldsOf(validForm({ a: [[[[]]]] }))).to.deep.equal(['a.0.0.0']);
       accepts(validForm({ list: Array(LIMITS.maxArrayItems).fill(1) }));
       expect(fieldsOf(validForm({ list: Array(LIMITS.maxArrayItems + 1).fill(1) }))).to.deep.equal(['list']);
     });
     it('refuse keys longer than the key cap', () => {
-      expect(errorsOf(validForm({ ['k'.repeat(LIMITS.maxKeyLength + 1)]: 1 }))[0]?.message).to.equal(`key longer than ${LIMITS.maxKeyLength} characters`);
+      expect(errorsOf(validForm({ ['k'.repeat(LIMITS.maxKeyLength + 1)]: 1 }))[0]?.message).to.equal(
+        `key longer than ${LIMITS.maxKeyLength} characters`,
+      );
     });
   });
 
@@ -174,10 +215,14 @@ describe('form schema', () => {
       expect(fieldsOf(validForm({ marketing_source: ['ok', 'b\u0000ad'] }))).to.deep.equal(['marketing_source']);
       expect(fieldsOf(validForm({ note: 'x\u0000' }))).to.deep.equal(['note']);
       expect(fieldsOf(validForm({ box: { inner: ['\u0000'] } }))).to.deep.equal(['box.inner.0']);
-      expect(errorsOf(validForm({ 'k\u0000': 1 }))[0]?.message).to.equal('key contains a NUL character or an unpaired surrogate');
+      expect(errorsOf(validForm({ 'k\u0000': 1 }))[0]?.message).to.equal(
+        'key contains a NUL character or an unpaired surrogate',
+      );
     });
     it('refuses unpaired surrogates and keeps paired ones', () => {
-      expect(errorsOf(validForm({ contact_name: 'Ada \ud800' }))).to.deep.equal([{ field: 'contact_name', message: 'contact_name contains a NUL character or an unpaired surrogate' }]);
+      expect(errorsOf(validForm({ contact_name: 'Ada \ud800' }))).to.deep.equal([
+        { field: 'contact_name', message: 'contact_name contains a NUL character or an unpaired surrogate' },
+      ]);
       expect(fieldsOf(validForm({ note: '\udc00x' }))).to.deep.equal(['note']);
       expect(fieldsOf(validForm({ '\ud83d': 1 }))).to.have.length(1);
       expect(accepts(validForm({ contact_name: 'Ada 😀' })).contact_name).to.equal('Ada 😀');
@@ -187,8 +232,12 @@ describe('form schema', () => {
   describe('prototype pollution', () => {
     it('refuses __proto__, constructor and prototype keys at any depth', () => {
       const own = JSON.parse('{"__proto__": {"polluted": true}}') as Record<string, unknown>;
-      expect(errorsOf({ ...validForm(), ...own })).to.deep.equal([{ field: '__proto__', message: '__proto__ is a forbidden key' }]);
-      expect(fieldsOf(validForm({ box: JSON.parse('{"__proto__": {"polluted": true}}') }))).to.deep.equal(['box.__proto__']);
+      expect(errorsOf({ ...validForm(), ...own })).to.deep.equal([
+        { field: '__proto__', message: '__proto__ is a forbidden key' },
+      ]);
+      expect(fieldsOf(validForm({ box: JSON.parse('{"__proto__": {"polluted": true}}') }))).to.deep.equal([
+        'box.__proto__',
+      ]);
       expect(fieldsOf(validForm({ constructor: { prototype: { polluted: true } } }))).to.deep.equal(['constructor']);
       expect(fieldsOf(validForm({ box: { prototype: 1 } }))).to.deep.equal(['box.prototype']);
       expect(({} as Record<string, unknown>).polluted).to.equal(undefined);
@@ -209,13 +258,24 @@ describe('form schema', () => {
   describe('hostile shapes', () => {
     it('refuses values that are not JSON objects', () => {
       for (const value of [null, undefined, 'x', 1, [], [validForm()]]) {
-        expect(errorsOf(value), JSON.stringify(value)).to.deep.equal([{ field: '', message: 'data must be a JSON object' }]);
+        expect(errorsOf(value), JSON.stringify(value)).to.deep.equal([
+          { field: '', message: 'data must be a JSON object' },
+        ]);
       }
     });
     it('does not recurse into deeply nested values of named or other fields', () => {
       let deep: unknown = 'leaf';
       for (let i = 0; i < 50_000; i++) deep = i % 2 ? [deep] : { a: deep };
-      for (const field of ['company_name', 'email_address1', 'exporting', 'agree_terms', 'marketing_source', 'opt_in', 'phone_number', 'other']) {
+      for (const field of [
+        'company_name',
+        'email_address1',
+        'exporting',
+        'agree_terms',
+        'marketing_source',
+        'opt_in',
+        'phone_number',
+        'other',
+      ]) {
         expect(fieldsOf(validForm({ [field]: deep })), field).to.have.length(1);
       }
     });
@@ -224,8 +284,24 @@ describe('form schema', () => {
       expect(JSON.stringify(errors)).not.to.include('do-not-echo');
     });
     it(`names every failing field, at most ${LIMITS.maxErrors} of them`, () => {
-      const errors = errorsOf({ company_name: 1, email_address1: 'x', email_address2: 'y', exporting: 'maybe', agree_terms: false, opt_in: 'no' });
-      expect(errors.map((e) => e.field)).to.have.members(['company_name', 'contact_name', 'email_address1', 'email_address2', 'website', 'exporting', 'agree_terms', 'opt_in']);
+      const errors = errorsOf({
+        company_name: 1,
+        email_address1: 'x',
+        email_address2: 'y',
+        exporting: 'maybe',
+        agree_terms: false,
+        opt_in: 'no',
+      });
+      expect(errors.map((e) => e.field)).to.have.members([
+        'company_name',
+        'contact_name',
+        'email_address1',
+        'email_address2',
+        'website',
+        'exporting',
+        'agree_terms',
+        'opt_in',
+      ]);
       const many = Object.fromEntries(Array.from({ length: 60 }, (_, i) => [`k${i}`, '\u0000']));
       expect(errorsOf(many)).to.have.length(LIMITS.maxErrors);
     });
@@ -236,29 +312,91 @@ describe('form schema', () => {
       expect(parseData({ a: 1 })).to.deep.equal({ ok: true, value: { a: 1 } });
       expect(parseData('{"a":1}')).to.deep.equal({ ok: true, value: { a: 1 } });
       expect(parseData(undefined)).to.deep.equal({ ok: false, code: 'data_missing', reason: 'data is missing' });
-      expect(parseData('{"a":')).to.deep.equal({ ok: false, code: 'data_not_json', reason: 'data is a string that is not JSON' });
+      expect(parseData('{"a":')).to.deep.equal({
+        ok: false,
+        code: 'data_not_json',
+        reason: 'data is a string that is not JSON',
+      });
     });
     it('round-trip a message with its request id, and refuse broken ones with a reason code', () => {
-      const body = encodeFormMessage({ data: accepts(validForm()) as never, received_at: new Date(0).toISOString(), request_id: 'r1' });
-      expect(decodeFormMessage(body)).to.deep.equal({ ok: true, data: validForm(), requestId: 'r1', submissionId: undefined });
-      expect(decodeFormMessage(JSON.stringify({ data: JSON.stringify(validForm()) }))).to.deep.equal({ ok: true, data: validForm(), requestId: undefined, submissionId: undefined });
+      const body = encodeFormMessage({
+        data: accepts(validForm()) as never,
+        received_at: new Date(0).toISOString(),
+        request_id: 'r1',
+      });
+      expect(decodeFormMessage(body)).to.deep.equal({
+        ok: true,
+        data: validForm(),
+        requestId: 'r1',
+        submissionId: undefined,
+      });
+      expect(decodeFormMessage(JSON.stringify({ data: JSON.stringify(validForm()) }))).to.deep.equal({
+        ok: true,
+        data: validForm(),
+        requestId: undefined,
+        submissionId: undefined,
+      });
       const id = '0f8fad5b-d9cb-469f-a165-70867728950e';
-      const withId = encodeFormMessage({ data: accepts(validForm()) as never, received_at: new Date(0).toISOString(), request_id: 'r5', submission_id: id });
-      expect(decodeFormMessage(withId)).to.deep.equal({ ok: true, data: validForm(), requestId: 'r5', submissionId: id });
-      expect(decodeFormMessage(JSON.stringify({ data: validForm(), request_id: 'r6', submission_id: 'ABC' }))).to.deep.equal({
+      const withId = encodeFormMessage({
+        data: accepts(validForm()) as never,
+        received_at: new Date(0).toISOString(),
+        request_id: 'r5',
+        submission_id: id,
+      });
+      expect(decodeFormMessage(withId)).to.deep.equal({
+        ok: true,
+        data: validForm(),
+        requestId: 'r5',
+        submissionId: id,
+      });
+      expect(
+        decodeFormMessage(JSON.stringify({ data: validForm(), request_id: 'r6', submission_id: 'ABC' })),
+      ).to.deep.equal({
         ok: false,
         code: 'submission_id_invalid',
         reason: 'submission_id is not a lowercase UUID',
         requestId: 'r6',
       });
-      expect(decodeFormMessage(JSON.stringify({ data: validForm(), request_id: 'not a usable id; spaces' })).requestId).to.equal(undefined);
-      expect(decodeFormMessage(undefined)).to.deep.equal({ ok: false, code: 'empty_body', reason: 'empty body', requestId: undefined });
-      expect(decodeFormMessage('nope')).to.deep.equal({ ok: false, code: 'not_json', reason: 'body is not JSON', requestId: undefined });
-      expect(decodeFormMessage('[1]')).to.deep.equal({ ok: false, code: 'not_object', reason: 'body is not a JSON object', requestId: undefined });
-      expect(decodeFormMessage(JSON.stringify({ request_id: 'r2' }))).to.deep.equal({ ok: false, code: 'data_missing', reason: 'data is missing', requestId: 'r2' });
-      expect(decodeFormMessage(JSON.stringify({ data: '{', request_id: 'r3' }))).to.deep.equal({ ok: false, code: 'data_not_json', reason: 'data is a string that is not JSON', requestId: 'r3' });
+      expect(
+        decodeFormMessage(JSON.stringify({ data: validForm(), request_id: 'not a usable id; spaces' })).requestId,
+      ).to.equal(undefined);
+      expect(decodeFormMessage(undefined)).to.deep.equal({
+        ok: false,
+        code: 'empty_body',
+        reason: 'empty body',
+        requestId: undefined,
+      });
+      expect(decodeFormMessage('nope')).to.deep.equal({
+        ok: false,
+        code: 'not_json',
+        reason: 'body is not JSON',
+        requestId: undefined,
+      });
+      expect(decodeFormMessage('[1]')).to.deep.equal({
+        ok: false,
+        code: 'not_object',
+        reason: 'body is not a JSON object',
+        requestId: undefined,
+      });
+      expect(decodeFormMessage(JSON.stringify({ request_id: 'r2' }))).to.deep.equal({
+        ok: false,
+        code: 'data_missing',
+        reason: 'data is missing',
+        requestId: 'r2',
+      });
+      expect(decodeFormMessage(JSON.stringify({ data: '{', request_id: 'r3' }))).to.deep.equal({
+        ok: false,
+        code: 'data_not_json',
+        reason: 'data is a string that is not JSON',
+        requestId: 'r3',
+      });
       const invalid = decodeFormMessage(JSON.stringify({ data: validForm({ agree_terms: false }), request_id: 'r4' }));
-      expect(invalid).to.deep.equal({ ok: false, code: 'validation', reason: 'data failed validation: agree_terms must be true', requestId: 'r4' });
+      expect(invalid).to.deep.equal({
+        ok: false,
+        code: 'validation',
+        reason: 'data failed validation: agree_terms must be true',
+        requestId: 'r4',
+      });
     });
   });
 });

@@ -24,7 +24,17 @@ const CASE_DEADLINE_MS = 5000;
 /** Bytes written as given: text, repeated text, hex or base64. */
 type Part = string | { repeat: string; times: number } | { hex: string } | { base64: string };
 
-type SignMode = 'correct' | 'none' | 'truncated' | 'uppercase' | 'wrong-secret' | 'empty' | { path: string } | { body: string } | { secret: string } | { value: string };
+type SignMode =
+  | 'correct'
+  | 'none'
+  | 'truncated'
+  | 'uppercase'
+  | 'wrong-secret'
+  | 'empty'
+  | { path: string }
+  | { body: string }
+  | { secret: string }
+  | { value: string };
 
 interface DataSpec {
   /** Fields replacing those of the valid form; a value {"$raw": Part[]} is written verbatim as JSON text. */
@@ -69,18 +79,23 @@ function substitute(value: unknown, vars: Record<string, unknown>): unknown {
   if (typeof value === 'string') {
     const whole = /^\$(\w+)$/.exec(value);
     if (whole && whole[1]! in vars) return vars[whole[1]!];
-    return value.replace(/\$(\w+)/g, (m, name: string) => (name in vars ? (typeof vars[name] === 'string' ? (vars[name] as string) : JSON.stringify(vars[name])) : m));
+    return value.replace(/\$(\w+)/g, (m, name: string) =>
+      name in vars ? (typeof vars[name] === 'string' ? (vars[name] as string) : JSON.stringify(vars[name])) : m,
+    );
   }
   if (Array.isArray(value)) return value.map((v) => substitute(v, vars));
   if (typeof value === 'object' && value !== null) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [substitute(k, vars) as string, substitute(v, vars)]));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [substitute(k, vars) as string, substitute(v, vars)]),
+    );
   }
   return value;
 }
 
 function expand(family: Family): Case[] {
   let combos: Record<string, unknown>[] = [{}];
-  for (const [name, values] of Object.entries(family.vary)) combos = combos.flatMap((c) => values.map((v) => ({ ...c, [name]: v })));
+  for (const [name, values] of Object.entries(family.vary))
+    combos = combos.flatMap((c) => values.map((v) => ({ ...c, [name]: v })));
   return combos.map((vars) => substitute(family.case, vars) as Case);
 }
 
@@ -114,13 +129,18 @@ function jsonWithRaw(value: unknown): Buffer {
     return v;
   });
   const pieces = text.split(/"__RAW_(\d+)__"/);
-  return Buffer.concat(pieces.map((piece, i) => (i % 2 === 1 ? fragments[Number(piece)]! : Buffer.from(piece, 'utf8'))));
+  return Buffer.concat(
+    pieces.map((piece, i) => (i % 2 === 1 ? fragments[Number(piece)]! : Buffer.from(piece, 'utf8'))),
+  );
 }
 
 /** application/x-www-form-urlencoded encoding of bytes (not only of well-formed text). */
 function percentEncode(bytes: Buffer): string {
   let out = '';
-  for (const b of bytes) out += /[A-Za-z0-9\-_.!~*'()]/.test(String.fromCharCode(b)) ? String.fromCharCode(b) : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
+  for (const b of bytes)
+    out += /[A-Za-z0-9\-_.!~*'()]/.test(String.fromCharCode(b))
+      ? String.fromCharCode(b)
+      : `%${b.toString(16).toUpperCase().padStart(2, '0')}`;
   return out;
 }
 
@@ -166,7 +186,10 @@ interface Answer {
 function sendHttp(port: number, c: Case): Promise<Answer> {
   const path = c.path ?? '/form/';
   const body = bodyOf(c);
-  const headers: Record<string, string> = { 'content-type': c.data?.as === 'form' ? 'application/x-www-form-urlencoded' : 'application/json', 'content-length': String(body.length) };
+  const headers: Record<string, string> = {
+    'content-type': c.data?.as === 'form' ? 'application/x-www-form-urlencoded' : 'application/json',
+    'content-length': String(body.length),
+  };
   for (const [k, v] of Object.entries(c.headers ?? {})) {
     if (v === null) delete headers[k.toLowerCase()];
     else headers[k.toLowerCase()] = v;
@@ -174,12 +197,17 @@ function sendHttp(port: number, c: Case): Promise<Answer> {
   const signature = signatureOf(c, path, body);
   if (signature !== undefined && !('x-signature' in headers)) headers['x-signature'] = signature;
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method: c.method ?? 'POST', path, headers, agent: false, timeout: CASE_DEADLINE_MS }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (d: Buffer) => chunks.push(d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = request(
+      { host: '127.0.0.1', port, method: c.method ?? 'POST', path, headers, agent: false, timeout: CASE_DEADLINE_MS },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (d: Buffer) => chunks.push(d));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('timeout', () => req.destroy(new Error(`no answer within ${CASE_DEADLINE_MS} ms`)));
     req.on('error', reject);
     // A server refusing early may close while the body is still being written: the answer still counts.
@@ -204,7 +232,13 @@ function sendRaw(port: number, c: Case): Promise<Answer> {
       clearTimeout(deadline);
       socket.destroy();
       if (answer) resolve(answer);
-      else reject(error ?? new Error(`connection closed without a complete response: ${JSON.stringify(Buffer.concat(received).toString('latin1').slice(0, 200))}`));
+      else
+        reject(
+          error ??
+            new Error(
+              `connection closed without a complete response: ${JSON.stringify(Buffer.concat(received).toString('latin1').slice(0, 200))}`,
+            ),
+        );
     };
     const deadline = setTimeout(() => finish(new Error(`no answer within ${CASE_DEADLINE_MS} ms`)), CASE_DEADLINE_MS);
     socket.on('data', (d: Buffer) => {
@@ -259,7 +293,11 @@ describe('hostile input to POST /form/ (corpus test/hostile/)', function () {
 
   before(async () => {
     emulator = await startEmulator();
-    t = await createTestEnv(emulator.endpoint, { LOG_LEVEL: process.env.HOSTILE_LOG_LEVEL ?? 'silent' }, { migrate: false });
+    t = await createTestEnv(
+      emulator.endpoint,
+      { LOG_LEVEL: process.env.HOSTILE_LOG_LEVEL ?? 'silent' },
+      { migrate: false },
+    );
     web = await createWebService(t.config, { limits: LIMITS });
     port = await web.listen();
     formUrl = (await t.queueUrls()).form;

@@ -62,12 +62,19 @@ describe('over-limit bodies: a 413 the client can read (lingering close)', funct
     await t?.cleanup();
   });
 
-  const body = (size: number): Buffer => Buffer.concat([Buffer.from('{"data":"'), Buffer.alloc(size - 11, 'x'), Buffer.from('"}')]);
+  const body = (size: number): Buffer =>
+    Buffer.concat([Buffer.from('{"data":"'), Buffer.alloc(size - 11, 'x'), Buffer.from('"}')]);
 
   for (const size of [3_000_000, 300_000]) {
     it(`Python urllib posting ${size.toLocaleString('en')} bytes reads the 413 problem (3 tries)`, async () => {
       for (let i = 0; i < 3; i++) {
-        const { stdout } = await run('python3', ['-c', URLLIB, `http://127.0.0.1:${port}/form/`, String(size), sign('/form/', body(size))]);
+        const { stdout } = await run('python3', [
+          '-c',
+          URLLIB,
+          `http://127.0.0.1:${port}/form/`,
+          String(size),
+          sign('/form/', body(size)),
+        ]);
         const answer = JSON.parse(stdout) as { status: number; body: string };
         expect(answer.status, `try ${i}: ${stdout}`).to.equal(413);
         expect(JSON.parse(answer.body)).to.include({ status: 413, detail: 'request body is larger than 65536 bytes' });

@@ -20,7 +20,12 @@ import { INVALID_REASONS } from '../services/common/message.ts';
 import { OUTCOMES } from '../services/worker/metrics.ts';
 
 /** Values no log line may contain at info level (they are personal data). */
-const PERSONAL = { contact_name: 'Zelda Quux-Observability', email_address1: 'zelda.quux@personal.example', email_address2: 'ZELDA.QUUX@personal.example', phone_number: '+44 7700 900123' };
+const PERSONAL = {
+  contact_name: 'Zelda Quux-Observability',
+  email_address1: 'zelda.quux@personal.example',
+  email_address2: 'ZELDA.QUUX@personal.example',
+  phone_number: '+44 7700 900123',
+};
 
 describe('observability: metrics and logs of the real services', () => {
   const emulator = useEmulator();
@@ -43,14 +48,23 @@ describe('observability: metrics and logs of the real services', () => {
   });
 
   /** Config whose SQS traffic goes through the cuttable proxy. */
-  const throughProxy = (more: Record<string, string> = {}) => t.with({ SQS_ENDPOINT_URL: `http://127.0.0.1:${sqsProxy.port}`, SQS_MAX_ATTEMPTS: '1', SQS_REQUEST_TIMEOUT_MS: '500', ...more });
+  const throughProxy = (more: Record<string, string> = {}) =>
+    t.with({
+      SQS_ENDPOINT_URL: `http://127.0.0.1:${sqsProxy.port}`,
+      SQS_MAX_ATTEMPTS: '1',
+      SQS_REQUEST_TIMEOUT_MS: '500',
+      ...more,
+    });
 
   describe('web /metrics', () => {
     it('counts requests by route, method and status, accepted forms and refusals by reason', async () => {
       web = await createWebService(t.config);
       const base = `http://127.0.0.1:${await web.listen()}`;
       expect((await post(base, '/form/', jsonBody(validForm()))).status).to.equal(202);
-      expect((await post(base, '/form/', jsonBody(validForm({ email_address1: 'not an address', agree_terms: 'yes' })))).status).to.equal(400);
+      expect(
+        (await post(base, '/form/', jsonBody(validForm({ email_address1: 'not an address', agree_terms: 'yes' }))))
+          .status,
+      ).to.equal(400);
       expect((await post(base, '/form/', '{"data": {', { type: 'application/json' })).status).to.equal(400);
       expect((await post(base, '/form/', jsonBody(validForm()), { signature: 'f'.repeat(64) })).status).to.equal(401);
       expect((await post(base, '/form/', 'data=1', { type: 'text/plain' })).status).to.equal(415);
@@ -59,14 +73,26 @@ describe('observability: metrics and logs of the real services', () => {
 
       const m = await scrape(`${base}/metrics`);
       expect(valueOf(m, 'form_data_forms_accepted_total')).to.equal(1);
-      expect(valueOf(m, 'form_data_http_requests_total', { route: '/form/', method: 'POST', status: '202' })).to.equal(1);
-      expect(valueOf(m, 'form_data_http_requests_total', { route: '/form/', method: 'POST', status: '400' })).to.equal(2);
+      expect(valueOf(m, 'form_data_http_requests_total', { route: '/form/', method: 'POST', status: '202' })).to.equal(
+        1,
+      );
+      expect(valueOf(m, 'form_data_http_requests_total', { route: '/form/', method: 'POST', status: '400' })).to.equal(
+        2,
+      );
       expect(valueOf(m, 'form_data_http_requests_total', { route: 'other', method: 'GET', status: '404' })).to.equal(1);
-      for (const [reason, count] of Object.entries({ invalid: 1, malformed: 1, signature: 1, unsupported_media_type: 1, too_large: 1 })) {
+      for (const [reason, count] of Object.entries({
+        invalid: 1,
+        malformed: 1,
+        signature: 1,
+        unsupported_media_type: 1,
+        too_large: 1,
+      })) {
         expect(valueOf(m, 'form_data_forms_refused_total', { reason }), reason).to.equal(count);
       }
       expect(valueOf(m, 'form_data_forms_enqueue_failed_total')).to.equal(0);
-      expect(valueOf(m, 'form_data_http_request_duration_seconds_count', { route: '/form/', method: 'POST' })).to.equal(7 - 1);
+      expect(valueOf(m, 'form_data_http_request_duration_seconds_count', { route: '/form/', method: 'POST' })).to.equal(
+        7 - 1,
+      );
       expect(valueOf(m, 'form_data_sqs_send_duration_seconds_count', { result: 'ok' })).to.equal(1);
       expect(valueOf(m, 'form_data_sqs_send_batch_size_count')).to.equal(1);
       expect(valueOf(m, 'process_resident_memory_bytes')).to.be.greaterThan(0);
@@ -77,11 +103,20 @@ describe('observability: metrics and logs of the real services', () => {
       const webLog = captureLogger('web');
       web = await createWebService(t.config, { logger: webLog.logger });
       const port = await web.listen();
-      const answer = await rawRequest(port, 'POST /form/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n{}');
+      const answer = await rawRequest(
+        port,
+        'POST /form/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n{}',
+      );
       expect(answer.status).to.equal(400);
       const m = await scrape(`http://127.0.0.1:${port}/metrics`);
-      expect(valueOf(m, 'form_data_http_requests_total', { route: 'other', method: 'other', status: '400' })).to.equal(1);
-      expect(webLog.lines.find((l) => l.msg === 'request refused by the HTTP server')).to.deep.include({ status: 400, code: 'HPE_INVALID_CONTENT_LENGTH', level: 30 });
+      expect(valueOf(m, 'form_data_http_requests_total', { route: 'other', method: 'other', status: '400' })).to.equal(
+        1,
+      );
+      expect(webLog.lines.find((l) => l.msg === 'request refused by the HTTP server')).to.deep.include({
+        status: 400,
+        code: 'HPE_INVALID_CONTENT_LENGTH',
+        level: 30,
+      });
     });
 
     it('counts a form SQS did not take as an enqueue failure (503), not a refusal', async () => {
@@ -108,12 +143,24 @@ describe('observability: metrics and logs of the real services', () => {
       const accepted = await post(base, '/form/', jsonBody(validForm()));
       expect(accepted.status).to.equal(202);
       await t.sqs.send(new SendMessageCommand({ QueueUrl: urls.form, MessageBody: 'not json at all' }));
-      await t.sqs.send(new SendMessageCommand({ QueueUrl: urls.form, MessageBody: JSON.stringify({ data: { agree_terms: 'maybe' }, request_id: 'r1' }) }));
+      await t.sqs.send(
+        new SendMessageCommand({
+          QueueUrl: urls.form,
+          MessageBody: JSON.stringify({ data: { agree_terms: 'maybe' }, request_id: 'r1' }),
+        }),
+      );
 
-      const m = await eventually(async () => {
-        const samples = await scrape(metricsUrl);
-        return valueOf(samples, 'form_data_sqs_messages_visible', { queue: t.invalidQueue }) === 2 && valueOf(samples, 'form_data_worker_messages_total', { outcome: 'stored' }) === 1 ? samples : undefined;
-      }, 20_000, 'the form stored and the invalid queue depth read as 2');
+      const m = await eventually(
+        async () => {
+          const samples = await scrape(metricsUrl);
+          return valueOf(samples, 'form_data_sqs_messages_visible', { queue: t.invalidQueue }) === 2 &&
+            valueOf(samples, 'form_data_worker_messages_total', { outcome: 'stored' }) === 1
+            ? samples
+            : undefined;
+        },
+        20_000,
+        'the form stored and the invalid queue depth read as 2',
+      );
       expect(valueOf(m, 'form_data_worker_messages_received_total')).to.equal(3);
       expect(valueOf(m, 'form_data_worker_messages_total', { outcome: 'invalid' })).to.equal(2);
       expect(valueOf(m, 'form_data_worker_invalid_messages_total', { reason: 'not_json' })).to.equal(1);
@@ -125,17 +172,28 @@ describe('observability: metrics and logs of the real services', () => {
       expect(valueOf(m, 'form_data_worker_poll_loops')).to.equal(t.config.worker.concurrency);
       expect(valueOf(m, 'form_data_worker_poll_loops_busy')).to.be.within(1, t.config.worker.concurrency);
       expect(valueOf(m, 'form_data_worker_last_poll_age_seconds')).to.be.within(0, t.config.sqs.waitTimeSeconds + 5);
-      expect(valueOf(m, 'form_data_worker_last_poll_timestamp_seconds')).to.be.closeTo(Date.now() / 1000, t.config.sqs.waitTimeSeconds + 5);
+      expect(valueOf(m, 'form_data_worker_last_poll_timestamp_seconds')).to.be.closeTo(
+        Date.now() / 1000,
+        t.config.sqs.waitTimeSeconds + 5,
+      );
       expect(valueOf(m, 'form_data_worker_dependency_up', { dependency: 'database' })).to.equal(1);
       expect(valueOf(m, 'form_data_worker_dependency_up', { dependency: 'sqs' })).to.equal(1);
       const messageId = (accepted.body as { id: string }).id;
-      expect(m.some((s) => Object.values(s.labels).includes(messageId)), 'no message id as a label value').to.equal(false);
+      expect(
+        m.some((s) => Object.values(s.labels).includes(messageId)),
+        'no message id as a label value',
+      ).to.equal(false);
       expectBoundedLabels(m);
       // Anything else on the worker's port is a problem, written as the web writes its own.
       const unknown = await fetch(metricsUrl.replace('/metrics', '/nowhere'));
       expect(unknown.status).to.equal(404);
       expect(unknown.headers.get('content-type')).to.equal('application/problem+json');
-      expect(await unknown.json()).to.deep.equal({ type: 'about:blank', title: 'Not Found', status: 404, detail: 'no resource at /nowhere' });
+      expect(await unknown.json()).to.deep.equal({
+        type: 'about:blank',
+        title: 'Not Found',
+        status: 404,
+        detail: 'no resource at /nowhere',
+      });
     });
 
     it('exports every outcome and invalid reason at 0 before the first message (increase() sees the first)', async () => {
@@ -153,15 +211,25 @@ describe('observability: metrics and logs of the real services', () => {
       const { logger } = captureLogger('worker', 'silent');
       worker = await createWorkerService(throughProxy({ QUEUE_METRICS_INTERVAL_SECONDS: '1' }), { logger });
       const metricsUrl = `http://127.0.0.1:${await worker.start()}/metrics`;
-      await eventually(async () => valueOf(await scrape(metricsUrl), 'form_data_sqs_messages_visible', { queue: t.formQueue }), 10_000, 'a first depth read');
+      await eventually(
+        async () => valueOf(await scrape(metricsUrl), 'form_data_sqs_messages_visible', { queue: t.formQueue }),
+        10_000,
+        'a first depth read',
+      );
       sqsProxy.cut();
-      const m = await eventually(async () => {
-        const samples = await scrape(metricsUrl);
-        const receiveErrors = valueOf(samples, 'form_data_worker_sqs_errors_total', { operation: 'ReceiveMessage' }) ?? 0;
-        const depthErrors = valueOf(samples, 'form_data_worker_sqs_errors_total', { operation: 'GetQueueAttributes' }) ?? 0;
-        const stale = samples.some((s) => s.name === 'form_data_sqs_messages_visible');
-        return receiveErrors > 0 && depthErrors > 0 && !stale ? samples : undefined;
-      }, 20_000, 'receive and depth errors counted, depth gauges removed');
+      const m = await eventually(
+        async () => {
+          const samples = await scrape(metricsUrl);
+          const receiveErrors =
+            valueOf(samples, 'form_data_worker_sqs_errors_total', { operation: 'ReceiveMessage' }) ?? 0;
+          const depthErrors =
+            valueOf(samples, 'form_data_worker_sqs_errors_total', { operation: 'GetQueueAttributes' }) ?? 0;
+          const stale = samples.some((s) => s.name === 'form_data_sqs_messages_visible');
+          return receiveErrors > 0 && depthErrors > 0 && !stale ? samples : undefined;
+        },
+        20_000,
+        'receive and depth errors counted, depth gauges removed',
+      );
       expect(valueOf(m, 'form_data_worker_dependency_up', { dependency: 'sqs' })).to.equal(0);
       expect(valueOf(m, 'form_data_worker_backoffs_total', { reason: 'sqs' })).to.be.greaterThan(0);
       sqsProxy.restore();
@@ -174,15 +242,29 @@ describe('observability: metrics and logs of the real services', () => {
         const url = new URL(t.database.url);
         url.host = `127.0.0.1:${dbProxy.port}`;
         const { logger } = captureLogger('worker', 'silent');
-        worker = await createWorkerService(t.with({ DATABASE_URL: url.toString(), DATABASE_TIMEOUT_MS: '500' }), { logger });
+        worker = await createWorkerService(t.with({ DATABASE_URL: url.toString(), DATABASE_TIMEOUT_MS: '500' }), {
+          logger,
+        });
         const port = await worker.start();
         dbProxy.cut();
         const urls = await t.queueUrls();
-        await t.sqs.send(new SendMessageCommand({ QueueUrl: urls.form, MessageBody: JSON.stringify({ data: validForm(), request_id: 'db-down' }) }));
-        const m = await eventually(async () => {
-          const samples = await scrape(`http://127.0.0.1:${port}/metrics`);
-          return (valueOf(samples, 'form_data_worker_database_errors_total') ?? 0) > 0 && valueOf(samples, 'form_data_worker_dependency_up', { dependency: 'database' }) === 0 ? samples : undefined;
-        }, 20_000, 'database errors counted');
+        await t.sqs.send(
+          new SendMessageCommand({
+            QueueUrl: urls.form,
+            MessageBody: JSON.stringify({ data: validForm(), request_id: 'db-down' }),
+          }),
+        );
+        const m = await eventually(
+          async () => {
+            const samples = await scrape(`http://127.0.0.1:${port}/metrics`);
+            return (valueOf(samples, 'form_data_worker_database_errors_total') ?? 0) > 0 &&
+              valueOf(samples, 'form_data_worker_dependency_up', { dependency: 'database' }) === 0
+              ? samples
+              : undefined;
+          },
+          20_000,
+          'database errors counted',
+        );
         expect(valueOf(m, 'form_data_worker_messages_total', { outcome: 'retried' })).to.equal(1);
         expect(valueOf(m, 'form_data_worker_backoffs_total', { reason: 'database' })).to.be.greaterThan(0);
         dbProxy.restore();
@@ -205,18 +287,34 @@ describe('observability: metrics and logs of the real services', () => {
       const body = jsonBody(validForm(PERSONAL));
       const response = await fetch(`${base}/form/?utm_source=${encodeURIComponent(PERSONAL.email_address1)}`, {
         method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'X-Signature': sign(`/form/?utm_source=${encodeURIComponent(PERSONAL.email_address1)}`, body), 'X-Request-Id': 'trace-me-42' },
+        headers: {
+          'Content-Type': 'application/json',
+          'X-Signature': sign(`/form/?utm_source=${encodeURIComponent(PERSONAL.email_address1)}`, body),
+          'X-Request-Id': 'trace-me-42',
+        },
         body,
       });
       expect(response.status).to.equal(202);
       expect(response.headers.get('x-request-id')).to.equal('trace-me-42');
       const { id: messageId } = (await response.json()) as { id: string };
 
-      const stored = await eventually(async () => workerLog.lines.find((l) => l.msg === 'form stored' && l.requestId === 'trace-me-42'), 20_000, 'the worker line for the row');
+      const stored = await eventually(
+        async () => workerLog.lines.find((l) => l.msg === 'form stored' && l.requestId === 'trace-me-42'),
+        20_000,
+        'the worker line for the row',
+      );
       expect(stored).to.include({ messageId, level: 30, service: 'worker' });
       const requests = webLog.lines.filter((l) => l.msg === 'request completed');
       expect(requests).to.have.length(1);
-      expect(requests[0]).to.deep.include({ requestId: 'trace-me-42', route: '/form/', messageId, level: 30, service: 'web', req: { method: 'POST', path: '/form/' }, res: { status: 202 } });
+      expect(requests[0]).to.deep.include({
+        requestId: 'trace-me-42',
+        route: '/form/',
+        messageId,
+        level: 30,
+        service: 'web',
+        req: { method: 'POST', path: '/form/' },
+        res: { status: 202 },
+      });
       expect(requests[0]!.durationMs).to.be.a('number');
       expect(await t.db('form_form').where({ sqs_message_id: messageId }).first()).to.not.equal(undefined);
 
@@ -224,8 +322,17 @@ describe('observability: metrics and logs of the real services', () => {
       const invalid = await post(base, '/form/', jsonBody(validForm({ ...PERSONAL, agree_terms: 'perhaps' })));
       expect(invalid.status).to.equal(400);
       const urls = await t.queueUrls();
-      await t.sqs.send(new SendMessageCommand({ QueueUrl: urls.form, MessageBody: JSON.stringify({ data: { ...PERSONAL, email_address1: 42 }, request_id: 'bad-one' }) }));
-      const moved = await eventually(async () => workerLog.lines.find((l) => l.msg === 'invalid message moved to the invalid queue'), 20_000, 'the invalid message line');
+      await t.sqs.send(
+        new SendMessageCommand({
+          QueueUrl: urls.form,
+          MessageBody: JSON.stringify({ data: { ...PERSONAL, email_address1: 42 }, request_id: 'bad-one' }),
+        }),
+      );
+      const moved = await eventually(
+        async () => workerLog.lines.find((l) => l.msg === 'invalid message moved to the invalid queue'),
+        20_000,
+        'the invalid message line',
+      );
       expect(moved.requestId).to.equal('bad-one');
       for (const raw of [...webLog.raw, ...workerLog.raw]) {
         for (const value of Object.values(PERSONAL)) expect(raw, 'a form value in a log line').to.not.include(value);
@@ -235,12 +342,25 @@ describe('observability: metrics and logs of the real services', () => {
 
     it('LOG_FORMAT=pretty writes readable lines (pino-pretty) from the real web process, to the last one on SIGTERM', async () => {
       const port = await freePort();
-      const child = startProcess(process.execPath, ['services/web/main.ts'], { ...t.env, PORT: String(port), LOG_LEVEL: 'info', LOG_FORMAT: 'pretty' });
+      const child = startProcess(process.execPath, ['services/web/main.ts'], {
+        ...t.env,
+        PORT: String(port),
+        LOG_LEVEL: 'info',
+        LOG_FORMAT: 'pretty',
+      });
       try {
-        await eventually(async () => ((await fetch(`http://127.0.0.1:${port}/healthz/ready`)).status === 200 ? true : undefined), 20_000, 'the web ready');
+        await eventually(
+          async () => ((await fetch(`http://127.0.0.1:${port}/healthz/ready`)).status === 200 ? true : undefined),
+          20_000,
+          'the web ready',
+        );
         const response = await post(`http://127.0.0.1:${port}`, '/form/', jsonBody(validForm()));
         expect(response.status).to.equal(202);
-        await eventually(async () => (child.text.some((l) => l.includes('request completed')) ? true : undefined), 10_000, 'a pretty request line');
+        await eventually(
+          async () => (child.text.some((l) => l.includes('request completed')) ? true : undefined),
+          10_000,
+          'a pretty request line',
+        );
         child.kill('SIGTERM');
         expect((await child.exited).code).to.equal(0);
         const lines = child.text.join('\n');
@@ -270,7 +390,12 @@ describe('observability: metrics and logs of the real services', () => {
       expect(lines[0]).to.include({ requestId: generated, route: '/metrics', level: 30 });
       expect(lines[1]).to.include({ msg: 'request failed', route: '/form/', level: 40, status: 503 });
       expect(lines[1]!.err, 'the cause is logged where it happened, not repeated with a stack').to.equal(undefined);
-      expect(webLog.lines.some((l: Line) => l.level === 40 && typeof l.err === 'object' && l.requestId === lines[1]!.requestId), 'the SQS failure logged with the request id').to.equal(true);
+      expect(
+        webLog.lines.some(
+          (l: Line) => l.level === 40 && typeof l.err === 'object' && l.requestId === lines[1]!.requestId,
+        ),
+        'the SQS failure logged with the request id',
+      ).to.equal(true);
     });
   });
 });

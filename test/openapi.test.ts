@@ -91,7 +91,9 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
         expect(at(contract.schema(level), 'anyOf.1.maxItems'), level).to.equal(LIMITS.maxArrayItems);
       }
       expect(at(contract.schema('ValidationProblem'), 'properties.errors.maxItems')).to.equal(LIMITS.maxErrors);
-      expect(String(at(contract.schema('FormData'), 'description'))).to.include(`${LIMITS.maxKeys} keys in the whole form`);
+      expect(String(at(contract.schema('FormData'), 'description'))).to.include(
+        `${LIMITS.maxKeys} keys in the whole form`,
+      );
     });
 
     it('documents the signature with a vector that the test helper computes the same', () => {
@@ -116,7 +118,10 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
     /** Its SQS goes through `proxy`, cut once the service has started. */
     let cutBase: string;
 
-    async function start(config: Config, options: WebServiceOptions = {}): Promise<{ base: string; port: number; web: WebService }> {
+    async function start(
+      config: Config,
+      options: WebServiceOptions = {},
+    ): Promise<{ base: string; port: number; web: WebService }> {
       const web = await createWebService(config, options);
       services.push(web);
       const listening = await web.listen();
@@ -134,7 +139,13 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
       ({ base: failingBase } = await start(t.config, { sender: throwing }));
       const target = new URL(emulator.endpoint);
       proxy = await startTcpProxy(target.hostname, Number(target.port));
-      ({ base: cutBase } = await start(t.with({ SQS_ENDPOINT_URL: `http://127.0.0.1:${proxy.port}`, SQS_REQUEST_TIMEOUT_MS: '500', SQS_MAX_ATTEMPTS: '1' })));
+      ({ base: cutBase } = await start(
+        t.with({
+          SQS_ENDPOINT_URL: `http://127.0.0.1:${proxy.port}`,
+          SQS_REQUEST_TIMEOUT_MS: '500',
+          SQS_MAX_ATTEMPTS: '1',
+        }),
+      ));
       proxy.cut();
     });
     after(async () => {
@@ -152,7 +163,10 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
         for (const [name, example] of Object.entries(at(media, 'examples') as JsonObject)) {
           const value = at(example, 'value') as { data: unknown };
           const form = typeof value.data === 'string' ? (JSON.parse(value.data) as unknown) : value.data;
-          const body = type === FORM_TYPE ? new URLSearchParams({ data: JSON.stringify(value.data) }).toString() : JSON.stringify(value);
+          const body =
+            type === FORM_TYPE
+              ? new URLSearchParams({ data: JSON.stringify(value.data) }).toString()
+              : JSON.stringify(value);
           out.push({ name: `${type} ${name}`, type, body, form });
         }
       }
@@ -161,7 +175,9 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
     }
 
     function exampleForm(): JsonObject {
-      return structuredClone(at(document, 'components.requestBodies.Form.content.application/json.examples.object.value.data') as JsonObject);
+      return structuredClone(
+        at(document, 'components.requestBodies.Form.content.application/json.examples.object.value.data') as JsonObject,
+      );
     }
 
     it('serves exactly the file at GET /openapi.json', async () => {
@@ -193,12 +209,22 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
         });
 
         /** Requests that get each documented refusal, and what the answer must say beyond the schema. */
-        const refusals: { name: string; status: number; send: () => Promise<Answer>; then?: (body: JsonObject, answer: Answer) => void }[] = [
+        const refusals: {
+          name: string;
+          status: number;
+          send: () => Promise<Answer>;
+          then?: (body: JsonObject, answer: Answer) => void;
+        }[] = [
           {
             name: 'the form is not valid: errors name each field',
             status: 400,
-            send: () => post(base, path, jsonBody({ ...exampleForm(), email_address2: 'other@example.com', agree_terms: false })),
-            then: (body) => expect((body.errors as { field: string }[]).map((e) => e.field)).to.have.members(['data.email_address2', 'data.agree_terms']),
+            send: () =>
+              post(base, path, jsonBody({ ...exampleForm(), email_address2: 'other@example.com', agree_terms: false })),
+            then: (body) =>
+              expect((body.errors as { field: string }[]).map((e) => e.field)).to.have.members([
+                'data.email_address2',
+                'data.agree_terms',
+              ]),
           },
           {
             name: 'no data: errors name data',
@@ -210,7 +236,8 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
             name: 'a malformed Idempotency-Key: errors name the header',
             status: 400,
             send: () => post(base, path, jsonBody(exampleForm()), { headers: { 'idempotency-key': '"unterminated' } }),
-            then: (body) => expect((body.errors as { field: string }[]).map((e) => e.field)).to.deep.equal(['Idempotency-Key']),
+            then: (body) =>
+              expect((body.errors as { field: string }[]).map((e) => e.field)).to.deep.equal(['Idempotency-Key']),
           },
           {
             name: 'malformed JSON: a problem without errors',
@@ -225,19 +252,31 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
           {
             name: 'no Host header in HTTP/1.1: a problem of the application',
             status: 400,
-            send: () => rawRequest(port, `POST ${path} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`),
+            send: () =>
+              rawRequest(
+                port,
+                `POST ${path} HTTP/1.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}`,
+              ),
             then: (body) => expect(body.detail).to.include('Host'),
           },
           {
             name: 'a malformed HTTP request: written by the HTTP server, without instance, request_id or X-Request-Id',
             status: 400,
-            send: () => rawRequest(port, `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n{}`),
+            send: () =>
+              rawRequest(
+                port,
+                `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n{}`,
+              ),
             then: (body, answer) => {
               expect(Object.keys(body).sort()).to.deep.equal(['detail', 'status', 'title', 'type']);
               expect(answer.headers.get('x-request-id')).to.equal(null);
             },
           },
-          { name: 'no signature', status: 401, send: () => post(base, path, jsonBody(exampleForm()), { signature: null }) },
+          {
+            name: 'no signature',
+            status: 401,
+            send: () => post(base, path, jsonBody(exampleForm()), { signature: null }),
+          },
           {
             name: 'a signature made with another secret',
             status: 401,
@@ -249,7 +288,11 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
           {
             name: 'a body that stalls',
             status: 408,
-            send: () => rawRequest(port, `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"data":`),
+            send: () =>
+              rawRequest(
+                port,
+                `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"data":`,
+              ),
             then: (_body, answer) => expect(answer.headers.get('x-request-id')).to.equal(null),
           },
           {
@@ -258,19 +301,39 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
             send: () => post(base, path, jsonBody({ ...exampleForm(), note: 'x'.repeat(t.config.web.maxBodyBytes) })),
             then: (body) => expect(body.detail).to.include(`larger than ${t.config.web.maxBodyBytes} bytes`),
           },
-          { name: 'text/plain', status: 415, send: () => post(base, path, jsonBody(exampleForm()), { type: 'text/plain' }) },
-          { name: 'a charset other than UTF-8', status: 415, send: () => post(base, path, jsonBody(exampleForm()), { type: 'application/json; charset=latin1' }) },
+          {
+            name: 'text/plain',
+            status: 415,
+            send: () => post(base, path, jsonBody(exampleForm()), { type: 'text/plain' }),
+          },
+          {
+            name: 'a charset other than UTF-8',
+            status: 415,
+            send: () => post(base, path, jsonBody(exampleForm()), { type: 'application/json; charset=latin1' }),
+          },
           {
             name: 'Expect: 200-ok',
             status: 417,
-            send: () => rawRequest(port, `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`),
+            send: () =>
+              rawRequest(
+                port,
+                `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`,
+              ),
           },
           {
             name: 'headers over 16 kB',
             status: 431,
-            send: () => rawRequest(port, `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(20_000)}\r\nContent-Length: 2\r\n\r\n{}`),
+            send: () =>
+              rawRequest(
+                port,
+                `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ${'a'.repeat(20_000)}\r\nContent-Length: 2\r\n\r\n{}`,
+              ),
           },
-          { name: 'a sender failing with an unexpected error', status: 500, send: () => post(failingBase, path, jsonBody(exampleForm())) },
+          {
+            name: 'a sender failing with an unexpected error',
+            status: 500,
+            send: () => post(failingBase, path, jsonBody(exampleForm())),
+          },
           {
             name: 'SQS unreachable',
             status: 503,
@@ -318,16 +381,30 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
     it('X-Request-Id: a valid one is echoed in the header and in request_id, another one replaced by a UUID', async () => {
       const body = jsonBody(exampleForm());
       const given = 'client-request.42_A';
-      const accepted = await fetchAnswer(`${base}/form/`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-signature': sign('/form/', body), 'x-request-id': given }, body });
+      const accepted = await fetchAnswer(`${base}/form/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-signature': sign('/form/', body), 'x-request-id': given },
+        body,
+      });
       contract.check('POST', '/form/', accepted);
       expect(accepted.headers.get('x-request-id')).to.equal(given);
       const longest = 'r'.repeat(64);
-      const refused = await fetchAnswer(`${base}/form/`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': longest }, body });
+      const refused = await fetchAnswer(`${base}/form/`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-request-id': longest },
+        body,
+      });
       expect((contract.check('POST', '/form/', refused) as JsonObject).request_id).to.equal(longest);
       for (const invalid of ['r'.repeat(65), 'has space', 'semi;colon']) {
-        const answer = await fetchAnswer(`${base}/form/`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-request-id': invalid }, body });
+        const answer = await fetchAnswer(`${base}/form/`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-request-id': invalid },
+          body,
+        });
         const problem = contract.check('POST', '/form/', answer) as JsonObject;
-        expect(answer.headers.get('x-request-id'), invalid).to.match(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+        expect(answer.headers.get('x-request-id'), invalid).to.match(
+          /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+        );
         expect(problem.request_id).to.equal(answer.headers.get('x-request-id'));
       }
     });
@@ -396,10 +473,22 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
         ['agree_terms "True"', { ...form, agree_terms: 'True' }, false],
         ['opt_in "yes"', { ...form, opt_in: 'yes' }, false],
         ['marketing_source an empty list', { ...form, marketing_source: [] }, true],
-        [`marketing_source a list of ${listMax}`, { ...form, marketing_source: Array.from({ length: listMax }, (_, i) => `s${i}`) }, true],
-        [`marketing_source a list of ${listMax + 1}`, { ...form, marketing_source: Array.from({ length: listMax + 1 }, (_, i) => `s${i}`) }, false],
+        [
+          `marketing_source a list of ${listMax}`,
+          { ...form, marketing_source: Array.from({ length: listMax }, (_, i) => `s${i}`) },
+          true,
+        ],
+        [
+          `marketing_source a list of ${listMax + 1}`,
+          { ...form, marketing_source: Array.from({ length: listMax + 1 }, (_, i) => `s${i}`) },
+          false,
+        ],
         ['marketing_source a list with a number', { ...form, marketing_source: ['a', 1] }, false],
-        [`marketing_source of ${fieldMax + 1} characters`, { ...form, marketing_source: 'm'.repeat(fieldMax + 1) }, false],
+        [
+          `marketing_source of ${fieldMax + 1} characters`,
+          { ...form, marketing_source: 'm'.repeat(fieldMax + 1) },
+          false,
+        ],
         [`an extra string of ${extraMax} characters`, { ...form, note: 'n'.repeat(extraMax) }, true],
         [`an extra string of ${extraMax + 1} characters`, { ...form, note: 'n'.repeat(extraMax + 1) }, false],
         [`an extra list of ${listMax + 1}`, { ...form, list: Array.from({ length: listMax + 1 }, (_, i) => i) }, false],
@@ -411,14 +500,29 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
         ['a nested key "prototype"', { ...form, nested: { prototype: 1 } }, false],
         [`${keysMax} keys`, withKeys(keysMax), true],
         [`${keysMax + 1} keys`, withKeys(keysMax + 1), false],
-        ...['company_name', 'contact_name', 'email_address1', 'email_address2', 'website', 'exporting', 'agree_terms'].map((key): [string, JsonObject, boolean] => [`without ${key}`, without(key), false]),
-        ...['phone_number', 'marketing_source', 'opt_in'].map((key): [string, JsonObject, boolean] => [`without ${key}`, without(key), true]),
+        ...[
+          'company_name',
+          'contact_name',
+          'email_address1',
+          'email_address2',
+          'website',
+          'exporting',
+          'agree_terms',
+        ].map((key): [string, JsonObject, boolean] => [`without ${key}`, without(key), false]),
+        ...['phone_number', 'marketing_source', 'opt_in'].map((key): [string, JsonObject, boolean] => [
+          `without ${key}`,
+          without(key),
+          true,
+        ]),
       ];
       for (const [name, data, accepted] of cases) {
         const documentSays = contract.errors(formSchema, data).length === 0;
         const answer = await post(base, '/form/', jsonBody(data));
         contract.check('POST', '/form/', answer);
-        expect({ document: documentSays, server: answer.status === 202 }, `${name}: ${answer.text.slice(0, 300)}`).to.deep.equal({ document: accepted, server: accepted });
+        expect(
+          { document: documentSays, server: answer.status === 202 },
+          `${name}: ${answer.text.slice(0, 300)}`,
+        ).to.deep.equal({ document: accepted, server: accepted });
       }
     });
 
@@ -427,19 +531,29 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
       const fieldMax = at(contract.schema('FieldText'), 'maxLength') as number;
       // Keys of nested objects count towards the total.
       const extras: JsonObject = { holder: { a: 1, b: 2 } };
-      for (let i = 0; Object.keys(form).length + Object.keys(extras).length < LIMITS.maxKeys; i++) extras[`extra_${i}`] = i;
+      for (let i = 0; Object.keys(form).length + Object.keys(extras).length < LIMITS.maxKeys; i++)
+        extras[`extra_${i}`] = i;
       const tooManyKeys = { ...form, ...extras };
       expect(contract.errors({ $ref: '#/components/schemas/FormData' }, tooManyKeys)).to.deep.equal([]);
       // Lengths count UTF-16 code units: an emoji counts 2.
       const emoji = { ...form, company_name: '\u{1F600}'.repeat(Math.ceil((fieldMax + 1) / 2)) };
       // email_address2 must equal email_address1, ignoring case.
       const mismatch = { ...form, email_address2: 'someone.else@example.com' };
-      for (const [name, data, field] of [['nested keys', tooManyKeys, undefined], ['emoji', emoji, 'data.company_name'], ['e-mail mismatch', mismatch, 'data.email_address2']] as const) {
+      for (const [name, data, field] of [
+        ['nested keys', tooManyKeys, undefined],
+        ['emoji', emoji, 'data.company_name'],
+        ['e-mail mismatch', mismatch, 'data.email_address2'],
+      ] as const) {
         const answer = await post(base, '/form/', jsonBody(data));
         expect(answer.status, name).to.equal(400);
         const problem = contract.check('POST', '/form/', answer) as { errors: { field: string; message: string }[] };
-        if (field) expect(problem.errors.map((e) => e.field), name).to.include(field);
-        else expect(problem.errors.map((e) => e.message).join(' '), name).to.include(`more than ${LIMITS.maxKeys} keys`);
+        if (field)
+          expect(
+            problem.errors.map((e) => e.field),
+            name,
+          ).to.include(field);
+        else
+          expect(problem.errors.map((e) => e.message).join(' '), name).to.include(`more than ${LIMITS.maxKeys} keys`);
       }
     });
 
@@ -450,7 +564,10 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
       try {
         const ready = await fetchAnswer(`${stopping}/healthz/ready`);
         expect(ready.status).to.equal(503);
-        expect(contract.check('GET', '/healthz/ready', ready)).to.deep.include({ status: 'error', error: { reason: 'shutting down' } });
+        expect(contract.check('GET', '/healthz/ready', ready)).to.deep.include({
+          status: 'error',
+          error: { reason: 'shutting down' },
+        });
         const live = await fetchAnswer(`${stopping}/healthz/live`);
         expect(live.status).to.equal(200);
         contract.check('GET', '/healthz/live', live);
@@ -463,14 +580,27 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
       this.timeout(30_000);
       const webPort = await freePort();
       const probe = (path: string): Promise<Answer> => fetchAnswer(`http://127.0.0.1:${webPort}${path}`);
-      const child: ProcessHandle = startProcess(process.execPath, ['services/web/main.ts'], { ...t.env, PORT: String(webPort), SHUTDOWN_DELAY_MS: '3000', LOG_LEVEL: 'silent' });
+      const child: ProcessHandle = startProcess(process.execPath, ['services/web/main.ts'], {
+        ...t.env,
+        PORT: String(webPort),
+        SHUTDOWN_DELAY_MS: '3000',
+        LOG_LEVEL: 'silent',
+      });
       try {
-        await eventually(async () => ((await probe('/healthz/live')).status === 200 ? true : undefined), 15_000, 'the web to listen');
+        await eventually(
+          async () => ((await probe('/healthz/live')).status === 200 ? true : undefined),
+          15_000,
+          'the web to listen',
+        );
         child.kill('SIGTERM');
-        const live = await eventually(async () => {
-          const answer = await probe('/healthz/live');
-          return answer.status === 503 ? answer : undefined;
-        }, 5000, 'liveness to fail');
+        const live = await eventually(
+          async () => {
+            const answer = await probe('/healthz/live');
+            return answer.status === 503 ? answer : undefined;
+          },
+          5000,
+          'liveness to fail',
+        );
         expect(contract.check('GET', '/healthz/live', live)).to.deep.equal({ status: 'error' });
         const ready = await probe('/healthz/ready');
         expect(ready.status).to.equal(503);
@@ -504,7 +634,9 @@ function listLimit(contract: Contract): number {
 function extraDepth(contract: Contract): number {
   let name = 'ExtraValue';
   for (let depth = 1; depth < 10; depth++) {
-    const next = String(at(contract.schema(name), 'anyOf.2.additionalProperties.$ref')).split('/').at(-1)!;
+    const next = String(at(contract.schema(name), 'anyOf.2.additionalProperties.$ref'))
+      .split('/')
+      .at(-1)!;
     if (next === 'ExtraScalar') return depth;
     name = next;
   }

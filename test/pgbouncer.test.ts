@@ -25,7 +25,11 @@ import { validForm } from '../harness/forms.ts';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** Runs a TypeScript entry point of the project as a child process with `env` (plus PATH and HOME). */
-function run(script: string, args: readonly string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function run(
+  script: string,
+  args: readonly string[],
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [path.join(ROOT, script), ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
@@ -37,11 +41,14 @@ function run(script: string, args: readonly string[], env: Record<string, string
   child.stderr.on('data', (c: Buffer) => err.push(c));
   return new Promise((resolve, reject) => {
     child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+    child.on('close', (code) =>
+      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
+    );
   });
 }
 
-const envelope = (data: unknown): string => JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'pgbouncer' });
+const envelope = (data: unknown): string =>
+  JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'pgbouncer' });
 
 describe('through PgBouncer (transaction pooling, default settings)', function () {
   this.timeout(120_000);
@@ -79,17 +86,28 @@ describe('through PgBouncer (transaction pooling, default settings)', function (
       await worker.start();
       const { form } = await t.queueUrls();
       for (let i = 0; i < 20; i++) {
-        const Entries = Array.from({ length: 10 }, (_, j) => ({ Id: String(j), MessageBody: envelope(validForm({ company_name: `pooled ${i}.${j}` })) }));
+        const Entries = Array.from({ length: 10 }, (_, j) => ({
+          Id: String(j),
+          MessageBody: envelope(validForm({ company_name: `pooled ${i}.${j}` })),
+        }));
         await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: form, Entries }));
       }
-      await eventually(async () => {
-        const [row] = await t.db('form_form').count<{ n: string }[]>({ n: '*' });
-        return Number(row?.n) === 200 ? true : undefined;
-      }, 30_000, '200 rows');
-      await eventually(async () => {
-        const c = await queueCounts(t.sqs, form);
-        return c.visible + c.inFlight === 0 ? true : undefined;
-      }, 30_000, 'the queue emptied');
+      await eventually(
+        async () => {
+          const [row] = await t.db('form_form').count<{ n: string }[]>({ n: '*' });
+          return Number(row?.n) === 200 ? true : undefined;
+        },
+        30_000,
+        '200 rows',
+      );
+      await eventually(
+        async () => {
+          const c = await queueCounts(t.sqs, form);
+          return c.visible + c.inFlight === 0 ? true : undefined;
+        },
+        30_000,
+        'the queue emptied',
+      );
       const [distinct] = await t.db('form_form').countDistinct<{ n: string }[]>({ n: 'sqs_message_id' });
       expect(Number(distinct?.n)).to.equal(200);
     } finally {
@@ -122,10 +140,12 @@ describe('through PgBouncer (transaction pooling, default settings)', function (
       expect(Date.now() - started).to.be.lessThan(4000);
       await holder.query('ROLLBACK');
       const shown = await pooled.raw<{ rows: { statement_timeout: string; lock_timeout: string }[] }>(
-        'SELECT current_setting(\'statement_timeout\') AS statement_timeout, current_setting(\'lock_timeout\') AS lock_timeout',
+        "SELECT current_setting('statement_timeout') AS statement_timeout, current_setting('lock_timeout') AS lock_timeout",
       );
       expect(shown.rows[0]).to.deep.equal({ statement_timeout: '0', lock_timeout: '0' });
-      expect([...(await repository.insertMany([{ messageId: 'free', data: validForm() as FormData }]))]).to.deep.equal(['free']);
+      expect([...(await repository.insertMany([{ messageId: 'free', data: validForm() as FormData }]))]).to.deep.equal([
+        'free',
+      ]);
     } finally {
       await holder.end().catch(() => undefined);
       await pooled.destroy();
@@ -167,7 +187,9 @@ describe('through PgBouncer (transaction pooling, default settings)', function (
          FROM generate_series(1, ?) AS i`,
         [n],
       );
-      const out = await run('services/export/main.ts', ['--since', '2000-01-01'], { DATABASE_URL: bouncer.via(database.url) });
+      const out = await run('services/export/main.ts', ['--since', '2000-01-01'], {
+        DATABASE_URL: bouncer.via(database.url),
+      });
       expect(out.code, out.stderr).to.equal(0);
       const records = parseCsvObjects(out.stdout).rows;
       expect(records).to.have.length(n);

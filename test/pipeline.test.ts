@@ -30,13 +30,23 @@ describe('pipeline: POST → SQS → worker → PostgreSQL', () => {
     const reply = await post(base, '/form/', jsonBody(validForm({ marketing_source_other: 'a friend' })));
     expect(reply.status).to.equal(202);
     const { id } = reply.body as { id: string };
-    const row = await eventually(async () => (await t.db('form_form').where({ sqs_message_id: id }).first()) as { data: Record<string, unknown> } | undefined);
-    expect(row.data).to.deep.include({ company_name: 'Acme Exports Ltd', marketing_source_other: 'a friend', agree_terms: true });
+    const row = await eventually(
+      async () =>
+        (await t.db('form_form').where({ sqs_message_id: id }).first()) as
+          { data: Record<string, unknown> } | undefined,
+    );
+    expect(row.data).to.deep.include({
+      company_name: 'Acme Exports Ltd',
+      marketing_source_other: 'a friend',
+      agree_terms: true,
+    });
     expect(typeof row.data).to.equal('object');
   });
 
   it('stores a form-encoded submission as the existing UI posts it', async () => {
-    const reply = await post(base, '/form/', formEncodedBody(validForm()), { type: 'application/x-www-form-urlencoded' });
+    const reply = await post(base, '/form/', formEncodedBody(validForm()), {
+      type: 'application/x-www-form-urlencoded',
+    });
     expect(reply.status).to.equal(202);
     const { id } = reply.body as { id: string };
     await eventually(async () => t.db('form_form').where({ sqs_message_id: id }).first());

@@ -12,7 +12,8 @@ import { freePort } from '../harness/ports.ts';
 import { jsonBody, post } from '../harness/http.ts';
 
 const NODE = process.execPath;
-const envelope = (data: unknown): string => JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'signals' });
+const envelope = (data: unknown): string =>
+  JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'signals' });
 
 describe('shutdown on signals (child processes)', function () {
   this.timeout(90_000);
@@ -28,7 +29,12 @@ describe('shutdown on signals (child processes)', function () {
   });
 
   async function startWorker(env: Record<string, string>): Promise<ProcessHandle> {
-    const worker = startProcess(NODE, ['services/worker/main.ts'], { ...t.env, LOG_LEVEL: 'debug', HEALTH_PORT: String(await freePort()), ...env });
+    const worker = startProcess(NODE, ['services/worker/main.ts'], {
+      ...t.env,
+      LOG_LEVEL: 'debug',
+      HEALTH_PORT: String(await freePort()),
+      ...env,
+    });
     started.push(worker);
     await worker.waitForLog((l) => l.msg === 'worker polling');
     return worker;
@@ -37,7 +43,10 @@ describe('shutdown on signals (child processes)', function () {
   async function sendMany(count: number): Promise<void> {
     const { form } = await t.queueUrls();
     for (let i = 0; i < count; i += 10) {
-      const entries = Array.from({ length: Math.min(10, count - i) }, (_, j) => ({ Id: String(j), MessageBody: envelope(validForm({ company_name: `signal ${i + j}` })) }));
+      const entries = Array.from({ length: Math.min(10, count - i) }, (_, j) => ({
+        Id: String(j),
+        MessageBody: envelope(validForm({ company_name: `signal ${i + j}` })),
+      }));
       await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: form, Entries: entries }));
     }
   }
@@ -58,7 +67,9 @@ describe('shutdown on signals (child processes)', function () {
     const { code } = await worker.exited;
     expect(code).to.equal(0);
     const drained = await worker.waitForLog((l) => l.msg === 'worker drained');
-    expect(drained.drainMs).to.be.a('number').and.at.most(waitTime * 1000 + 2000);
+    expect(drained.drainMs)
+      .to.be.a('number')
+      .and.at.most(waitTime * 1000 + 2000);
     const s = await settled();
     expect(s.inFlight, 'nothing left in flight').to.equal(0);
     expect(s.rows + s.visible).to.equal(5);
@@ -77,7 +88,9 @@ describe('shutdown on signals (child processes)', function () {
     expect(s.inFlight, 'nothing left in flight').to.equal(0);
     expect(s.rows).to.be.greaterThan(0);
     expect(s.rows + s.visible).to.equal(300);
-    const [{ distinct }] = (await t.db('form_form').countDistinct({ distinct: 'sqs_message_id' })) as [{ distinct: string }];
+    const [{ distinct }] = (await t.db('form_form').countDistinct({ distinct: 'sqs_message_id' })) as [
+      { distinct: string },
+    ];
     expect(Number(distinct)).to.equal(s.rows);
   });
 
@@ -93,7 +106,12 @@ describe('shutdown on signals (child processes)', function () {
 
   it('web: readiness fails at once on SIGTERM, requests under way finish, exit 0 after the delay', async () => {
     const port = await freePort();
-    const web = startProcess(NODE, ['services/web/main.ts'], { ...t.env, PORT: String(port), LOG_LEVEL: 'info', SHUTDOWN_DELAY_MS: '1500' });
+    const web = startProcess(NODE, ['services/web/main.ts'], {
+      ...t.env,
+      PORT: String(port),
+      LOG_LEVEL: 'info',
+      SHUTDOWN_DELAY_MS: '1500',
+    });
     started.push(web);
     await web.waitForLog((l) => l.msg === 'web listening');
     const base = `http://127.0.0.1:${port}`;
@@ -114,7 +132,9 @@ describe('shutdown on signals (child processes)', function () {
     started.push(worker);
     const { code } = await worker.exited;
     expect(code).to.equal(2);
-    expect(worker.text).to.deep.equal(['worker: invalid configuration: SQS_WAIT_TIME="25" is not allowed; expected an integer from 0 to 20']);
+    expect(worker.text).to.deep.equal([
+      'worker: invalid configuration: SQS_WAIT_TIME="25" is not allowed; expected an integer from 0 to 20',
+    ]);
     const web = startProcess(NODE, ['services/web/main.ts'], { ...t.env, UI_SECRET: '' });
     started.push(web);
     expect((await web.exited).code).to.equal(2);

@@ -7,9 +7,21 @@ import { computeSignature, verifySignature } from '../services/web/signature.ts'
 //   printf '/form/caf\xc3\xa9\x00\xffs3cr3t-ui' | sha256sum
 const SECRET = 's3cr3t-ui';
 const VECTORS = [
-  { path: '/form/?lang=en', body: Buffer.from('{"data":{"company_name":"Acme"}}'), hex: 'c62b68fc024b5a022ec69c02c9ecfef5d01e91393b7b9a0f4676d4ab3f74918e' },
-  { path: '/form/', body: Buffer.from('data=%7B%7D'), hex: '12584fb9c79094f72db642430776747d934ac118efdb84ac84cbe5a5e24f92e8' },
-  { path: '/form/', body: Buffer.from([0x63, 0x61, 0x66, 0xc3, 0xa9, 0x00, 0xff]), hex: '9037d14b7d3dbe939b2731333ff04eba2e2ce4f99948a163055ee7dbbb851dfe' },
+  {
+    path: '/form/?lang=en',
+    body: Buffer.from('{"data":{"company_name":"Acme"}}'),
+    hex: 'c62b68fc024b5a022ec69c02c9ecfef5d01e91393b7b9a0f4676d4ab3f74918e',
+  },
+  {
+    path: '/form/',
+    body: Buffer.from('data=%7B%7D'),
+    hex: '12584fb9c79094f72db642430776747d934ac118efdb84ac84cbe5a5e24f92e8',
+  },
+  {
+    path: '/form/',
+    body: Buffer.from([0x63, 0x61, 0x66, 0xc3, 0xa9, 0x00, 0xff]),
+    hex: '9037d14b7d3dbe939b2731333ff04eba2e2ce4f99948a163055ee7dbbb851dfe',
+  },
 ];
 
 describe('signature', () => {
@@ -29,7 +41,15 @@ describe('signature', () => {
     });
 
     it('refuses a missing, empty, truncated, extended or uppercase signature', () => {
-      for (const given of [undefined, '', v.hex.slice(0, 63), v.hex.slice(0, 32), `${v.hex}0`, v.hex.toUpperCase(), ` ${v.hex.slice(1)}`]) {
+      for (const given of [
+        undefined,
+        '',
+        v.hex.slice(0, 63),
+        v.hex.slice(0, 32),
+        `${v.hex}0`,
+        v.hex.toUpperCase(),
+        ` ${v.hex.slice(1)}`,
+      ]) {
         expect(verifySignature(given, v.path, v.body, SECRET), String(given)).to.equal(false);
       }
     });

@@ -18,7 +18,15 @@ describe('submission identity', () => {
   });
 
   it('refuses malformed, oversized and repeated keys with a 400 naming the header', () => {
-    for (const bad of [header('""'), header('"open'), header('k'.repeat(MAX_IDEMPOTENCY_KEY + 1)), header('a b'), header('"k";p=1'), header('"\\n"'), header('a', 'a')]) {
+    for (const bad of [
+      header('""'),
+      header('"open'),
+      header('k'.repeat(MAX_IDEMPOTENCY_KEY + 1)),
+      header('a b'),
+      header('"k";p=1'),
+      header('"\\n"'),
+      header('a', 'a'),
+    ]) {
       expect(() => idempotencyKey(bad), JSON.stringify(bad).slice(0, 80))
         .to.throw(ProblemError)
         .that.satisfies((e: ProblemError) => e.status === 400 && e.message.includes('Idempotency-Key'));
@@ -32,10 +40,17 @@ describe('submission identity', () => {
     expect(byKey.source).to.equal('key');
     const byContent = submissionOf({ key: undefined, path: '/form/', rawBody: body }, true);
     expect(byContent.source).to.equal('content');
-    expect(byContent.id).to.equal(submissionOf({ key: undefined, path: '/form/', rawBody: Buffer.from(body) }, true).id);
+    expect(byContent.id).to.equal(
+      submissionOf({ key: undefined, path: '/form/', rawBody: Buffer.from(body) }, true).id,
+    );
     expect(byContent.id).not.to.equal(submissionOf({ key: undefined, path: '/form', rawBody: body }, true).id);
-    expect(byContent.id).not.to.equal(submissionOf({ key: undefined, path: '/form/', rawBody: Buffer.from('{"data":{} }') }, true).id);
-    const random = [submissionOf({ key: undefined, path: '/form/', rawBody: body }, false), submissionOf({ key: undefined, path: '/form/', rawBody: body }, false)];
+    expect(byContent.id).not.to.equal(
+      submissionOf({ key: undefined, path: '/form/', rawBody: Buffer.from('{"data":{} }') }, true).id,
+    );
+    const random = [
+      submissionOf({ key: undefined, path: '/form/', rawBody: body }, false),
+      submissionOf({ key: undefined, path: '/form/', rawBody: body }, false),
+    ];
     expect(random.map((s) => s.source)).to.deep.equal(['random', 'random']);
     expect(random[0]!.id).not.to.equal(random[1]!.id);
     for (const s of [byKey, byContent, ...random]) expect(s.id).to.match(SUBMISSION_ID);

@@ -99,10 +99,22 @@ describe('web service', function () {
     it('signs the path with its query string: a signature over another path or query is refused', async () => {
       const r = await start();
       const body = jsonBody(validForm());
-      expectProblem(await post(r.base, '/form/?lang=en', body, { signature: sign('/form/', body) }), 401, 'does not match');
-      expectProblem(await post(r.base, '/form/', body, { signature: sign('/form/?lang=en', body) }), 401, 'does not match');
+      expectProblem(
+        await post(r.base, '/form/?lang=en', body, { signature: sign('/form/', body) }),
+        401,
+        'does not match',
+      );
+      expectProblem(
+        await post(r.base, '/form/', body, { signature: sign('/form/?lang=en', body) }),
+        401,
+        'does not match',
+      );
       expectProblem(await post(r.base, '/form', body, { signature: sign('/form/', body) }), 401, 'does not match');
-      expectProblem(await post(r.base, '/form/?lang=de', body, { signature: sign('/form/?lang=en', body) }), 401, 'does not match');
+      expectProblem(
+        await post(r.base, '/form/?lang=de', body, { signature: sign('/form/?lang=en', body) }),
+        401,
+        'does not match',
+      );
       expect(await queued(r)).to.equal(0);
       expect((await post(r.base, '/form/?lang=en', body)).status).to.equal(202);
       expect((await post(r.base, '/form', body)).status).to.equal(202);
@@ -140,7 +152,11 @@ describe('web service', function () {
     const encodings: { name: string; body: string; type: string }[] = [
       { name: 'form-encoded data=<JSON string>', body: formEncodedBody(validForm()), type: FORM_TYPE },
       { name: 'JSON with data as an object', body: jsonBody(validForm()), type: 'application/json' },
-      { name: 'JSON with data as a string holding one', body: JSON.stringify({ data: JSON.stringify(validForm()) }), type: 'application/json' },
+      {
+        name: 'JSON with data as a string holding one',
+        body: JSON.stringify({ data: JSON.stringify(validForm()) }),
+        type: 'application/json',
+      },
       { name: 'JSON with a charset parameter', body: jsonBody(validForm()), type: 'application/json; charset=UTF-8' },
     ];
     for (const e of encodings) {
@@ -149,7 +165,11 @@ describe('web service', function () {
         const reply = await post(r.base, '/form/', e.body, { type: e.type });
         expect(reply.status, reply.text).to.equal(202);
         expect(reply.headers.get('content-type')).to.match(/^application\/json/);
-        const { id, data, submission_id: submissionId } = reply.body as { id: string; data: unknown; submission_id: string };
+        const {
+          id,
+          data,
+          submission_id: submissionId,
+        } = reply.body as { id: string; data: unknown; submission_id: string };
         expect(data).to.deep.equal(validForm());
         expect(submissionId).to.match(SUBMISSION_ID);
         const messages = await receiveAll(r.t.sqs, r.formUrl);
@@ -166,7 +186,11 @@ describe('web service', function () {
 
     it('keeps other fields and queues only the validated copy', async () => {
       const r = await start();
-      const reply = await post(r.base, '/form/', JSON.stringify({ data: validForm({ marketing_source_other: 'a friend' }), ignored: 'top-level extra' }));
+      const reply = await post(
+        r.base,
+        '/form/',
+        JSON.stringify({ data: validForm({ marketing_source_other: 'a friend' }), ignored: 'top-level extra' }),
+      );
       expect(reply.status, reply.text).to.equal(202);
       const [message] = await receiveAll(r.t.sqs, r.formUrl);
       const body = JSON.parse(message!.Body!) as { data: Record<string, unknown> };
@@ -192,7 +216,10 @@ describe('web service', function () {
         [{ note: 'x'.repeat(2001) }, ['data.note']],
         [{ company_name: 'A\u0000' }, ['data.company_name']],
         [{ contact_name: '\ud800' }, ['data.contact_name']],
-        [{ company_name: undefined, agree_terms: 'True', opt_in: 1 }, ['data.company_name', 'data.agree_terms', 'data.opt_in']],
+        [
+          { company_name: undefined, agree_terms: 'True', opt_in: 1 },
+          ['data.company_name', 'data.agree_terms', 'data.opt_in'],
+        ],
       ];
       for (const [overrides, fields] of cases) {
         const reply = await post(r.base, '/form/', jsonBody(validForm(overrides)));
@@ -216,7 +243,11 @@ describe('web service', function () {
     it('answers 400 for malformed JSON', async () => {
       expectProblem(await post(r.base, '/form/', '{"data": {'), 400, 'malformed JSON');
       expectProblem(await post(r.base, '/form/', '"just a string"'), 400, 'must be an object');
-      expectProblem(await post(r.base, '/form/', JSON.stringify({ data: '{"broken": ' })), 400, 'data is a string that is not JSON');
+      expectProblem(
+        await post(r.base, '/form/', JSON.stringify({ data: '{"broken": ' })),
+        400,
+        'data is a string that is not JSON',
+      );
     });
 
     it('answers 400 for malformed form encoding', async () => {
@@ -232,7 +263,13 @@ describe('web service', function () {
 
     it('answers 415 for other content types', async () => {
       const body = jsonBody(validForm());
-      for (const type of ['text/plain', 'multipart/form-data; boundary=x', 'application/xml', 'application/json; charset=latin1', 'application/vnd.api+json']) {
+      for (const type of [
+        'text/plain',
+        'multipart/form-data; boundary=x',
+        'application/xml',
+        'application/json; charset=latin1',
+        'application/vnd.api+json',
+      ]) {
         expectProblem(await post(r.base, '/form/', body, { type }), 415, /content type|charset/);
       }
       expectProblem(await post(r.base, '/form/', body, { type: null }), 415, 'content type');
@@ -253,7 +290,11 @@ describe('web service', function () {
         for (const method of ['GET', 'PROPFIND']) {
           const res = await fetch(r.base + path, { method });
           const text = await res.text();
-          expectProblem({ status: res.status, headers: res.headers, text, body: JSON.parse(text) }, 404, `no resource at ${path}`);
+          expectProblem(
+            { status: res.status, headers: res.headers, text, body: JSON.parse(text) },
+            404,
+            `no resource at ${path}`,
+          );
           expect(res.headers.has('allow'), `${method} ${path}`).to.equal(false);
         }
       }
@@ -270,7 +311,11 @@ describe('web service', function () {
     it('answers 503 quickly when SQS does not accept the message, and recovers without restart', async () => {
       const target = new URL(emulator.endpoint);
       proxy = await startTcpProxy(target.hostname, Number(target.port));
-      const r = await start({ SQS_ENDPOINT_URL: `http://127.0.0.1:${proxy.port}`, SQS_REQUEST_TIMEOUT_MS: '500', SQS_MAX_ATTEMPTS: '2' });
+      const r = await start({
+        SQS_ENDPOINT_URL: `http://127.0.0.1:${proxy.port}`,
+        SQS_REQUEST_TIMEOUT_MS: '500',
+        SQS_MAX_ATTEMPTS: '2',
+      });
       const body = jsonBody(validForm());
       expect((await post(r.base, '/form/', body)).status).to.equal(202);
 

@@ -15,7 +15,8 @@ import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
 import { validForm } from '../harness/forms.ts';
 import { startTcpProxy } from '../harness/tcp-proxy.ts';
 
-const envelope = (data: unknown): string => JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'test' });
+const envelope = (data: unknown): string =>
+  JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'test' });
 
 describe('worker', () => {
   const emulator = useEmulator();
@@ -48,11 +49,21 @@ describe('worker', () => {
         await service.stop();
         const urls = await t.queueUrls();
         const queue = new WorkerQueue(sqs, urls);
-        const handler = new BatchHandler({ queue, repository: new FormRepository(db, 5000), logger, backoffBaseSeconds: 1, backoffMaxSeconds: 5 });
+        const handler = new BatchHandler({
+          queue,
+          repository: new FormRepository(db, 5000),
+          logger,
+          backoffBaseSeconds: 1,
+          backoffMaxSeconds: 5,
+        });
         const id = await send(envelope(validForm()));
         // Visibility 0: the message is visible again at once, as after a lost delete.
         const first = await queue.receive({ waitTimeSeconds: 1, maxNumberOfMessages: 1, visibilityTimeoutSeconds: 0 });
-        const second = await queue.receive({ waitTimeSeconds: 1, maxNumberOfMessages: 1, visibilityTimeoutSeconds: 30 });
+        const second = await queue.receive({
+          waitTimeSeconds: 1,
+          maxNumberOfMessages: 1,
+          visibilityTimeoutSeconds: 30,
+        });
         expect(first.map((m) => m.messageId)).to.deep.equal([id]);
         expect(second.map((m) => m.messageId)).to.deep.equal([id]);
         expect(second[0]!.receiveCount).to.equal(2);
@@ -87,19 +98,34 @@ describe('worker', () => {
         const r = await rows();
         return r.length === 2 ? r : undefined;
       });
-      expect(Object.fromEntries(stored.map((r) => [r.sqs_message_id, r.data.company_name]))).to.deep.equal({ [a]: 'A', [b]: 'B' });
+      expect(Object.fromEntries(stored.map((r) => [r.sqs_message_id, r.data.company_name]))).to.deep.equal({
+        [a]: 'A',
+        [b]: 'B',
+      });
     });
 
     it('polls with one loop while the queue has no backlog and with all of them while it has one', async () => {
       // The worker of this block runs WORKER_CONCURRENCY (default 16) loops on a queue that starts empty.
-      await eventually(async () => (worker.consumer.activeLoops === 1 ? true : undefined), 20_000, 'one polling loop on an empty queue');
+      await eventually(
+        async () => (worker.consumer.activeLoops === 1 ? true : undefined),
+        20_000,
+        'one polling loop on an empty queue',
+      );
       let most = 0;
       worker.consumer.on('batch', () => {
         most = Math.max(most, worker.consumer.activeLoops);
       });
       const { form } = await t.queueUrls();
       for (let i = 0; i < 60; i++) {
-        await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: form, Entries: Array.from({ length: 10 }, (_, j) => ({ Id: String(j), MessageBody: envelope(validForm({ company_name: `backlog ${i}.${j}` })) })) }));
+        await t.sqs.send(
+          new SendMessageBatchCommand({
+            QueueUrl: form,
+            Entries: Array.from({ length: 10 }, (_, j) => ({
+              Id: String(j),
+              MessageBody: envelope(validForm({ company_name: `backlog ${i}.${j}` })),
+            })),
+          }),
+        );
       }
       await eventually(async () => ((await rows()).length === 600 ? true : undefined), 30_000, 'the backlog stored');
       expect(most, 'loops polling during the backlog').to.be.greaterThan(1);
@@ -145,13 +171,22 @@ describe('worker', () => {
       const viaProxy = new URL(t.config.database.url);
       viaProxy.hostname = '127.0.0.1';
       viaProxy.port = String(proxy.port);
-      const config = loadConfig({ ...t.env, DATABASE_URL: viaProxy.toString(), DATABASE_TIMEOUT_MS: '1000', SQS_RETRY_BACKOFF_BASE_SECONDS: '1', SQS_RETRY_BACKOFF_MAX_SECONDS: '2', WORKER_CONCURRENCY: '2' });
+      const config = loadConfig({
+        ...t.env,
+        DATABASE_URL: viaProxy.toString(),
+        DATABASE_TIMEOUT_MS: '1000',
+        SQS_RETRY_BACKOFF_BASE_SECONDS: '1',
+        SQS_RETRY_BACKOFF_MAX_SECONDS: '2',
+        WORKER_CONCURRENCY: '2',
+      });
       const worker = await createWorkerService(config);
       const healthPort = await worker.start();
       try {
         proxy.cut();
         const backoff = once(worker.consumer, 'backoff');
-        const ids = await Promise.all(Array.from({ length: 25 }, (_, i) => send(envelope(validForm({ company_name: `outage ${i}` })))));
+        const ids = await Promise.all(
+          Array.from({ length: 25 }, (_, i) => send(envelope(validForm({ company_name: `outage ${i}` })))),
+        );
         const [event] = (await backoff) as [{ reason: string }];
         expect(event.reason).to.match(/^database unavailable/);
         const ready = await fetch(`http://127.0.0.1:${healthPort}/healthz/ready`);
@@ -160,18 +195,25 @@ describe('worker', () => {
         expect((await fetch(`http://127.0.0.1:${healthPort}/healthz/live`)).status).to.equal(200);
 
         // While the database is down the loops do not poll: receive counts must not climb towards the redrive limit.
-        const receives = async (): Promise<number> => (await worker.metrics.sqsRequests.get()).values.find((v) => v.labels.action === 'ReceiveMessage')?.value ?? 0;
+        const receives = async (): Promise<number> =>
+          (await worker.metrics.sqsRequests.get()).values.find((v) => v.labels.action === 'ReceiveMessage')?.value ?? 0;
         const before = await receives();
         for (let i = 0; i < 4; i++) await once(worker.consumer, 'backoff');
         expect(await receives(), 'ReceiveMessage calls during the outage').to.equal(before);
 
         proxy.restore();
-        const stored = await eventually(async () => {
-          const r = await rows();
-          return r.length === ids.length ? r : undefined;
-        }, 30_000, 'all rows after the outage');
+        const stored = await eventually(
+          async () => {
+            const r = await rows();
+            return r.length === ids.length ? r : undefined;
+          },
+          30_000,
+          'all rows after the outage',
+        );
         expect(new Set(stored.map((r) => r.sqs_message_id))).to.deep.equal(new Set(ids));
-        await eventually(async () => ((await fetch(`http://127.0.0.1:${healthPort}/healthz/ready`)).status === 200 ? true : undefined));
+        await eventually(async () =>
+          (await fetch(`http://127.0.0.1:${healthPort}/healthz/ready`)).status === 200 ? true : undefined,
+        );
         const { form } = await t.queueUrls();
         await eventually(async () => {
           const c = await queueCounts(t.sqs, form);

@@ -32,7 +32,10 @@ function recording(): FormInserter & { calls: { ids: string[]; settle: (error?: 
     insertMany: (rows) =>
       new Promise((resolve, reject) => {
         const ids = rows.map((r) => r.messageId);
-        calls.push({ ids, settle: (error) => (error ? reject(error) : resolve(new Set(ids.filter((id) => !id.startsWith('dup'))))) });
+        calls.push({
+          ids,
+          settle: (error) => (error ? reject(error) : resolve(new Set(ids.filter((id) => !id.startsWith('dup'))))),
+        });
       }),
   };
 }
@@ -73,7 +76,9 @@ describe('FormWriter (unit, recording inserter)', () => {
     const a = writer.insertMany([row('a1')]).catch((e: unknown) => e);
     const b = writer.insertMany([row('b1'), row('b2')]).catch((e: unknown) => e);
     await eventually(async () => (inserter.calls.length === 1 ? true : undefined), 2000, 'one statement');
-    inserter.calls[0]!.settle(new DatabaseError('insert into form_form', new Error('connection refused'), ['a1', 'b1', 'b2']));
+    inserter.calls[0]!.settle(
+      new DatabaseError('insert into form_form', new Error('connection refused'), ['a1', 'b1', 'b2']),
+    );
     const [ea, eb] = (await Promise.all([a, b])) as DatabaseError[];
     expect(ea).to.be.instanceOf(DatabaseError);
     expect(ea!.messageIds).to.deep.equal(['a1']);
@@ -105,7 +110,8 @@ describe('FormWriter (unit, recording inserter)', () => {
   });
 });
 
-const envelope = (data: unknown): string => JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'writer' });
+const envelope = (data: unknown): string =>
+  JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'writer' });
 
 describe('FormWriter on PostgreSQL and SQS', function () {
   this.timeout(90_000);
@@ -121,12 +127,16 @@ describe('FormWriter on PostgreSQL and SQS', function () {
   async function fill(count: number, tag: string): Promise<void> {
     const { form } = await t.queueUrls();
     for (let i = 0; i < count; i += 10) {
-      const Entries = Array.from({ length: Math.min(10, count - i) }, (_, j) => ({ Id: String(j), MessageBody: envelope(validForm({ company_name: `${tag} ${i + j}` })) }));
+      const Entries = Array.from({ length: Math.min(10, count - i) }, (_, j) => ({
+        Id: String(j),
+        MessageBody: envelope(validForm({ company_name: `${tag} ${i + j}` })),
+      }));
       await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: form, Entries }));
     }
   }
 
-  const rowCount = async (): Promise<number> => Number((await t.db('form_form').count<{ n: string }[]>({ n: '*' }))[0]?.n);
+  const rowCount = async (): Promise<number> =>
+    Number((await t.db('form_form').count<{ n: string }[]>({ n: '*' }))[0]?.n);
 
   it('deletes the messages of concurrent batches only after their rows are committed; an outage hands every one back', async () => {
     const pgUrl = new URL(t.config.database.url);
@@ -155,7 +165,10 @@ describe('FormWriter on PostgreSQL and SQS', function () {
       windowMs: 2,
       parallel: 2,
     });
-    const store = { insertMany: writer.insertMany.bind(writer), classifySkipped: repository.classifySkipped.bind(repository) };
+    const store = {
+      insertMany: writer.insertMany.bind(writer),
+      classifySkipped: repository.classifySkipped.bind(repository),
+    };
     const handler = new BatchHandler({ queue, repository: store, logger, backoffBaseSeconds: 1, backoffMaxSeconds: 1 });
     const receive = () => queue.receive({ waitTimeSeconds: 1, maxNumberOfMessages: 10, visibilityTimeoutSeconds: 30 });
     try {
@@ -186,10 +199,14 @@ describe('FormWriter on PostgreSQL and SQS', function () {
       expect(await rowCount()).to.equal(40);
       expect(seen.length).to.be.greaterThan(0);
       expect(Math.min(...seen), 'messages deleted before their rows were committed').to.be.at.least(0);
-      await eventually(async () => {
-        const c = await queueCounts(t.sqs, urls.form);
-        return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
-      }, 10_000, 'the queue emptied');
+      await eventually(
+        async () => {
+          const c = await queueCounts(t.sqs, urls.form);
+          return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
+        },
+        10_000,
+        'the queue emptied',
+      );
     } finally {
       await writer.close();
       sqs.destroy();
@@ -200,13 +217,19 @@ describe('FormWriter on PostgreSQL and SQS', function () {
 
   it('on stop, flushes the rows waiting in the writer and drains: every received form stored once, nothing left in flight', async () => {
     // The longest window and room for every row: only the stop can start the statement early.
-    const worker = await createWorkerService(t.with({ WORKER_INSERT_WINDOW_MS: '100', WORKER_INSERT_MAX_ROWS: '1000' }));
+    const worker = await createWorkerService(
+      t.with({ WORKER_INSERT_WINDOW_MS: '100', WORKER_INSERT_MAX_ROWS: '1000' }),
+    );
     const received: string[] = [];
     worker.consumer.on('received', ({ messages }) => received.push(...messages.map((m) => m.messageId)));
     await worker.start();
     try {
       await fill(60, 'drain');
-      await eventually(async () => (worker.writer.waitingRows > 0 || received.length > 0 ? true : undefined), 20_000, 'rows received');
+      await eventually(
+        async () => (worker.writer.waitingRows > 0 || received.length > 0 ? true : undefined),
+        20_000,
+        'rows received',
+      );
     } finally {
       await worker.stop();
     }

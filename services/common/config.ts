@@ -62,42 +62,237 @@ const HTTP = ['http:', 'https:'] as const;
 
 /** All settings, in README order. */
 export const SETTINGS: readonly Setting[] = [
-  { names: ['SQS_REGION_NAME'], default: 'eu-west-1', kind: 'text', label: 'AWS region', description: 'Region of the SQS queues.' },
-  { names: ['SQS_FORM_DATA_QUEUE_NAME'], default: 'directory-form-data', kind: 'queueName', description: 'Queue the web writes forms to and the worker reads.' },
+  {
+    names: ['SQS_REGION_NAME'],
+    default: 'eu-west-1',
+    kind: 'text',
+    label: 'AWS region',
+    description: 'Region of the SQS queues.',
+  },
+  {
+    names: ['SQS_FORM_DATA_QUEUE_NAME'],
+    default: 'directory-form-data',
+    kind: 'queueName',
+    description: 'Queue the web writes forms to and the worker reads.',
+  },
   {
     names: ['SQS_INVALID_MESAGES_QUEUE_NAME', 'SQS_INVALID_MESSAGES_QUEUE_NAME'],
     default: 'directory-form-data-invalid',
     kind: 'queueName',
-    description: 'Queue for messages the worker cannot store (the misspelt name is the one the replaced service used; both are read).',
+    description:
+      'Queue for messages the worker cannot store (the misspelt name is the one the replaced service used; both are read).',
   },
-  { names: ['SQS_WAIT_TIME'], default: '20', kind: 'int', min: 0, max: 20, description: 'Long-poll wait time of ReceiveMessage, in seconds.' },
-  { names: ['SQS_MAX_NUMBER_OF_MESSAGES'], default: '10', kind: 'int', min: 1, max: 10, description: 'Messages per ReceiveMessage.' },
-  { names: ['SQS_VISIBILITY_TIMEOUT'], default: '21600', kind: 'int', min: 0, max: 43200, description: 'Visibility timeout of received messages, in seconds.' },
-  { names: ['SQS_ENDPOINT_URL'], default: 'none', kind: 'url', protocols: HTTP, label: 'http(s) URL', description: 'SQS-compatible endpoint (an emulator); unset means AWS.' },
-  { names: ['SQS_CREATE_QUEUES'], default: 'false', kind: 'bool', description: 'Create missing queues at start-up (local use).' },
-  { names: ['SQS_REQUEST_TIMEOUT_MS'], default: '3000', kind: 'int', min: 100, max: 60000, description: 'Timeout of one SQS request (a long poll gets the wait time on top).' },
-  { names: ['SQS_MAX_ATTEMPTS'], default: '2', kind: 'int', min: 1, max: 10, description: 'Attempts per SQS call, the first included.' },
-  { names: ['SQS_SEND_BATCHING'], default: 'true', kind: 'bool', description: 'Web: coalesce concurrent submissions into SendMessageBatch.' },
-  { names: ['SQS_SEND_BATCH_WINDOW_MS'], default: '2', kind: 'int', min: 0, max: 100, description: 'Web: how long a batch waits for more entries before it is sent.' },
-  { names: ['SQS_RETRY_BACKOFF_BASE_SECONDS'], default: '5', kind: 'int', min: 1, max: 3600, description: 'Worker: visibility delay of a message that could not be stored, doubled at each further receive.' },
-  { names: ['SQS_RETRY_BACKOFF_MAX_SECONDS'], default: '300', kind: 'int', min: 1, max: 43200, description: 'Worker: cap of that backoff.' },
-  { names: ['WORKER_CONCURRENCY'], default: '16', kind: 'int', min: 1, max: 32, description: 'Worker: most concurrent poll loops per process; a full poll lets one more loop poll, a partial one one fewer (at least one).' },
-  { names: ['DATABASE_URL'], default: 'postgres://test:test@localhost:5432/directory-form-data-test', kind: 'url', protocols: ['postgres:', 'postgresql:'], label: 'postgres:// URL', description: 'PostgreSQL connection string.' },
-  { names: ['WORKER_INSERT_MAX_ROWS'], default: '100', kind: 'int', min: 1, max: 1000, description: 'Worker: most rows per INSERT; the poll loops\' valid forms are stored together, one statement per flush.' },
-  { names: ['WORKER_INSERT_WINDOW_MS'], default: '2', kind: 'int', min: 0, max: 100, description: 'Worker: how long waiting rows wait for more before their INSERT starts (unless it is full).' },
-  { names: ['DATABASE_POOL_MAX'], default: '2', kind: 'int', min: 1, max: 100, description: 'Worker: database connections per process, and INSERTs in flight (see docs/database.md for the connection budget).' },
-  { names: ['DATABASE_TIMEOUT_MS'], default: '5000', kind: 'int', min: 100, max: 600000, description: 'Connect, pool-acquire and statement timeout (the CSV export uses it only to connect).' },
-  { names: ['UI_SECRET'], default: 'none', kind: 'text', label: 'string', description: 'Shared secret of request signatures; required by the web unless DISABLE_SIGNATURE_CHECK.' },
-  { names: ['DISABLE_SIGNATURE_CHECK'], default: 'false', kind: 'bool', description: 'Web: accept unsigned requests. Local use only.' },
-  { names: ['PORT'], default: '8000', kind: 'int', min: 0, max: 65535, description: 'Web: HTTP port (also health and metrics).' },
-  { names: ['HEALTH_PORT'], default: '8001', kind: 'int', min: 0, max: 65535, description: 'Worker: port of health probes and metrics.' },
+  {
+    names: ['SQS_WAIT_TIME'],
+    default: '20',
+    kind: 'int',
+    min: 0,
+    max: 20,
+    description: 'Long-poll wait time of ReceiveMessage, in seconds.',
+  },
+  {
+    names: ['SQS_MAX_NUMBER_OF_MESSAGES'],
+    default: '10',
+    kind: 'int',
+    min: 1,
+    max: 10,
+    description: 'Messages per ReceiveMessage.',
+  },
+  {
+    names: ['SQS_VISIBILITY_TIMEOUT'],
+    default: '21600',
+    kind: 'int',
+    min: 0,
+    max: 43200,
+    description: 'Visibility timeout of received messages, in seconds.',
+  },
+  {
+    names: ['SQS_ENDPOINT_URL'],
+    default: 'none',
+    kind: 'url',
+    protocols: HTTP,
+    label: 'http(s) URL',
+    description: 'SQS-compatible endpoint (an emulator); unset means AWS.',
+  },
+  {
+    names: ['SQS_CREATE_QUEUES'],
+    default: 'false',
+    kind: 'bool',
+    description: 'Create missing queues at start-up (local use).',
+  },
+  {
+    names: ['SQS_REQUEST_TIMEOUT_MS'],
+    default: '3000',
+    kind: 'int',
+    min: 100,
+    max: 60000,
+    description: 'Timeout of one SQS request (a long poll gets the wait time on top).',
+  },
+  {
+    names: ['SQS_MAX_ATTEMPTS'],
+    default: '2',
+    kind: 'int',
+    min: 1,
+    max: 10,
+    description: 'Attempts per SQS call, the first included.',
+  },
+  {
+    names: ['SQS_SEND_BATCHING'],
+    default: 'true',
+    kind: 'bool',
+    description: 'Web: coalesce concurrent submissions into SendMessageBatch.',
+  },
+  {
+    names: ['SQS_SEND_BATCH_WINDOW_MS'],
+    default: '2',
+    kind: 'int',
+    min: 0,
+    max: 100,
+    description: 'Web: how long a batch waits for more entries before it is sent.',
+  },
+  {
+    names: ['SQS_RETRY_BACKOFF_BASE_SECONDS'],
+    default: '5',
+    kind: 'int',
+    min: 1,
+    max: 3600,
+    description: 'Worker: visibility delay of a message that could not be stored, doubled at each further receive.',
+  },
+  {
+    names: ['SQS_RETRY_BACKOFF_MAX_SECONDS'],
+    default: '300',
+    kind: 'int',
+    min: 1,
+    max: 43200,
+    description: 'Worker: cap of that backoff.',
+  },
+  {
+    names: ['WORKER_CONCURRENCY'],
+    default: '16',
+    kind: 'int',
+    min: 1,
+    max: 32,
+    description:
+      'Worker: most concurrent poll loops per process; a full poll lets one more loop poll, a partial one one fewer (at least one).',
+  },
+  {
+    names: ['DATABASE_URL'],
+    default: 'postgres://test:test@localhost:5432/directory-form-data-test',
+    kind: 'url',
+    protocols: ['postgres:', 'postgresql:'],
+    label: 'postgres:// URL',
+    description: 'PostgreSQL connection string.',
+  },
+  {
+    names: ['WORKER_INSERT_MAX_ROWS'],
+    default: '100',
+    kind: 'int',
+    min: 1,
+    max: 1000,
+    description:
+      "Worker: most rows per INSERT; the poll loops' valid forms are stored together, one statement per flush.",
+  },
+  {
+    names: ['WORKER_INSERT_WINDOW_MS'],
+    default: '2',
+    kind: 'int',
+    min: 0,
+    max: 100,
+    description: 'Worker: how long waiting rows wait for more before their INSERT starts (unless it is full).',
+  },
+  {
+    names: ['DATABASE_POOL_MAX'],
+    default: '2',
+    kind: 'int',
+    min: 1,
+    max: 100,
+    description:
+      'Worker: database connections per process, and INSERTs in flight (see docs/database.md for the connection budget).',
+  },
+  {
+    names: ['DATABASE_TIMEOUT_MS'],
+    default: '5000',
+    kind: 'int',
+    min: 100,
+    max: 600000,
+    description: 'Connect, pool-acquire and statement timeout (the CSV export uses it only to connect).',
+  },
+  {
+    names: ['UI_SECRET'],
+    default: 'none',
+    kind: 'text',
+    label: 'string',
+    description: 'Shared secret of request signatures; required by the web unless DISABLE_SIGNATURE_CHECK.',
+  },
+  {
+    names: ['DISABLE_SIGNATURE_CHECK'],
+    default: 'false',
+    kind: 'bool',
+    description: 'Web: accept unsigned requests. Local use only.',
+  },
+  {
+    names: ['PORT'],
+    default: '8000',
+    kind: 'int',
+    min: 0,
+    max: 65535,
+    description: 'Web: HTTP port (also health and metrics).',
+  },
+  {
+    names: ['HEALTH_PORT'],
+    default: '8001',
+    kind: 'int',
+    min: 0,
+    max: 65535,
+    description: 'Worker: port of health probes and metrics.',
+  },
   { names: ['LOG_LEVEL'], default: 'info', kind: 'oneOf', values: LOG_LEVELS, description: 'pino log level.' },
-  { names: ['LOG_FORMAT'], default: 'json', kind: 'oneOf', values: LOG_FORMATS, description: 'JSON lines, or coloured one-line text for local runs (pino-pretty).' },
-  { names: ['QUEUE_METRICS_INTERVAL_SECONDS'], default: '30', kind: 'int', min: 0, max: 3600, description: 'Worker: how often it reads the queues\' depth (GetQueueAttributes) for its metrics; 0 turns it off.' },
-  { names: ['SENTRY_DSN'], default: 'none', kind: 'url', protocols: HTTP, label: 'Sentry DSN', description: 'Send unexpected errors to Sentry; unset sends nothing and loads no Sentry code.' },
-  { names: ['SENTRY_ENVIRONMENT'], default: 'none', kind: 'text', label: 'string', description: 'Environment name attached to Sentry events (production, staging, …).' },
-  { names: ['MAX_BODY_BYTES'], default: '65536', kind: 'int', min: 1024, max: 204800, description: 'Web: largest accepted request body.' },
-  { names: ['SHUTDOWN_DELAY_MS'], default: '5000', kind: 'int', min: 0, max: 120000, description: 'Web: time between failing readiness and closing the server on SIGTERM.' },
+  {
+    names: ['LOG_FORMAT'],
+    default: 'json',
+    kind: 'oneOf',
+    values: LOG_FORMATS,
+    description: 'JSON lines, or coloured one-line text for local runs (pino-pretty).',
+  },
+  {
+    names: ['QUEUE_METRICS_INTERVAL_SECONDS'],
+    default: '30',
+    kind: 'int',
+    min: 0,
+    max: 3600,
+    description: "Worker: how often it reads the queues' depth (GetQueueAttributes) for its metrics; 0 turns it off.",
+  },
+  {
+    names: ['SENTRY_DSN'],
+    default: 'none',
+    kind: 'url',
+    protocols: HTTP,
+    label: 'Sentry DSN',
+    description: 'Send unexpected errors to Sentry; unset sends nothing and loads no Sentry code.',
+  },
+  {
+    names: ['SENTRY_ENVIRONMENT'],
+    default: 'none',
+    kind: 'text',
+    label: 'string',
+    description: 'Environment name attached to Sentry events (production, staging, …).',
+  },
+  {
+    names: ['MAX_BODY_BYTES'],
+    default: '65536',
+    kind: 'int',
+    min: 1024,
+    max: 204800,
+    description: 'Web: largest accepted request body.',
+  },
+  {
+    names: ['SHUTDOWN_DELAY_MS'],
+    default: '5000',
+    kind: 'int',
+    min: 0,
+    max: 120000,
+    description: 'Web: time between failing readiness and closing the server on SIGTERM.',
+  },
   {
     names: ['IDEMPOTENCY_WINDOW_SECONDS'],
     default: '86400',
@@ -183,7 +378,11 @@ class Reader {
       const value = this.env[n];
       if (value !== undefined && value.trim() !== '') return { used: n, value: value.trim(), text: value.trim() };
     }
-    return { used: setting.names[0]!, value: undefined, text: setting.default === 'none' ? undefined : setting.default };
+    return {
+      used: setting.names[0]!,
+      value: undefined,
+      text: setting.default === 'none' ? undefined : setting.default,
+    };
   }
 
   /** The declared default of `name` (`none` when it has none). */
@@ -273,7 +472,11 @@ export function loadConfig(env: Env = process.env, settings: readonly Setting[] 
   const retryBackoffMaxSeconds = r.int('SQS_RETRY_BACKOFF_MAX_SECONDS');
   const windowSeconds = r.int('IDEMPOTENCY_WINDOW_SECONDS');
   if (retryBackoffMaxSeconds < retryBackoffBaseSeconds) {
-    throw new ConfigError('SQS_RETRY_BACKOFF_MAX_SECONDS', String(retryBackoffMaxSeconds), `at least SQS_RETRY_BACKOFF_BASE_SECONDS (${retryBackoffBaseSeconds})`);
+    throw new ConfigError(
+      'SQS_RETRY_BACKOFF_MAX_SECONDS',
+      String(retryBackoffMaxSeconds),
+      `at least SQS_RETRY_BACKOFF_BASE_SECONDS (${retryBackoffBaseSeconds})`,
+    );
   }
   return {
     sqs: {
@@ -292,7 +495,11 @@ export function loadConfig(env: Env = process.env, settings: readonly Setting[] 
       retryBackoffBaseSeconds,
       retryBackoffMaxSeconds,
     },
-    worker: { concurrency, insertMaxRows: r.int('WORKER_INSERT_MAX_ROWS'), insertWindowMs: r.int('WORKER_INSERT_WINDOW_MS') },
+    worker: {
+      concurrency,
+      insertMaxRows: r.int('WORKER_INSERT_MAX_ROWS'),
+      insertWindowMs: r.int('WORKER_INSERT_WINDOW_MS'),
+    },
     database: {
       url: r.url('DATABASE_URL') ?? '',
       poolMax,

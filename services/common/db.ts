@@ -51,7 +51,11 @@ export function createDatabase(config: Config['database'], logger?: Logger, opti
  * `timeoutMs` (statement and lock timeouts, `SET LOCAL`: they end with the
  * transaction, so a pooler can hand the connection on).
  */
-export async function withTimeouts<T>(db: Knex, timeoutMs: number, fn: (trx: Knex.Transaction) => Promise<T>): Promise<T> {
+export async function withTimeouts<T>(
+  db: Knex,
+  timeoutMs: number,
+  fn: (trx: Knex.Transaction) => Promise<T>,
+): Promise<T> {
   const ms = Math.max(1, Math.trunc(timeoutMs));
   return db.transaction(async (trx) => {
     // One round trip (a simple query, no bindings); both settings end at COMMIT or ROLLBACK.

@@ -15,7 +15,9 @@ export function runMain(name: string, fn: () => Promise<number | undefined>): vo
         process.stderr.write(`${name}: ${error.message}\n`);
         process.exit(2);
       }
-      process.stderr.write(`${JSON.stringify({ level: 60, service: name, msg: 'start-up failed', err: errorSummary(error) })}\n`);
+      process.stderr.write(
+        `${JSON.stringify({ level: 60, service: name, msg: 'start-up failed', err: errorSummary(error) })}\n`,
+      );
       process.exit(1);
     },
   );

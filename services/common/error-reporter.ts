@@ -59,7 +59,10 @@ export async function createErrorReporter(options: SentryOptions, logger: Logger
         await response.arrayBuffer();
         return {
           statusCode: response.status,
-          headers: { 'x-sentry-rate-limits': response.headers.get('x-sentry-rate-limits'), 'retry-after': response.headers.get('retry-after') },
+          headers: {
+            'x-sentry-rate-limits': response.headers.get('x-sentry-rate-limits'),
+            'retry-after': response.headers.get('retry-after'),
+          },
         };
       }),
   });

@@ -26,7 +26,8 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 // Type errors carry fixed messages: yup's defaults print the offending value
 // (echoing input, and recursing without bound on deeply nested values).
-const text = () => string().strict().typeError('must be a string').max(LIMITS.maxFieldLength, 'must be at most ${max} characters');
+const text = () =>
+  string().strict().typeError('must be a string').max(LIMITS.maxFieldLength, 'must be at most ${max} characters');
 const requiredText = () => text().required('is required');
 const email = () => requiredText().email('must be an e-mail address');
 
@@ -46,11 +47,18 @@ const known = object({
   agree_terms: boolean().strict().typeError('must be true').required('is required').oneOf([true], 'must be true'),
   marketing_source: mixed<string | string[]>()
     .optional()
-    .test('string-or-list', `must be a string or a list of at most ${LIMITS.maxArrayItems} strings of at most ${LIMITS.maxFieldLength} characters`, (value) => {
-      if (value === undefined) return true;
-      const items: unknown[] = Array.isArray(value) ? value : [value];
-      return items.length <= LIMITS.maxArrayItems && items.every((item) => typeof item === 'string' && item.length <= LIMITS.maxFieldLength);
-    }),
+    .test(
+      'string-or-list',
+      `must be a string or a list of at most ${LIMITS.maxArrayItems} strings of at most ${LIMITS.maxFieldLength} characters`,
+      (value) => {
+        if (value === undefined) return true;
+        const items: unknown[] = Array.isArray(value) ? value : [value];
+        return (
+          items.length <= LIMITS.maxArrayItems &&
+          items.every((item) => typeof item === 'string' && item.length <= LIMITS.maxFieldLength)
+        );
+      },
+    ),
   opt_in: boolean().strict().typeError('must be a boolean').optional(),
 }).strict();
 
@@ -137,7 +145,10 @@ export function validateForm(input: unknown): ValidationResult {
 function checkNamed(key: string, value: unknown, errors: Errors): boolean {
   const list = key === 'marketing_source' && Array.isArray(value);
   const items: unknown[] = list ? (value as unknown[]) : [value];
-  if ((list && items.length > LIMITS.maxArrayItems) || !items.every((item) => item === null || ['string', 'number', 'boolean', 'undefined'].includes(typeof item))) {
+  if (
+    (list && items.length > LIMITS.maxArrayItems) ||
+    !items.every((item) => item === null || ['string', 'number', 'boolean', 'undefined'].includes(typeof item))
+  ) {
     errors.add(key, `${key} must be ${EXPECTED[key] ?? 'a string'}`);
     return false;
   }

@@ -9,8 +9,19 @@ export type { Logger };
  * pino-pretty transport, for local runs. `mixin` adds fields to every line
  * (the active trace's `trace_id` and `span_id`). Default: none.
  */
-export function createLogger(level: LogLevel, service: string, format: LogFormat = 'json', mixin?: () => Record<string, string>): Logger {
+export function createLogger(
+  level: LogLevel,
+  service: string,
+  format: LogFormat = 'json',
+  mixin?: () => Record<string, string>,
+): Logger {
   const options = { level, base: { service }, timestamp: pino.stdTimeFunctions.isoTime, ...(mixin ? { mixin } : {}) };
   if (format === 'json') return pino(options);
-  return pino(options, pino.transport({ target: 'pino-pretty', options: { colorize: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } }));
+  return pino(
+    options,
+    pino.transport({
+      target: 'pino-pretty',
+      options: { colorize: true, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' },
+    }),
+  );
 }

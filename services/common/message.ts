@@ -30,8 +30,14 @@ export function encodeFormMessage(message: FormMessage): string {
 
 /** Why a message body is not a storable form; a bounded set, used as a metric label. */
 export const INVALID_REASONS = [
-  'empty_body', 'not_json', 'not_object', 'data_missing', 'data_not_json', 'validation',
-  'submission_id_invalid', 'idempotency_key_reused',
+  'empty_body',
+  'not_json',
+  'not_object',
+  'data_missing',
+  'data_not_json',
+  'validation',
+  'submission_id_invalid',
+  'idempotency_key_reused',
 ] as const;
 export type InvalidReason = (typeof INVALID_REASONS)[number];
 
@@ -54,7 +60,8 @@ export const SUBMISSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[
  * an object or a string holding one (messages of the replaced service).
  */
 export function decodeFormMessage(body: string | undefined): DecodeResult {
-  if (body === undefined || body === '') return { ok: false, code: 'empty_body', reason: 'empty body', requestId: undefined };
+  if (body === undefined || body === '')
+    return { ok: false, code: 'empty_body', reason: 'empty body', requestId: undefined };
   let parsed: unknown;
   try {
     parsed = JSON.parse(body);
@@ -73,12 +80,15 @@ export function decodeFormMessage(body: string | undefined): DecodeResult {
   const data = parseData((parsed as Record<string, unknown>).data);
   if (!data.ok) return { ...data, requestId };
   const result = validateForm(data.value);
-  if (!result.ok) return { ok: false, code: 'validation', reason: `data failed validation: ${summarise(result.errors)}`, requestId };
+  if (!result.ok)
+    return { ok: false, code: 'validation', reason: `data failed validation: ${summarise(result.errors)}`, requestId };
   return { ok: true, data: result.value, requestId, submissionId: submission };
 }
 
 /** `data` as an object: given as one, or as a string holding one. */
-export function parseData(data: unknown): { ok: true; value: unknown } | { ok: false; code: 'data_missing' | 'data_not_json'; reason: string } {
+export function parseData(
+  data: unknown,
+): { ok: true; value: unknown } | { ok: false; code: 'data_missing' | 'data_not_json'; reason: string } {
   if (data === undefined) return { ok: false, code: 'data_missing', reason: 'data is missing' };
   if (typeof data !== 'string') return { ok: true, value: data };
   try {

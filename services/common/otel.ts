@@ -127,7 +127,9 @@ class OtelTracing implements Tracing {
   private readonly tracer;
 
   constructor(config: TracingConfig, spanExporter: SpanExporter, defaultServiceName: string) {
-    const propagators = config.propagators.map((p) => (p === 'tracecontext' ? new W3CTraceContextPropagator() : new W3CBaggagePropagator()));
+    const propagators = config.propagators.map((p) =>
+      p === 'tracecontext' ? new W3CTraceContextPropagator() : new W3CBaggagePropagator(),
+    );
     this.propagator = new CompositePropagator({ propagators });
     this.provider = new TracerProvider({
       resource: resourceFromAttributes({
@@ -147,13 +149,22 @@ class OtelTracing implements Tracing {
   }
 
   start(name: string, options: SpanOptions = {}): TraceSpan {
-    const parent = options.parent !== undefined ? this.contextOf(options.parent) : options.root ? ROOT_CONTEXT : this.contextManager.active();
+    const parent =
+      options.parent !== undefined
+        ? this.contextOf(options.parent)
+        : options.root
+          ? ROOT_CONTEXT
+          : this.contextManager.active();
     const links: Link[] = [];
     for (const ref of options.links ?? []) {
       const context = trace.getSpanContext(this.contextOf(ref));
       if (context && trace.isSpanContextValid(context)) links.push({ context });
     }
-    const span = this.tracer.startSpan(name, { kind: KINDS[options.kind ?? 'internal'], attributes: clean(options.attributes), links }, parent);
+    const span = this.tracer.startSpan(
+      name,
+      { kind: KINDS[options.kind ?? 'internal'], attributes: clean(options.attributes), links },
+      parent,
+    );
     return new OtelSpan(this, span, parent);
   }
 
@@ -180,6 +191,10 @@ class OtelTracing implements Tracing {
 }
 
 /** Tracing exporting over OTLP/HTTP to `url`. */
-export async function createOtelTracing(config: TracingConfig, url: string, defaultServiceName: string): Promise<Tracing> {
+export async function createOtelTracing(
+  config: TracingConfig,
+  url: string,
+  defaultServiceName: string,
+): Promise<Tracing> {
   return new OtelTracing(config, await exporter(config, url), defaultServiceName);
 }

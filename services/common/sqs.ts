@@ -20,7 +20,8 @@ export interface SqsClientOptions {
  */
 export function createSqsClient(config: Config['sqs'], options: SqsClientOptions = {}, env = process.env): SQSClient {
   const emulator = config.endpoint !== undefined;
-  const useDummyCredentials = emulator && !env.AWS_ACCESS_KEY_ID && !env.AWS_PROFILE && !env.AWS_WEB_IDENTITY_TOKEN_FILE;
+  const useDummyCredentials =
+    emulator && !env.AWS_ACCESS_KEY_ID && !env.AWS_PROFILE && !env.AWS_WEB_IDENTITY_TOKEN_FILE;
   const requestTimeout = config.requestTimeoutMs + (options.extraTimeoutMs ?? 0);
   return new SQSClient({
     region: config.region,
@@ -61,7 +62,10 @@ export async function resolveQueueUrls(client: SQSClient, config: Config['sqs'],
     logger.info({ form, invalid }, 'queues ready');
     return { form, invalid };
   }
-  const [form, invalid] = await Promise.all([getQueueUrl(client, config.formQueueName), getQueueUrl(client, config.invalidQueueName)]);
+  const [form, invalid] = await Promise.all([
+    getQueueUrl(client, config.formQueueName),
+    getQueueUrl(client, config.invalidQueueName),
+  ]);
   return { form, invalid };
 }
 
@@ -101,7 +105,9 @@ async function queueArn(client: SQSClient, url: string, name: string): Promise<s
  */
 export async function maxMessageBytes(client: SQSClient, url: string, fallback: number): Promise<number> {
   try {
-    const out = await client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['MaximumMessageSize'] }));
+    const out = await client.send(
+      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['MaximumMessageSize'] }),
+    );
     const size = Number(out.Attributes?.MaximumMessageSize);
     return Number.isSafeInteger(size) && size > 0 ? size : fallback;
   } catch {

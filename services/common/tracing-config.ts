@@ -32,17 +32,72 @@ export type PropagatorName = Exclude<(typeof PROPAGATORS)[number], 'none'>;
 
 /** The standard variables form-data reads, in docs/tracing.md order. */
 export const TRACING_SETTINGS: readonly TracingSetting[] = [
-  { names: ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'], default: 'none', allowed: 'http(s) URL', description: 'Where spans are sent, used as given; setting it (or the next) turns tracing on.' },
-  { names: ['OTEL_EXPORTER_OTLP_ENDPOINT'], default: 'none', allowed: 'http(s) URL', description: 'Base URL of the collector; spans go to <base>/v1/traces.' },
-  { names: ['OTEL_SDK_DISABLED'], default: 'false', allowed: 'true/false', description: 'true turns tracing off whatever else is set.' },
-  { names: ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL'], default: 'http/protobuf', allowed: PROTOCOLS.join(', '), description: 'OTLP encoding (grpc is not built in).' },
-  { names: ['OTEL_EXPORTER_OTLP_TRACES_HEADERS'], default: 'none', allowed: 'key=value,…', description: 'Headers of export requests (an API key); win over the next per key.' },
-  { names: ['OTEL_EXPORTER_OTLP_HEADERS'], default: 'none', allowed: 'key=value,…', description: 'Headers of export requests, for every signal.' },
-  { names: ['OTEL_SERVICE_NAME'], default: 'form-data-web / form-data-worker', allowed: 'string', description: 'service.name of the spans.' },
-  { names: ['OTEL_RESOURCE_ATTRIBUTES'], default: 'none', allowed: 'key=value,…', description: 'More resource attributes (deployment.environment.name=production, …).' },
-  { names: ['OTEL_TRACES_SAMPLER'], default: 'parentbased_always_on', allowed: SAMPLERS.join(', '), description: 'Which traces are recorded; parent-based ones follow the caller\'s decision.' },
-  { names: ['OTEL_TRACES_SAMPLER_ARG'], default: '1', allowed: '0–1', description: 'Ratio of the traceidratio samplers.' },
-  { names: ['OTEL_PROPAGATORS'], default: 'tracecontext,baggage', allowed: 'tracecontext, baggage, none (comma-separated)', description: 'Context formats read from requests and written into queue messages.' },
+  {
+    names: ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'],
+    default: 'none',
+    allowed: 'http(s) URL',
+    description: 'Where spans are sent, used as given; setting it (or the next) turns tracing on.',
+  },
+  {
+    names: ['OTEL_EXPORTER_OTLP_ENDPOINT'],
+    default: 'none',
+    allowed: 'http(s) URL',
+    description: 'Base URL of the collector; spans go to <base>/v1/traces.',
+  },
+  {
+    names: ['OTEL_SDK_DISABLED'],
+    default: 'false',
+    allowed: 'true/false',
+    description: 'true turns tracing off whatever else is set.',
+  },
+  {
+    names: ['OTEL_EXPORTER_OTLP_TRACES_PROTOCOL', 'OTEL_EXPORTER_OTLP_PROTOCOL'],
+    default: 'http/protobuf',
+    allowed: PROTOCOLS.join(', '),
+    description: 'OTLP encoding (grpc is not built in).',
+  },
+  {
+    names: ['OTEL_EXPORTER_OTLP_TRACES_HEADERS'],
+    default: 'none',
+    allowed: 'key=value,…',
+    description: 'Headers of export requests (an API key); win over the next per key.',
+  },
+  {
+    names: ['OTEL_EXPORTER_OTLP_HEADERS'],
+    default: 'none',
+    allowed: 'key=value,…',
+    description: 'Headers of export requests, for every signal.',
+  },
+  {
+    names: ['OTEL_SERVICE_NAME'],
+    default: 'form-data-web / form-data-worker',
+    allowed: 'string',
+    description: 'service.name of the spans.',
+  },
+  {
+    names: ['OTEL_RESOURCE_ATTRIBUTES'],
+    default: 'none',
+    allowed: 'key=value,…',
+    description: 'More resource attributes (deployment.environment.name=production, …).',
+  },
+  {
+    names: ['OTEL_TRACES_SAMPLER'],
+    default: 'parentbased_always_on',
+    allowed: SAMPLERS.join(', '),
+    description: "Which traces are recorded; parent-based ones follow the caller's decision.",
+  },
+  {
+    names: ['OTEL_TRACES_SAMPLER_ARG'],
+    default: '1',
+    allowed: '0–1',
+    description: 'Ratio of the traceidratio samplers.',
+  },
+  {
+    names: ['OTEL_PROPAGATORS'],
+    default: 'tracecontext,baggage',
+    allowed: 'tracecontext, baggage, none (comma-separated)',
+    description: 'Context formats read from requests and written into queue messages.',
+  },
 ];
 
 /** The checked tracing configuration; `endpoint` undefined means tracing is off. */
@@ -90,7 +145,12 @@ function keyValues(env: Env, name: string, secret: boolean): Record<string, stri
     } catch {
       decoded = undefined;
     }
-    if (key === '' || decoded === undefined) throw new ConfigError(name, secret ? '***' : text, 'a list of key=value pairs separated by commas, values percent-encoded');
+    if (key === '' || decoded === undefined)
+      throw new ConfigError(
+        name,
+        secret ? '***' : text,
+        'a list of key=value pairs separated by commas, values percent-encoded',
+      );
     out[key] = decoded;
   }
   return out;
@@ -103,7 +163,8 @@ function keyValues(env: Env, name: string, secret: boolean): Record<string, stri
  */
 export function loadTracingConfig(env: Env): TracingConfig {
   const disabledText = (value(env, 'OTEL_SDK_DISABLED') ?? 'false').toLowerCase();
-  if (disabledText !== 'true' && disabledText !== 'false') throw new ConfigError('OTEL_SDK_DISABLED', disabledText, 'true or false');
+  if (disabledText !== 'true' && disabledText !== 'false')
+    throw new ConfigError('OTEL_SDK_DISABLED', disabledText, 'true or false');
   const tracesEndpoint = value(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
   const baseEndpoint = value(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
   let endpoint: string | undefined;
@@ -112,7 +173,10 @@ export function loadTracingConfig(env: Env): TracingConfig {
     const base = endpointUrl('OTEL_EXPORTER_OTLP_ENDPOINT', baseEndpoint).href;
     endpoint = `${base.endsWith('/') ? base : `${base}/`}v1/traces`;
   }
-  const protocolName = value(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') !== undefined ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL' : 'OTEL_EXPORTER_OTLP_PROTOCOL';
+  const protocolName =
+    value(env, 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL') !== undefined
+      ? 'OTEL_EXPORTER_OTLP_TRACES_PROTOCOL'
+      : 'OTEL_EXPORTER_OTLP_PROTOCOL';
   const protocolText = (value(env, protocolName) ?? 'http/protobuf').toLowerCase();
   const protocol = PROTOCOLS.find((p) => p === protocolText);
   if (protocol === undefined) throw new ConfigError(protocolName, protocolText, `one of ${PROTOCOLS.join(', ')}`);
@@ -121,18 +185,27 @@ export function loadTracingConfig(env: Env): TracingConfig {
   if (sampler === undefined) throw new ConfigError('OTEL_TRACES_SAMPLER', samplerText, `one of ${SAMPLERS.join(', ')}`);
   const ratioText = value(env, 'OTEL_TRACES_SAMPLER_ARG') ?? '1';
   const samplerRatio = /^\d*\.?\d+$/.test(ratioText) ? Number(ratioText) : Number.NaN;
-  if (!(samplerRatio >= 0 && samplerRatio <= 1)) throw new ConfigError('OTEL_TRACES_SAMPLER_ARG', ratioText, 'a number from 0 to 1');
-  const propagatorNames = (value(env, 'OTEL_PROPAGATORS') ?? 'tracecontext,baggage').toLowerCase().split(',').map((p) => p.trim()).filter((p) => p !== '');
+  if (!(samplerRatio >= 0 && samplerRatio <= 1))
+    throw new ConfigError('OTEL_TRACES_SAMPLER_ARG', ratioText, 'a number from 0 to 1');
+  const propagatorNames = (value(env, 'OTEL_PROPAGATORS') ?? 'tracecontext,baggage')
+    .toLowerCase()
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p !== '');
   const propagators: PropagatorName[] = [];
   for (const name of propagatorNames) {
     if (name === 'none') continue;
-    if (name !== 'tracecontext' && name !== 'baggage') throw new ConfigError('OTEL_PROPAGATORS', name, PROPAGATORS.join(', '));
+    if (name !== 'tracecontext' && name !== 'baggage')
+      throw new ConfigError('OTEL_PROPAGATORS', name, PROPAGATORS.join(', '));
     if (!propagators.includes(name)) propagators.push(name);
   }
   return {
     endpoint: disabledText === 'true' ? undefined : endpoint,
     protocol,
-    headers: { ...keyValues(env, 'OTEL_EXPORTER_OTLP_HEADERS', true), ...keyValues(env, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS', true) },
+    headers: {
+      ...keyValues(env, 'OTEL_EXPORTER_OTLP_HEADERS', true),
+      ...keyValues(env, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS', true),
+    },
     serviceName: value(env, 'OTEL_SERVICE_NAME'),
     resourceAttributes: keyValues(env, 'OTEL_RESOURCE_ATTRIBUTES', false),
     sampler,

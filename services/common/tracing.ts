@@ -129,23 +129,36 @@ export interface StringAttribute {
  * for lack of room: the trace attributes are the ones left out (all of them,
  * so a traceparent never travels without its tracestate).
  */
-export function withTraceAttributes<A>(own: Readonly<Record<string, A>>, carrier: Carrier): Record<string, A | StringAttribute> {
+export function withTraceAttributes<A>(
+  own: Readonly<Record<string, A>>,
+  carrier: Carrier,
+): Record<string, A | StringAttribute> {
   const trace = Object.entries(carrier).filter(([name, v]) => v !== '' && !Object.hasOwn(own, name));
   if (trace.length === 0 || Object.keys(own).length + trace.length > SQS_MAX_MESSAGE_ATTRIBUTES) return { ...own };
-  return { ...own, ...Object.fromEntries(trace.map(([name, v]) => [name, { DataType: 'String', StringValue: v } as StringAttribute])) };
+  return {
+    ...own,
+    ...Object.fromEntries(trace.map(([name, v]) => [name, { DataType: 'String', StringValue: v } as StringAttribute])),
+  };
 }
 
 /** Bytes SQS counts for message attributes: each name, data type and value. */
-export function attributesBytes(attributes: Readonly<Record<string, { DataType?: string; StringValue?: string }>> | undefined): number {
+export function attributesBytes(
+  attributes: Readonly<Record<string, { DataType?: string; StringValue?: string }>> | undefined,
+): number {
   let bytes = 0;
   for (const [name, a] of Object.entries(attributes ?? {})) {
-    bytes += Buffer.byteLength(name, 'utf8') + Buffer.byteLength(a.DataType ?? '', 'utf8') + Buffer.byteLength(a.StringValue ?? '', 'utf8');
+    bytes +=
+      Buffer.byteLength(name, 'utf8') +
+      Buffer.byteLength(a.DataType ?? '', 'utf8') +
+      Buffer.byteLength(a.StringValue ?? '', 'utf8');
   }
   return bytes;
 }
 
 /** The trace context carried by a received message's attributes. */
-export function carrierOf(attributes: Readonly<Record<string, { StringValue?: string }>> | undefined): Record<string, string> {
+export function carrierOf(
+  attributes: Readonly<Record<string, { StringValue?: string }>> | undefined,
+): Record<string, string> {
   const carrier: Record<string, string> = {};
   for (const field of CARRIER_FIELDS) {
     const v = attributes?.[field]?.StringValue;

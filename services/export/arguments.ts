@@ -7,7 +7,8 @@ import { parseArgs } from 'node:util';
 import { InstantError, UsageError } from './errors.ts';
 
 /** One line naming every option; printed after a usage error. */
-export const USAGE = 'usage: export --since DATE [--until DATE] [--output FILE] [--bom] [--no-escape-formulas] (--help for details)';
+export const USAGE =
+  'usage: export --since DATE [--until DATE] [--output FILE] [--bom] [--no-escape-formulas] (--help for details)';
 
 /** Printed by --help. */
 export const HELP = `Writes the stored forms as CSV: a "created" column, then one column per key of the forms' data.
@@ -76,7 +77,8 @@ export function parseExportArguments(argv: readonly string[]): ParsedCommand {
   if (values.since === undefined) throw new UsageError('--since is required');
   const since = instant('--since', values.since);
   const until = values.until === undefined ? undefined : instant('--until', values.until);
-  if (until && until.epochMicros <= since.epochMicros) throw new UsageError(`--until (${values.until}) must be after --since (${values.since})`);
+  if (until && until.epochMicros <= since.epochMicros)
+    throw new UsageError(`--until (${values.until}) must be after --since (${values.since})`);
   if (values.output === '') throw new UsageError('--output needs a file name (or - for standard output)');
   return {
     kind: 'export',
@@ -108,7 +110,8 @@ export interface Instant {
 }
 
 const DATE = /^(\d{4})-(\d{2})-(\d{2})$/;
-const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
+const TIMESTAMP =
+  /^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6}))?)?(Z|[+-]\d{2}(?::?\d{2})?)?$/i;
 
 /**
  * Parses `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM[:SS[.ffffff]]` followed
@@ -119,7 +122,10 @@ export function parseInstant(text: string): Instant {
   const date = DATE.exec(text);
   if (date) return build(text, [date[1], date[2], date[3]], 'Z');
   const stamp = TIMESTAMP.exec(text);
-  if (!stamp) throw new InstantError(`${JSON.stringify(text)} is not a date (YYYY-MM-DD) or an ISO-8601 timestamp (YYYY-MM-DDTHH:MM:SSZ)`);
+  if (!stamp)
+    throw new InstantError(
+      `${JSON.stringify(text)} is not a date (YYYY-MM-DD) or an ISO-8601 timestamp (YYYY-MM-DDTHH:MM:SSZ)`,
+    );
   if (stamp[8] === undefined) {
     throw new InstantError(`${JSON.stringify(text)} has no time zone; add Z for UTC or an offset such as +01:00`);
   }
@@ -127,11 +133,22 @@ export function parseInstant(text: string): Instant {
 }
 
 function build(text: string, parts: readonly (string | undefined)[], zone: string): Instant {
-  const [year, month, day, hour, minute, second] = [0, 1, 2, 3, 4, 5].map((i) => Number(parts[i] ?? '0')) as [number, number, number, number, number, number];
+  const [year, month, day, hour, minute, second] = [0, 1, 2, 3, 4, 5].map((i) => Number(parts[i] ?? '0')) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
   const micros = Number((parts[6] ?? '').padEnd(6, '0'));
   const calendar = new Date(0);
   calendar.setUTCFullYear(year, month - 1, day);
-  const validDate = year >= 1 && calendar.getUTCFullYear() === year && calendar.getUTCMonth() === month - 1 && calendar.getUTCDate() === day;
+  const validDate =
+    year >= 1 &&
+    calendar.getUTCFullYear() === year &&
+    calendar.getUTCMonth() === month - 1 &&
+    calendar.getUTCDate() === day;
   if (!validDate) throw new InstantError(`${JSON.stringify(text)} is not a calendar date`);
   if (hour > 23 || minute > 59 || second > 59) throw new InstantError(`${JSON.stringify(text)} is not a time of day`);
   const offsetMinutes = parseOffset(text, zone);
@@ -149,6 +166,7 @@ function parseOffset(text: string, zone: string): number {
   const digits = zone.slice(1).replace(':', '');
   const hours = Number(digits.slice(0, 2));
   const minutes = Number(digits.slice(2) || '0');
-  if (hours > 15 || minutes > 59) throw new InstantError(`${JSON.stringify(text)} has an offset out of range (at most ±15:59)`);
+  if (hours > 15 || minutes > 59)
+    throw new InstantError(`${JSON.stringify(text)} has an offset out of range (at most ±15:59)`);
   return (zone.startsWith('-') ? -1 : 1) * (hours * 60 + minutes);
 }

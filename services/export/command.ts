@@ -88,10 +88,16 @@ export async function exportCommand(io: CommandIo): Promise<number> {
     return 0;
   } catch (error) {
     await sink.discard();
-    if (error instanceof InterruptedError) return fail(`${error.message}${nothingWritten}`, 128 + constants.signals[error.signal]);
-    if (error instanceof OutputError && error.closedEarly) return fail('standard output was closed before the export finished (EPIPE)', EXIT_PIPE_CLOSED);
-    if (error instanceof DatabaseError || error instanceof OutputError) return fail(`${error.message}${nothingWritten}`, 1);
-    return fail(`failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}${nothingWritten}`, 1);
+    if (error instanceof InterruptedError)
+      return fail(`${error.message}${nothingWritten}`, 128 + constants.signals[error.signal]);
+    if (error instanceof OutputError && error.closedEarly)
+      return fail('standard output was closed before the export finished (EPIPE)', EXIT_PIPE_CLOSED);
+    if (error instanceof DatabaseError || error instanceof OutputError)
+      return fail(`${error.message}${nothingWritten}`, 1);
+    return fail(
+      `failed: ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}${nothingWritten}`,
+      1,
+    );
   } finally {
     await db.destroy();
   }

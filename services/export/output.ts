@@ -48,7 +48,10 @@ const FILE_MODE = 0o600;
 export async function openFileSink(target: string): Promise<OutputSink> {
   const existing = await stat(target).catch(() => undefined);
   if (existing && !existing.isFile()) throw new OutputError(target, new Error('it exists and is not a regular file'));
-  const temporary = path.join(path.dirname(target), `.${path.basename(target)}.${randomBytes(4).toString('hex')}.partial`);
+  const temporary = path.join(
+    path.dirname(target),
+    `.${path.basename(target)}.${randomBytes(4).toString('hex')}.partial`,
+  );
   let handle;
   try {
     handle = await open(temporary, 'wx', FILE_MODE);

@@ -73,7 +73,13 @@ export function createProgress(out: Writable, enabled: boolean, now: () => numbe
 
 /** The summary line, e.g. `export: 1000 rows, 12 columns, 0 skipped, 1.2 s, written to forms.csv`. */
 export function formatSummary(summary: ExportSummary, destination: string): string {
-  const parts = [`${summary.rows} rows`, `${summary.columns} columns`, `${summary.skipped} skipped`, `${(summary.durationMs / 1000).toFixed(1)} s`, `written to ${destination}`];
+  const parts = [
+    `${summary.rows} rows`,
+    `${summary.columns} columns`,
+    `${summary.skipped} skipped`,
+    `${(summary.durationMs / 1000).toFixed(1)} s`,
+    `written to ${destination}`,
+  ];
   return `export: ${parts.join(', ')}\n`;
 }
 
@@ -81,6 +87,7 @@ export function formatSummary(summary: ExportSummary, destination: string): stri
 export function formatSkipped(summary: ExportSummary): string {
   if (summary.skipped === 0) return '';
   const named = summary.skippedRows.map((r) => `id ${r.id} (${r.reason})`).join(', ');
-  const more = summary.skipped > summary.skippedRows.length ? `, and ${summary.skipped - summary.skippedRows.length} more` : '';
+  const more =
+    summary.skipped > summary.skippedRows.length ? `, and ${summary.skipped - summary.skippedRows.length} more` : '';
   return `export: skipped ${summary.skipped} rows whose data is not a JSON object: ${named}${more}\n`;
 }

@@ -178,7 +178,8 @@ export function toRecord(columns: Columns, id: number, created: string, data: St
   cells[0] = created;
   for (const key of Object.keys(data)) {
     const index = columns.indexOfKey.get(key);
-    if (index === undefined) throw new HeaderMismatchError(`row ${id} has the key ${JSON.stringify(key)}, which the header lacks`);
+    if (index === undefined)
+      throw new HeaderMismatchError(`row ${id} has the key ${JSON.stringify(key)}, which the header lacks`);
     cells[index] = toCell(data[key]);
   }
   return cells;

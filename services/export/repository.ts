@@ -16,7 +16,10 @@ import type { Instant } from './arguments.ts';
  * the call is made; stdout carries the CSV, so Knex logs nothing.
  */
 export function createExportDatabase(config: Config['database']): Knex {
-  return createDatabase({ ...config, poolMax: 1 }, undefined, { applicationName: 'form-data-export', longStatements: true });
+  return createDatabase({ ...config, poolMax: 1 }, undefined, {
+    applicationName: 'form-data-export',
+    longStatements: true,
+  });
 }
 
 /** The rows exported: `since <= created < until`. */
@@ -68,7 +71,10 @@ export class FormSnapshot {
   /** Number of rows in the bounds (whatever their data). */
   async count(): Promise<number> {
     try {
-      const result = await this.trx.raw<{ rows: { n: string }[] }>(`SELECT count(*) AS n FROM form_form WHERE ${this.where}`, [...this.bindings]);
+      const result = await this.trx.raw<{ rows: { n: string }[] }>(
+        `SELECT count(*) AS n FROM form_form WHERE ${this.where}`,
+        [...this.bindings],
+      );
       return Number(result.rows[0]?.n ?? 0);
     } catch (error) {
       throw new DatabaseError('count of form_form', error);
@@ -90,7 +96,9 @@ export class FormSnapshot {
 
   /** Streams the rows whose data is a JSON string (rows of the replaced service), for their keys. */
   legacyRows(): Readable {
-    return this.stream(`SELECT id, data #>> '{}' AS text FROM form_form WHERE jsonb_typeof(data) = 'string' AND ${this.where} ORDER BY id`);
+    return this.stream(
+      `SELECT id, data #>> '{}' AS text FROM form_form WHERE jsonb_typeof(data) = 'string' AND ${this.where} ORDER BY id`,
+    );
   }
 
   /** Streams every row in the bounds, ordered by created, then id. */
@@ -139,7 +147,11 @@ function watchConnection(connection: EventEmitter): { lost: AbortSignal; stop():
  * idle-in-transaction timeout (a consumer that reads slowly leaves the session
  * idle between fetches), then commits.
  */
-export async function withSnapshot<T>(db: Knex, bounds: Bounds, fn: (snapshot: FormSnapshot) => Promise<T>): Promise<T> {
+export async function withSnapshot<T>(
+  db: Knex,
+  bounds: Bounds,
+  fn: (snapshot: FormSnapshot) => Promise<T>,
+): Promise<T> {
   let begun = false;
   // When fn fails on a lost connection, the ROLLBACK fails too; fn's error names the cause.
   let failure: { error: unknown } | undefined;

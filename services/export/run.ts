@@ -56,7 +56,9 @@ export async function runExport(request: ExportRequest, deps: ExportDependencies
     deps.signal?.throwIfAborted();
     const counts = await writeRows(snapshot.rows(), columns, request, deps, progress);
     if (counts.rows + counts.skipped !== total) {
-      throw new Error(`the row pass saw ${counts.rows + counts.skipped} rows, the count ${total}: the passes did not share a snapshot`);
+      throw new Error(
+        `the row pass saw ${counts.rows + counts.skipped} rows, the count ${total}: the passes did not share a snapshot`,
+      );
     }
     return { ...counts, columns: columns.headers.length, durationMs: now() - started };
   });

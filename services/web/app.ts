@@ -71,7 +71,12 @@ function requestLogger(
     customErrorMessage: () => 'request failed',
     customSuccessObject: (req, _res, value: Record<string, unknown>) => ({ ...value, ...context(req) }),
     // The cause of a 5xx is logged where it happens; the line here only reports the status.
-    customErrorObject: (req, res, _error, value: Record<string, unknown>) => ({ ...value, ...context(req), err: undefined, status: res.statusCode }),
+    customErrorObject: (req, res, _error, value: Record<string, unknown>) => ({
+      ...value,
+      ...context(req),
+      err: undefined,
+      status: res.statusCode,
+    }),
     serializers: {
       req: (req: { method: string; url: string }) => ({ method: req.method, path: echo(pathOf(req.url)) }),
       res: (res: { statusCode: number }) => ({ status: res.statusCode }),
@@ -119,16 +124,30 @@ function serverSpan(tracing: Tracing, traceIds: WeakMap<IncomingMessage, Record<
     const span = tracing.start(route === 'other' ? method : `${method} ${route}`, {
       kind: 'server',
       parent: carrier,
-      attributes: { [ATTR.httpMethod]: method === 'other' ? '_OTHER' : method, [ATTR.urlPath]: echo(ctx.path), [ATTR.urlScheme]: 'http', ...(route === 'other' ? {} : { [ATTR.httpRoute]: route }) },
+      attributes: {
+        [ATTR.httpMethod]: method === 'other' ? '_OTHER' : method,
+        [ATTR.urlPath]: echo(ctx.path),
+        [ATTR.urlScheme]: 'http',
+        ...(route === 'other' ? {} : { [ATTR.httpRoute]: route }),
+      },
     });
     traceIds.set(ctx.req, span.logFields());
     try {
       await span.run(next);
     } finally {
       const status = ctx.status;
-      span.setAttributes({ [ATTR.httpStatus]: status, [FORM_ATTR.requestId]: typeof ctx.state.requestId === 'string' ? ctx.state.requestId : undefined });
+      span.setAttributes({
+        [ATTR.httpStatus]: status,
+        [FORM_ATTR.requestId]: typeof ctx.state.requestId === 'string' ? ctx.state.requestId : undefined,
+      });
       if (status >= 400) span.setAttributes({ [ATTR.errorType]: String(status) });
-      if (status >= 500) span.fail(String(status), typeof (ctx.body as { title?: unknown } | undefined)?.title === 'string' ? (ctx.body as { title: string }).title : undefined);
+      if (status >= 500)
+        span.fail(
+          String(status),
+          typeof (ctx.body as { title?: unknown } | undefined)?.title === 'string'
+            ? (ctx.body as { title: string }).title
+            : undefined,
+        );
       span.end();
     }
   };
@@ -184,18 +203,30 @@ export function createApp(options: AppOptions): Koa {
   });
   app.use(problemMiddleware(logger, options.reporter, () => tracing.logFields()));
   app.use(async function hostRequired(ctx: Context, next: Next) {
-    if (ctx.req.httpVersion === '1.1' && !ctx.get('host')) throw new ProblemError(400, 'Bad Request', 'the Host header is missing');
+    if (ctx.req.httpVersion === '1.1' && !ctx.get('host'))
+      throw new ProblemError(400, 'Bad Request', 'the Host header is missing');
     await next();
   });
   app.use(async function methodProblems(ctx: Context, next: Next) {
     await next();
     if (ctx.body !== undefined && ctx.body !== null) return;
-    if (ctx.status === 405) sendProblem(ctx, 405, 'Method Not Allowed', `${ctx.method} is not allowed on ${echo(ctx.path)}; allowed: ${ctx.response.get('Allow')}`);
+    if (ctx.status === 405)
+      sendProblem(
+        ctx,
+        405,
+        'Method Not Allowed',
+        `${ctx.method} is not allowed on ${echo(ctx.path)}; allowed: ${ctx.response.get('Allow')}`,
+      );
     else if (ctx.status === 501) {
       // A method @koa/router does not know at all (PROPFIND, …): still "not allowed here", never a 5xx.
       const allow = ctx.response.get('Allow');
       if (allow) {
-        sendProblem(ctx, 405, 'Method Not Allowed', `${ctx.method} is not allowed on ${echo(ctx.path)}; allowed: ${allow}`);
+        sendProblem(
+          ctx,
+          405,
+          'Method Not Allowed',
+          `${ctx.method} is not allowed on ${echo(ctx.path)}; allowed: ${allow}`,
+        );
       } else {
         ctx.remove('Allow');
         sendProblem(ctx, 404, 'Not Found', `no resource at ${echo(ctx.path)}`);

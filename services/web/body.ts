@@ -45,12 +45,25 @@ export function readBody(maxBytes: number, requestTimeoutMs: number) {
     jsonLimit: String(maxBytes),
     formLimit: String(maxBytes),
     strict: true,
-    queryString: { depth: FORM_DEPTH, arrayLimit: FORM_ARRAY_ITEMS, parameterLimit: FORM_PARAMETERS, allowPrototypes: false, allowDots: false, throwOnLimitExceeded: true, strictDepth: true },
+    queryString: {
+      depth: FORM_DEPTH,
+      arrayLimit: FORM_ARRAY_ITEMS,
+      parameterLimit: FORM_PARAMETERS,
+      allowPrototypes: false,
+      allowDots: false,
+      throwOnLimitExceeded: true,
+      strictDepth: true,
+    },
     onerror: (error: Error, ctx: Context) => {
       const status = (error as { status?: number }).status;
-      if (status === 413) throw new ProblemError(413, 'Content Too Large', `request body is larger than ${maxBytes} bytes`);
+      if (status === 413)
+        throw new ProblemError(413, 'Content Too Large', `request body is larger than ${maxBytes} bytes`);
       if (status === 415) throw new ProblemError(415, 'Unsupported Media Type', error.message);
-      (ctx.state as BodyState).bodyError = new ProblemError(400, 'Bad Request', `request body could not be parsed: ${bodyErrorReason(error)}`);
+      (ctx.state as BodyState).bodyError = new ProblemError(
+        400,
+        'Bad Request',
+        `request body could not be parsed: ${bodyErrorReason(error)}`,
+      );
     },
   };
   const parser = bodyParser(options);
@@ -59,7 +72,12 @@ export function readBody(maxBytes: number, requestTimeoutMs: number) {
     const started = Date.now();
     const type = ctx.request.is(JSON_TYPE, FORM_TYPE);
     // null: neither Content-Length nor Transfer-Encoding, so there is no body at all.
-    if (type === null) throw new ProblemError(400, 'Bad Request', `the request has no body; send the form as ${JSON_TYPE} or ${FORM_TYPE}`);
+    if (type === null)
+      throw new ProblemError(
+        400,
+        'Bad Request',
+        `the request has no body; send the form as ${JSON_TYPE} or ${FORM_TYPE}`,
+      );
     if (type === false) {
       throw new ProblemError(415, 'Unsupported Media Type', `content type must be ${JSON_TYPE} or ${FORM_TYPE}`);
     }
@@ -131,12 +149,16 @@ function bodyErrorReason(error: Error): string {
   if (type === 'request.size.invalid') return 'body length does not match Content-Length';
   if (type === 'encoding.unsupported' || type === 'charset.unsupported') return 'unsupported charset';
   // qs, with throwOnLimitExceeded and strictDepth.
-  if (error instanceof RangeError && /parameter limit/i.test(error.message)) return `the form body has more than ${FORM_PARAMETERS} parameters`;
-  if (error instanceof RangeError && /array limit/i.test(error.message)) return `a form parameter has more than ${FORM_ARRAY_ITEMS} items`;
-  if (error instanceof RangeError && /depth/i.test(error.message)) return `form parameters are nested deeper than ${FORM_DEPTH} levels`;
+  if (error instanceof RangeError && /parameter limit/i.test(error.message))
+    return `the form body has more than ${FORM_PARAMETERS} parameters`;
+  if (error instanceof RangeError && /array limit/i.test(error.message))
+    return `a form parameter has more than ${FORM_ARRAY_ITEMS} items`;
+  if (error instanceof RangeError && /depth/i.test(error.message))
+    return `form parameters are nested deeper than ${FORM_DEPTH} levels`;
   if (error.message.includes('only supports object and array')) return 'the JSON body must be an object';
   // @hapi/bourne refuses prototype-poisoning keys while parsing.
-  if (error.message.includes('forbidden prototype property')) return 'the JSON body contains a forbidden key (__proto__ or constructor.prototype)';
+  if (error.message.includes('forbidden prototype property'))
+    return 'the JSON body contains a forbidden key (__proto__ or constructor.prototype)';
   if (error instanceof SyntaxError) return 'malformed JSON';
   return 'malformed body';
 }

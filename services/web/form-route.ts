@@ -38,14 +38,23 @@ export function formHandler(options: FormRouteOptions) {
   const recent = new RecentSubmissions(RECENT_SUBMISSIONS, options.keyLifetimeSeconds * 1000);
   return async function submitForm(ctx: Context): Promise<void> {
     const state = ctx.state as BodyState & { requestId: string };
-    if (secret !== undefined && !verifySignature(ctx.get('x-signature') || undefined, ctx.originalUrl, state.rawBody, secret)) {
-      throw new ProblemError(401, 'Unauthorized', ctx.get('x-signature') ? 'X-Signature does not match the request' : 'X-Signature header is missing');
+    if (
+      secret !== undefined &&
+      !verifySignature(ctx.get('x-signature') || undefined, ctx.originalUrl, state.rawBody, secret)
+    ) {
+      throw new ProblemError(
+        401,
+        'Unauthorized',
+        ctx.get('x-signature') ? 'X-Signature does not match the request' : 'X-Signature header is missing',
+      );
     }
     const key = idempotencyKey(ctx.req.rawHeaders);
     if (state.bodyError) throw state.bodyError;
     const body: unknown = ctx.request.body;
     if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-      throw new ProblemError(400, 'Bad Request', 'the body must be an object with a data field', { errors: [{ field: 'data', message: 'data is missing' }] });
+      throw new ProblemError(400, 'Bad Request', 'the body must be an object with a data field', {
+        errors: [{ field: 'data', message: 'data is missing' }],
+      });
     }
     const raw = Object.hasOwn(body, 'data') ? (body as Record<string, unknown>).data : undefined;
     if (ctx.request.is(FORM_TYPE) && raw !== undefined && typeof raw !== 'string') {
@@ -54,7 +63,10 @@ export function formHandler(options: FormRouteOptions) {
       throw new ProblemError(400, 'Bad Request', message, { errors: [{ field: 'data', message }] });
     }
     const parsed = parseData(raw);
-    if (!parsed.ok) throw new ProblemError(400, 'Bad Request', parsed.reason, { errors: [{ field: 'data', message: parsed.reason }] });
+    if (!parsed.ok)
+      throw new ProblemError(400, 'Bad Request', parsed.reason, {
+        errors: [{ field: 'data', message: parsed.reason }],
+      });
     const result = validateForm(parsed.value);
     if (!result.ok) {
       ctx.state.formInvalid = true;
@@ -71,7 +83,11 @@ export function formHandler(options: FormRouteOptions) {
     });
     // Serialising can grow a body (1e20 is written out in full): refuse here what SQS would refuse, rather than answer 503.
     if (Buffer.byteLength(message, 'utf8') > SQS_MAX_MESSAGE_BYTES) {
-      throw new ProblemError(413, 'Content Too Large', `the form is larger than ${SQS_MAX_MESSAGE_BYTES} bytes once serialised for the queue`);
+      throw new ProblemError(
+        413,
+        'Content Too Large',
+        `the form is larger than ${SQS_MAX_MESSAGE_BYTES} bytes once serialised for the queue`,
+      );
     }
     let messageId: string;
     try {
@@ -79,7 +95,10 @@ export function formHandler(options: FormRouteOptions) {
     } catch (error) {
       if (error instanceof SqsError) {
         metrics.enqueueFailed.inc();
-        throw new ProblemError(503, 'Service Unavailable', 'the form may not have been queued; try again later', { headers: { 'Retry-After': '5' }, cause: error });
+        throw new ProblemError(503, 'Service Unavailable', 'the form may not have been queued; try again later', {
+          headers: { 'Retry-After': '5' },
+          cause: error,
+        });
       }
       throw error;
     }

@@ -31,7 +31,11 @@ function clientErrorProblem(error: NodeJS.ErrnoException, limits: ServerLimits):
     case 'HPE_HEADER_OVERFLOW':
       return [431, 'Request Header Fields Too Large', `request headers are larger than ${limits.maxHeaderBytes} bytes`];
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return [408, 'Request Timeout', `the request was not received in time (headers within ${limits.headersTimeoutMs} ms, the whole request within ${limits.requestTimeoutMs} ms)`];
+      return [
+        408,
+        'Request Timeout',
+        `the request was not received in time (headers within ${limits.headersTimeoutMs} ms, the whole request within ${limits.requestTimeoutMs} ms)`,
+      ];
     case 'HPE_UNEXPECTED_CONTENT_LENGTH':
     case 'HPE_INVALID_CONTENT_LENGTH':
       return [400, 'Bad Request', 'malformed HTTP request: invalid or conflicting Content-Length'];
@@ -55,13 +59,22 @@ function clientErrorProblem(error: NodeJS.ErrnoException, limits: ServerLimits):
   }
 }
 
-export const DEFAULT_LIMITS: ServerLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 65_000, maxHeaderBytes: 16_384 };
+export const DEFAULT_LIMITS: ServerLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 65_000,
+  maxHeaderBytes: 16_384,
+};
 
 /** Called for each request the server answers itself, before the app sees it (logs, metrics). */
 export type RefusalObserver = (status: number, code: string | undefined) => void;
 
 /** An HTTP server for `handler` with `limits`. */
-export function createHttpServer(handler: RequestListener, limits: ServerLimits, onRefused: RefusalObserver = () => {}): Server {
+export function createHttpServer(
+  handler: RequestListener,
+  limits: ServerLimits,
+  onRefused: RefusalObserver = () => {},
+): Server {
   const server = createServer(
     {
       maxHeaderSize: limits.maxHeaderBytes,
@@ -88,11 +101,20 @@ export function createHttpServer(handler: RequestListener, limits: ServerLimits,
   // Node's own answers to these carry no body; answer them as problem+json too.
   server.on('checkExpectation', (_req: IncomingMessage, res: ServerResponse) => {
     onRefused(417, 'EXPECTATION_FAILED');
-    writeProblem(res, { status: 417, title: 'Expectation Failed', detail: 'only "Expect: 100-continue" is supported' }, { close: true });
+    writeProblem(
+      res,
+      { status: 417, title: 'Expectation Failed', detail: 'only "Expect: 100-continue" is supported' },
+      { close: true },
+    );
   });
   server.on('connect', (_req: IncomingMessage, socket: Duplex) => {
     onRefused(405, 'CONNECT');
-    socket.end(rawProblemResponse({ status: 405, title: 'Method Not Allowed', detail: 'CONNECT is not allowed' }, { Allow: 'GET, HEAD, POST' }));
+    socket.end(
+      rawProblemResponse(
+        { status: 405, title: 'Method Not Allowed', detail: 'CONNECT is not allowed' },
+        { Allow: 'GET, HEAD, POST' },
+      ),
+    );
   });
   return server;
 }

@@ -46,7 +46,12 @@ export function createWebMetrics(defaults = true): WebMetrics {
   const registers = [registry];
   return {
     registry,
-    requests: new Counter({ name: 'form_data_http_requests_total', help: 'HTTP requests by route, method and status.', labelNames: ['route', 'method', 'status'], registers }),
+    requests: new Counter({
+      name: 'form_data_http_requests_total',
+      help: 'HTTP requests by route, method and status.',
+      labelNames: ['route', 'method', 'status'],
+      registers,
+    }),
     duration: new Histogram({
       name: 'form_data_http_request_duration_seconds',
       help: 'HTTP request duration by route and method.',
@@ -54,9 +59,22 @@ export function createWebMetrics(defaults = true): WebMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     }),
-    accepted: new Counter({ name: 'form_data_forms_accepted_total', help: 'Forms SQS accepted (answered 202).', registers }),
-    refused: new Counter({ name: 'form_data_forms_refused_total', help: 'Form submissions refused with a 4xx, by reason.', labelNames: ['reason'], registers }),
-    enqueueFailed: new Counter({ name: 'form_data_forms_enqueue_failed_total', help: 'Valid forms SQS did not take (answered 503).', registers }),
+    accepted: new Counter({
+      name: 'form_data_forms_accepted_total',
+      help: 'Forms SQS accepted (answered 202).',
+      registers,
+    }),
+    refused: new Counter({
+      name: 'form_data_forms_refused_total',
+      help: 'Form submissions refused with a 4xx, by reason.',
+      labelNames: ['reason'],
+      registers,
+    }),
+    enqueueFailed: new Counter({
+      name: 'form_data_forms_enqueue_failed_total',
+      help: 'Valid forms SQS did not take (answered 503).',
+      registers,
+    }),
     sqsSendDuration: new Histogram({
       name: 'form_data_sqs_send_duration_seconds',
       help: 'Duration of SQS send requests (SendMessage or SendMessageBatch), by result.',
@@ -64,7 +82,17 @@ export function createWebMetrics(defaults = true): WebMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
       registers,
     }),
-    sqsSends: new Counter({ name: 'form_data_sqs_send_requests_total', help: 'SQS send requests (SendMessage or SendMessageBatch) by result.', labelNames: ['result'], registers }),
-    sendBatchSize: new Histogram({ name: 'form_data_sqs_send_batch_size', help: 'Entries per SQS send request.', buckets: [1, 2, 3, 5, 8, 10], registers }),
+    sqsSends: new Counter({
+      name: 'form_data_sqs_send_requests_total',
+      help: 'SQS send requests (SendMessage or SendMessageBatch) by result.',
+      labelNames: ['result'],
+      registers,
+    }),
+    sendBatchSize: new Histogram({
+      name: 'form_data_sqs_send_batch_size',
+      help: 'Entries per SQS send request.',
+      buckets: [1, 2, 3, 5, 8, 10],
+      registers,
+    }),
   };
 }

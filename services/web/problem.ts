@@ -16,7 +16,12 @@ export class ProblemError extends Error {
   readonly errors: readonly FieldError[] | undefined;
   readonly headers: Readonly<Record<string, string>>;
 
-  constructor(status: number, title: string, detail: string, options: { errors?: readonly FieldError[]; headers?: Record<string, string>; cause?: unknown } = {}) {
+  constructor(
+    status: number,
+    title: string,
+    detail: string,
+    options: { errors?: readonly FieldError[]; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
     super(detail, { cause: options.cause });
     this.status = status;
     this.title = title;
@@ -45,7 +50,13 @@ export function echo(text: string, max = 200): string {
 }
 
 /** Writes a problem+json response. */
-export function sendProblem(ctx: Context, status: number, title: string, detail: string, errors?: readonly FieldError[]): void {
+export function sendProblem(
+  ctx: Context,
+  status: number,
+  title: string,
+  detail: string,
+  errors?: readonly FieldError[],
+): void {
   if (!ctx.req.complete && ctx.req.readable) {
     // The body was refused unread (or part read): do not keep the connection
     // for another request, and drain what is still arriving meanwhile.
@@ -54,21 +65,34 @@ export function sendProblem(ctx: Context, status: number, title: string, detail:
   }
   ctx.status = status;
   ctx.type = PROBLEM_CONTENT_TYPE;
-  ctx.body = problemBody({ status, title, detail, instance: echo(ctx.path), request_id: ctx.state.requestId as string, errors });
+  ctx.body = problemBody({
+    status,
+    title,
+    detail,
+    instance: echo(ctx.path),
+    request_id: ctx.state.requestId as string,
+    errors,
+  });
 }
 
 /** Maps errors thrown below it to problem+json; unknown errors become a generic 500, a log line and a report. */
 /** `traceFields`: ids of the active trace, added to reports. Default: none. */
-export function problemMiddleware(logger: Logger, reporter: ErrorReporter = noErrorReporter, traceFields: () => Record<string, string> = () => ({})) {
+export function problemMiddleware(
+  logger: Logger,
+  reporter: ErrorReporter = noErrorReporter,
+  traceFields: () => Record<string, string> = () => ({}),
+) {
   return async function problems(ctx: Context, next: Next): Promise<void> {
     try {
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) sendProblem(ctx, 404, 'Not Found', `no resource at ${echo(ctx.path)}`);
+      if (ctx.status === 404 && ctx.body === undefined)
+        sendProblem(ctx, 404, 'Not Found', `no resource at ${echo(ctx.path)}`);
     } catch (error) {
       if (error instanceof ProblemError) {
         ctx.set(error.headers);
         sendProblem(ctx, error.status, error.title, error.message, error.errors);
-        if (error.status >= 500) logger.warn({ err: error.cause ?? error, requestId: ctx.state.requestId }, error.message);
+        if (error.status >= 500)
+          logger.warn({ err: error.cause ?? error, requestId: ctx.state.requestId }, error.message);
         return;
       }
       const status = httpStatusOf(error);
@@ -80,7 +104,12 @@ export function problemMiddleware(logger: Logger, reporter: ErrorReporter = noEr
         return;
       }
       logger.error({ err: error, requestId: ctx.state.requestId }, 'unhandled error');
-      reporter.capture(error, { requestId: ctx.state.requestId, route: ctx.path.slice(0, 200), method: ctx.method, ...traceFields() });
+      reporter.capture(error, {
+        requestId: ctx.state.requestId,
+        route: ctx.path.slice(0, 200),
+        method: ctx.method,
+        ...traceFields(),
+      });
       sendProblem(ctx, 500, 'Internal Server Error', 'the request could not be handled; it was not accepted');
     }
   };

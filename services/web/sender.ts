@@ -6,7 +6,16 @@
 import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { SqsError } from '../common/errors.ts';
 import { SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
-import { ATTR, AWS_SQS, attributesBytes, noTracing, withTraceAttributes, type StringAttribute, type TraceSpan, type Tracing } from '../common/tracing.ts';
+import {
+  ATTR,
+  AWS_SQS,
+  attributesBytes,
+  noTracing,
+  withTraceAttributes,
+  type StringAttribute,
+  type TraceSpan,
+  type Tracing,
+} from '../common/tracing.ts';
 
 /** Sends one message body; resolves with the SQS message id once SQS has accepted it. */
 export interface FormSender {
@@ -29,17 +38,28 @@ function queueName(url: string): string {
  * attributes are left out when they would not fit (count or size): the form
  * is always sent.
  */
-function producerSpan(tracing: Tracing, queueUrl: string, operation: string, body: string): { span: TraceSpan; attributes: Record<string, StringAttribute> | undefined; bytes: number } {
+function producerSpan(
+  tracing: Tracing,
+  queueUrl: string,
+  operation: string,
+  body: string,
+): { span: TraceSpan; attributes: Record<string, StringAttribute> | undefined; bytes: number } {
   const bytes = Buffer.byteLength(body, 'utf8');
   if (!tracing.enabled) return { span: tracing.start(''), attributes: undefined, bytes };
   const queue = queueName(queueUrl);
   const span = tracing.start(`${operation} ${queue}`, {
     kind: 'producer',
-    attributes: { [ATTR.messagingSystem]: AWS_SQS, [ATTR.messagingOperationType]: 'send', [ATTR.messagingOperationName]: operation, [ATTR.messagingDestination]: queue },
+    attributes: {
+      [ATTR.messagingSystem]: AWS_SQS,
+      [ATTR.messagingOperationType]: 'send',
+      [ATTR.messagingOperationName]: operation,
+      [ATTR.messagingDestination]: queue,
+    },
   });
   const attributes = withTraceAttributes<StringAttribute>({}, span.carrier());
   const extra = attributesBytes(attributes);
-  if (Object.keys(attributes).length === 0 || bytes + extra > SQS_MAX_MESSAGE_BYTES) return { span, attributes: undefined, bytes };
+  if (Object.keys(attributes).length === 0 || bytes + extra > SQS_MAX_MESSAGE_BYTES)
+    return { span, attributes: undefined, bytes };
   return { span, attributes, bytes: bytes + extra };
 }
 
@@ -62,7 +82,13 @@ export class DirectSender implements FormSender {
   async send(body: string): Promise<string> {
     const started = performance.now();
     const { span, attributes } = producerSpan(this.tracing, this.queueUrl, 'SendMessage', body);
-    const call = this.client.send(new SendMessageCommand({ QueueUrl: this.queueUrl, MessageBody: body, ...(attributes ? { MessageAttributes: attributes } : {}) }));
+    const call = this.client.send(
+      new SendMessageCommand({
+        QueueUrl: this.queueUrl,
+        MessageBody: body,
+        ...(attributes ? { MessageAttributes: attributes } : {}),
+      }),
+    );
     this.inflight.add(call);
     try {
       const out = await call;
@@ -111,7 +137,13 @@ export class BatchingSender implements FormSender {
   private readonly tracing: Tracing;
 
   /** `tracing`: a PRODUCER span per form. Default: off. */
-  constructor(client: SQSClient, queueUrl: string, windowMs: number, observe: BatchObserver = () => {}, tracing: Tracing = noTracing) {
+  constructor(
+    client: SQSClient,
+    queueUrl: string,
+    windowMs: number,
+    observe: BatchObserver = () => {},
+    tracing: Tracing = noTracing,
+  ) {
     this.client = client;
     this.queueUrl = queueUrl;
     this.windowMs = windowMs;
@@ -127,7 +159,8 @@ export class BatchingSender implements FormSender {
       this.pendingBytes += bytes;
       if (this.pending.length >= MAX_BATCH_ENTRIES) this.flush();
       else if (this.timer === undefined) {
-        this.timer = this.windowMs === 0 ? setImmediate(() => this.flush()) : setTimeout(() => this.flush(), this.windowMs);
+        this.timer =
+          this.windowMs === 0 ? setImmediate(() => this.flush()) : setTimeout(() => this.flush(), this.windowMs);
       }
     });
   }
@@ -158,7 +191,11 @@ export class BatchingSender implements FormSender {
       const out = await this.client.send(
         new SendMessageBatchCommand({
           QueueUrl: this.queueUrl,
-          Entries: entries.map((entry, i) => ({ Id: String(i), MessageBody: entry.body, ...(entry.attributes ? { MessageAttributes: entry.attributes } : {}) })),
+          Entries: entries.map((entry, i) => ({
+            Id: String(i),
+            MessageBody: entry.body,
+            ...(entry.attributes ? { MessageAttributes: entry.attributes } : {}),
+          })),
         }),
       );
       const settled = new Set<number>();
@@ -173,7 +210,11 @@ export class BatchingSender implements FormSender {
         if (settled.has(i)) return;
         failed += 1;
         const reason = out.Failed?.find((f) => f.Id === String(i));
-        const cause = new Error(reason ? `${reason.Code ?? 'error'}: ${reason.Message ?? ''}` : 'entry missing from SendMessageBatch response');
+        const cause = new Error(
+          reason
+            ? `${reason.Code ?? 'error'}: ${reason.Message ?? ''}`
+            : 'entry missing from SendMessageBatch response',
+        );
         entry.span.fail(reason?.Code ?? 'SqsError');
         entry.reject(new SqsError({ operation: 'SendMessageBatch', queue: this.queueUrl }, cause));
       });

@@ -43,8 +43,14 @@ export type { ServerLimits };
 export async function createWebService(config: Config, options: WebServiceOptions = {}): Promise<WebService> {
   assertWebConfig(config);
   const tracing = await createTracing(config.tracing, 'web');
-  const logger = options.logger ?? createLogger(config.logLevel, 'web', config.logFormat, tracing.enabled ? () => tracing.logFields() : undefined);
-  if (tracing.enabled) logger.info({ collector: new URL(config.tracing.endpoint!).origin, protocol: config.tracing.protocol }, 'traces are exported over OTLP');
+  const logger =
+    options.logger ??
+    createLogger(config.logLevel, 'web', config.logFormat, tracing.enabled ? () => tracing.logFields() : undefined);
+  if (tracing.enabled)
+    logger.info(
+      { collector: new URL(config.tracing.endpoint!).origin, protocol: config.tracing.protocol },
+      'traces are exported over OTLP',
+    );
   const reporter = await createErrorReporter({ ...config.sentry, service: 'web' }, logger);
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const sqs = options.sqs ?? createSqsClient(config.sqs);
@@ -58,7 +64,9 @@ export async function createWebService(config: Config, options: WebServiceOption
       metrics.sqsSendDuration.observe({ result }, seconds);
       metrics.sendBatchSize.observe(entries);
     };
-    sender = config.sqs.sendBatching ? new BatchingSender(sqs, form, config.sqs.sendBatchWindowMs, observe, tracing) : new DirectSender(sqs, form, observe, tracing);
+    sender = config.sqs.sendBatching
+      ? new BatchingSender(sqs, form, config.sqs.sendBatchWindowMs, observe, tracing)
+      : new DirectSender(sqs, form, observe, tracing);
   }
   const app = createApp({
     sender,

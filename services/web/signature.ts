@@ -10,7 +10,12 @@ export function computeSignature(pathWithQuery: string, body: Buffer, secret: st
 }
 
 /** Compares a received signature with the expected one in constant time over their bytes. */
-export function verifySignature(received: string | undefined, pathWithQuery: string, body: Buffer, secret: string): boolean {
+export function verifySignature(
+  received: string | undefined,
+  pathWithQuery: string,
+  body: Buffer,
+  secret: string,
+): boolean {
   const expected = Buffer.from(computeSignature(pathWithQuery, body, secret), 'latin1');
   const given = Buffer.from(received ?? '', 'latin1');
   // Lengths are public (64 hex digits); compare equal-length buffers only.

@@ -155,7 +155,10 @@ export class BatchHandler {
         result.databaseFailed = true;
         // Rows inserted before a failed look-up are committed: only the others go back.
         const back = rows.filter((row) => !inserted?.has(row.messageId));
-        logger.warn({ err: errorSummary(error), messageIds: error.messageIds }, 'could not store forms; handing them back');
+        logger.warn(
+          { err: errorSummary(error), messageIds: error.messageIds },
+          'could not store forms; handing them back',
+        );
         for (const row of back) {
           spans.outcome(row.messageId, 'retried', requestIds.get(row.messageId));
           retry.push(byId.get(row.messageId)!);
@@ -173,14 +176,25 @@ export class BatchHandler {
       } catch (error) {
         if (!(error instanceof SqsError)) throw error;
         result.sqsFailed = true;
-        logger.warn({ err: errorSummary(error), messageIds: error.messageIds }, 'could not copy invalid messages; handing them back');
+        logger.warn(
+          { err: errorSummary(error), messageIds: error.messageIds },
+          'could not copy invalid messages; handing them back',
+        );
       }
       for (const copy of invalid) {
         if (accepted.has(copy.message.messageId)) {
           done.push(copy.message);
           result.invalidByReason[copy.code] = (result.invalidByReason[copy.code] ?? 0) + 1;
           spans.outcome(copy.message.messageId, 'invalid', copy.requestId, copy.code);
-          logger.info({ messageId: copy.message.messageId, requestId: copy.requestId, reason: copy.reason, ...spans.fields(copy.message.messageId) }, 'invalid message moved to the invalid queue');
+          logger.info(
+            {
+              messageId: copy.message.messageId,
+              requestId: copy.requestId,
+              reason: copy.reason,
+              ...spans.fields(copy.message.messageId),
+            },
+            'invalid message moved to the invalid queue',
+          );
         } else {
           spans.outcome(copy.message.messageId, 'retried', copy.requestId, copy.code);
           retry.push(copy.message);
@@ -196,7 +210,10 @@ export class BatchHandler {
       } catch (error) {
         if (!(error instanceof SqsError)) throw error;
         result.sqsFailed = true;
-        logger.warn({ err: errorSummary(error), messageIds: error.messageIds }, 'could not hand messages back; they return after the visibility timeout');
+        logger.warn(
+          { err: errorSummary(error), messageIds: error.messageIds },
+          'could not hand messages back; they return after the visibility timeout',
+        );
       }
     }
     return { result, done };
@@ -209,12 +226,19 @@ export class BatchHandler {
     try {
       const failed = await queue.delete(done);
       result.notDeleted = failed.length;
-      if (failed.length > 0) logger.warn({ messageIds: failed }, 'handled messages could not be deleted; they will be seen again as duplicates');
+      if (failed.length > 0)
+        logger.warn(
+          { messageIds: failed },
+          'handled messages could not be deleted; they will be seen again as duplicates',
+        );
     } catch (error) {
       if (!(error instanceof SqsError)) throw error;
       result.sqsFailed = true;
       result.notDeleted = done.length;
-      logger.warn({ err: errorSummary(error), messageIds: error.messageIds }, 'handled messages could not be deleted; they will be seen again as duplicates');
+      logger.warn(
+        { err: errorSummary(error), messageIds: error.messageIds },
+        'handled messages could not be deleted; they will be seen again as duplicates',
+      );
     }
     return result;
   }

@@ -195,7 +195,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
           const stored = await batch.run(() => handler.store(messages));
           this.lastProgress = Date.now();
           this.databaseHealthy = !stored.result.databaseFailed;
-          if (stored.result.databaseFailed) failure = { kind: 'database', reason: 'database unavailable: could not store a batch' };
+          if (stored.result.databaseFailed)
+            failure = { kind: 'database', reason: 'database unavailable: could not store a batch' };
           else if (stored.result.sqsFailed) failure = { kind: 'sqs', reason: 'SQS failed while handling a batch' };
           // One delete in flight per loop, overlapping the next poll.
           if (deleting && (await deleting)) failure ??= { kind: 'sqs', reason: 'SQS failed while deleting a batch' };
@@ -250,7 +251,10 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       this.emit('batch', { ...result, loop, durationMs: performance.now() - started });
       return result.sqsFailed;
     } catch (error) {
-      this.options.logger.error({ err: error, messageIds: stored.done.map((m) => m.messageId) }, 'deleting a batch failed');
+      this.options.logger.error(
+        { err: error, messageIds: stored.done.map((m) => m.messageId) },
+        'deleting a batch failed',
+      );
       this.options.reporter?.capture(error, { messageIds: stored.done.map((m) => m.messageId) });
       return true;
     }

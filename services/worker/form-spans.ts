@@ -39,7 +39,11 @@ export class FormSpans {
 
   /** Records a form's outcome; `requestId` and `reason` (a bounded code) when known. */
   outcome(messageId: string, outcome: Outcome, requestId?: string, reason?: InvalidReason): void {
-    this.spans.get(messageId)?.setAttributes({ [FORM_ATTR.outcome]: outcome, [FORM_ATTR.requestId]: requestId, [FORM_ATTR.invalidReason]: reason });
+    this.spans.get(messageId)?.setAttributes({
+      [FORM_ATTR.outcome]: outcome,
+      [FORM_ATTR.requestId]: requestId,
+      [FORM_ATTR.invalidReason]: reason,
+    });
   }
 
   /** `trace_id` and `span_id` of a form's span, for its log line. */

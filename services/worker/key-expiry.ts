@@ -60,7 +60,10 @@ export class KeyExpiry {
       this.options.onReleased?.(released);
       if (released > 0) logger.info({ released, lifetimeSeconds }, 'expired submission keys released');
     } catch (error) {
-      logger.warn({ err: errorSummary(error) }, 'could not release expired submission keys; trying again at the next run');
+      logger.warn(
+        { err: errorSummary(error) },
+        'could not release expired submission keys; trying again at the next run',
+      );
     }
   }
 }

@@ -10,7 +10,10 @@ runMain('worker', async () => {
   const force = (signal: NodeJS.Signals): void => {
     signals += 1;
     if (signals < 2) return;
-    service.logger.warn({ signal }, 'second signal: exiting without draining; messages in flight return after their visibility timeout');
+    service.logger.warn(
+      { signal },
+      'second signal: exiting without draining; messages in flight return after their visibility timeout',
+    );
     process.exit(1);
   };
   process.on('SIGTERM', force);

@@ -107,10 +107,28 @@ export function createWorkerMetrics(sources: WorkerMetricsSources, defaults = tr
     registry,
     messages,
     invalid,
-    received: new Counter({ name: 'form_data_worker_messages_received_total', help: 'Messages received from the form queue.', registers }),
-    sqsRequests: new Counter({ name: 'form_data_worker_sqs_requests_total', help: 'SQS requests made by the worker, by action.', labelNames: ['action'], registers }),
-    sqsErrors: new Counter({ name: 'form_data_worker_sqs_errors_total', help: 'Failed SQS requests (or batch entries), by operation.', labelNames: ['operation'], registers }),
-    databaseErrors: new Counter({ name: 'form_data_worker_database_errors_total', help: 'Failed database inserts and checks.', registers }),
+    received: new Counter({
+      name: 'form_data_worker_messages_received_total',
+      help: 'Messages received from the form queue.',
+      registers,
+    }),
+    sqsRequests: new Counter({
+      name: 'form_data_worker_sqs_requests_total',
+      help: 'SQS requests made by the worker, by action.',
+      labelNames: ['action'],
+      registers,
+    }),
+    sqsErrors: new Counter({
+      name: 'form_data_worker_sqs_errors_total',
+      help: 'Failed SQS requests (or batch entries), by operation.',
+      labelNames: ['operation'],
+      registers,
+    }),
+    databaseErrors: new Counter({
+      name: 'form_data_worker_database_errors_total',
+      help: 'Failed database inserts and checks.',
+      registers,
+    }),
     batchDuration: new Histogram({
       name: 'form_data_worker_batch_duration_seconds',
       help: 'Time to handle one received batch, from receipt to delete.',
@@ -128,20 +146,35 @@ export function createWorkerMetrics(sources: WorkerMetricsSources, defaults = tr
       help: 'Age of the oldest message in the latest non-empty receive; 0 after an empty receive.',
       registers,
     }),
-    backoffs: new Counter({ name: 'form_data_worker_backoffs_total', help: 'Poll loop backoffs, by reason: database, sqs, error.', labelNames: ['reason'], registers }),
+    backoffs: new Counter({
+      name: 'form_data_worker_backoffs_total',
+      help: 'Poll loop backoffs, by reason: database, sqs, error.',
+      labelNames: ['reason'],
+      registers,
+    }),
     keysExpired: new Counter({
       name: 'form_data_worker_submission_keys_expired_total',
       help: 'Submission keys released after IDEMPOTENCY_WINDOW_SECONDS (later copies are new rows).',
       registers,
     }),
-    queueVisible: new Gauge({ name: 'form_data_sqs_messages_visible', help: 'Messages available in the queue (ApproximateNumberOfMessages).', labelNames: ['queue'], registers }),
+    queueVisible: new Gauge({
+      name: 'form_data_sqs_messages_visible',
+      help: 'Messages available in the queue (ApproximateNumberOfMessages).',
+      labelNames: ['queue'],
+      registers,
+    }),
     queueInFlight: new Gauge({
       name: 'form_data_sqs_messages_in_flight',
       help: 'Messages received but not yet deleted or visible again (ApproximateNumberOfMessagesNotVisible).',
       labelNames: ['queue'],
       registers,
     }),
-    queueDelayed: new Gauge({ name: 'form_data_sqs_messages_delayed', help: 'Messages delayed, not yet available (ApproximateNumberOfMessagesDelayed).', labelNames: ['queue'], registers }),
+    queueDelayed: new Gauge({
+      name: 'form_data_sqs_messages_delayed',
+      help: 'Messages delayed, not yet available (ApproximateNumberOfMessagesDelayed).',
+      labelNames: ['queue'],
+      registers,
+    }),
   };
 }
 

@@ -17,7 +17,17 @@ import {
 import { SqsError } from '../common/errors.ts';
 import type { InvalidReason } from '../common/message.ts';
 import { SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
-import { ATTR, AWS_SQS, CARRIER_FIELDS, attributesBytes, carrierOf, noTracing, withTraceAttributes, type Carrier, type Tracing } from '../common/tracing.ts';
+import {
+  ATTR,
+  AWS_SQS,
+  CARRIER_FIELDS,
+  attributesBytes,
+  carrierOf,
+  noTracing,
+  withTraceAttributes,
+  type Carrier,
+  type Tracing,
+} from '../common/tracing.ts';
 
 /** A received message with what the worker needs of it. */
 export interface Received {
@@ -80,7 +90,12 @@ export class WorkerQueue {
   private readonly maxMessageBytes: number;
 
   /** `maxMessageBytes`: the invalid queue's MaximumMessageSize. Default: SQS's 256 KiB. */
-  constructor(client: SQSClient, urls: { form: string; invalid: string }, hooks: QueueHooks = {}, maxMessageBytes = SQS_MAX_MESSAGE_BYTES) {
+  constructor(
+    client: SQSClient,
+    urls: { form: string; invalid: string },
+    hooks: QueueHooks = {},
+    maxMessageBytes = SQS_MAX_MESSAGE_BYTES,
+  ) {
     this.client = client;
     this.maxMessageBytes = maxMessageBytes;
     this.formUrl = urls.form;
@@ -93,7 +108,13 @@ export class WorkerQueue {
   }
 
   /** Runs an SQS call in a span `<operation> <queue>` with the messaging attributes. */
-  private traced<T>(operation: string, type: 'settle' | 'send', queue: string, count: number, fn: () => Promise<T>): Promise<T> {
+  private traced<T>(
+    operation: string,
+    type: 'settle' | 'send',
+    queue: string,
+    count: number,
+    fn: () => Promise<T>,
+  ): Promise<T> {
     if (!this.tracing.enabled) return fn();
     return this.tracing.inSpan(
       `${operation} ${queue}`,
@@ -119,11 +140,19 @@ export class WorkerQueue {
       const out = await this.client.send(
         new GetQueueAttributesCommand({
           QueueUrl: queue,
-          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible', 'ApproximateNumberOfMessagesDelayed'],
+          AttributeNames: [
+            'ApproximateNumberOfMessages',
+            'ApproximateNumberOfMessagesNotVisible',
+            'ApproximateNumberOfMessagesDelayed',
+          ],
         }),
       );
       const count = (name: QueueAttributeName): number => Number(out.Attributes?.[name] ?? 0) || 0;
-      return { visible: count('ApproximateNumberOfMessages'), inFlight: count('ApproximateNumberOfMessagesNotVisible'), delayed: count('ApproximateNumberOfMessagesDelayed') };
+      return {
+        visible: count('ApproximateNumberOfMessages'),
+        inFlight: count('ApproximateNumberOfMessagesNotVisible'),
+        delayed: count('ApproximateNumberOfMessagesDelayed'),
+      };
     } catch (error) {
       this.onError('GetQueueAttributes');
       throw new SqsError({ operation: 'GetQueueAttributes', queue }, error);
@@ -171,7 +200,9 @@ export class WorkerQueue {
    */
   delete(messages: readonly Received[]): Promise<string[]> {
     if (messages.length === 0) return Promise.resolve([]);
-    return this.traced('DeleteMessageBatch', 'settle', this.formQueue, messages.length, () => this.deleteBatch(messages));
+    return this.traced('DeleteMessageBatch', 'settle', this.formQueue, messages.length, () =>
+      this.deleteBatch(messages),
+    );
   }
 
   private async deleteBatch(messages: readonly Received[]): Promise<string[]> {
@@ -197,7 +228,9 @@ export class WorkerQueue {
       if (!message) continue;
       try {
         this.onRequest('DeleteMessage');
-        await this.client.send(new DeleteMessageCommand({ QueueUrl: this.formUrl, ReceiptHandle: message.receiptHandle }));
+        await this.client.send(
+          new DeleteMessageCommand({ QueueUrl: this.formUrl, ReceiptHandle: message.receiptHandle }),
+        );
       } catch {
         this.onError('DeleteMessage');
         stillFailed.push(message.messageId);
@@ -209,7 +242,9 @@ export class WorkerQueue {
   /** Makes messages visible again after a per-message delay, in seconds. */
   handBack(messages: readonly Received[], delaySeconds: (m: Received) => number): Promise<void> {
     if (messages.length === 0) return Promise.resolve();
-    return this.traced('ChangeMessageVisibilityBatch', 'settle', this.formQueue, messages.length, () => this.changeVisibility(messages, delaySeconds));
+    return this.traced('ChangeMessageVisibilityBatch', 'settle', this.formQueue, messages.length, () =>
+      this.changeVisibility(messages, delaySeconds),
+    );
   }
 
   private async changeVisibility(messages: readonly Received[], delaySeconds: (m: Received) => number): Promise<void> {
@@ -218,12 +253,23 @@ export class WorkerQueue {
       await this.client.send(
         new ChangeMessageVisibilityBatchCommand({
           QueueUrl: this.formUrl,
-          Entries: messages.map((m, i) => ({ Id: String(i), ReceiptHandle: m.receiptHandle, VisibilityTimeout: delaySeconds(m) })),
+          Entries: messages.map((m, i) => ({
+            Id: String(i),
+            ReceiptHandle: m.receiptHandle,
+            VisibilityTimeout: delaySeconds(m),
+          })),
         }),
       );
     } catch (error) {
       this.onError('ChangeMessageVisibilityBatch');
-      throw new SqsError({ operation: 'ChangeMessageVisibilityBatch', queue: this.formUrl, messageIds: messages.map((m) => m.messageId) }, error);
+      throw new SqsError(
+        {
+          operation: 'ChangeMessageVisibilityBatch',
+          queue: this.formUrl,
+          messageIds: messages.map((m) => m.messageId),
+        },
+        error,
+      );
     }
   }
 
@@ -237,7 +283,9 @@ export class WorkerQueue {
     const accepted = new Set<string>();
     for (const group of groupBySize(copies, this.maxMessageBytes)) {
       const tooLarge = group.length === 1 && entrySize(group[0]!) > this.maxMessageBytes;
-      const sent = await this.traced('SendMessageBatch', 'send', this.invalidQueue, group.length, () => this.sendInvalid(group, !tooLarge));
+      const sent = await this.traced('SendMessageBatch', 'send', this.invalidQueue, group.length, () =>
+        this.sendInvalid(group, !tooLarge),
+      );
       for (const id of sent) accepted.add(id);
     }
     return accepted;
@@ -264,7 +312,10 @@ export class WorkerQueue {
       });
     } catch (error) {
       this.onError('SendMessageBatch');
-      throw new SqsError({ operation: 'SendMessageBatch', queue: this.invalidUrl, messageIds: copies.map((c) => c.message.messageId) }, error);
+      throw new SqsError(
+        { operation: 'SendMessageBatch', queue: this.invalidUrl, messageIds: copies.map((c) => c.message.messageId) },
+        error,
+      );
     }
   }
 }
@@ -283,7 +334,9 @@ function copyAttributes(message: Received, reason: string): Record<string, { Dat
 
 /** Size of a copy as SQS counts it: body plus each attribute's name, data type and value. */
 function entrySize(copy: InvalidCopy): number {
-  return Buffer.byteLength(copy.message.body ?? '', 'utf8') + attributesBytes(copyAttributes(copy.message, copy.reason));
+  return (
+    Buffer.byteLength(copy.message.body ?? '', 'utf8') + attributesBytes(copyAttributes(copy.message, copy.reason))
+  );
 }
 
 /** Groups of at most 10 copies whose sizes add up to at most `limit` (a larger one goes alone). */

@@ -89,10 +89,15 @@ export class FormRepository implements FormInserter, SkipClassifier {
 
   /** Database name, host and port of the connection string (never the user or password). */
   private server(): Record<string, string | number | undefined> {
-    const connection = (this.db.client as { config?: { connection?: { connectionString?: unknown } } }).config?.connection;
+    const connection = (this.db.client as { config?: { connection?: { connectionString?: unknown } } }).config
+      ?.connection;
     try {
       const url = new URL(String(connection?.connectionString));
-      return { [ATTR.dbNamespace]: decodeURIComponent(url.pathname.slice(1)) || undefined, [ATTR.serverAddress]: url.hostname, [ATTR.serverPort]: Number(url.port || 5432) };
+      return {
+        [ATTR.dbNamespace]: decodeURIComponent(url.pathname.slice(1)) || undefined,
+        [ATTR.serverAddress]: url.hostname,
+        [ATTR.serverPort]: Number(url.port || 5432),
+      };
     } catch {
       return {};
     }
@@ -110,7 +115,11 @@ export class FormRepository implements FormInserter, SkipClassifier {
       );
       return new Set(inserted.map((r) => r.sqs_message_id));
     } catch (error) {
-      throw new DatabaseError('insert into form_form', error, rows.map((r) => r.messageId));
+      throw new DatabaseError(
+        'insert into form_form',
+        error,
+        rows.map((r) => r.messageId),
+      );
     }
   }
 
@@ -139,7 +148,11 @@ export class FormRepository implements FormInserter, SkipClassifier {
       }
       return reasons;
     } catch (error) {
-      throw new DatabaseError('look up skipped rows in form_form', error, withKey.map((r) => r.messageId));
+      throw new DatabaseError(
+        'look up skipped rows in form_form',
+        error,
+        withKey.map((r) => r.messageId),
+      );
     }
   }
 

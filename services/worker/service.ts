@@ -47,14 +47,26 @@ export interface WorkerService {
 
 /** How long the poll loops may go without progress before liveness fails, in ms. */
 export function livenessBoundMs(config: Config): number {
-  return 2 * (config.sqs.waitTimeSeconds * 1000 + config.sqs.requestTimeoutMs * config.sqs.maxAttempts + config.database.timeoutMs) + 30_000;
+  return (
+    2 *
+      (config.sqs.waitTimeSeconds * 1000 +
+        config.sqs.requestTimeoutMs * config.sqs.maxAttempts +
+        config.database.timeoutMs) +
+    30_000
+  );
 }
 
 /** Builds the worker; resolves once the queue URLs are known. */
 export async function createWorkerService(config: Config, options: WorkerServiceOptions = {}): Promise<WorkerService> {
   const tracing = await createTracing(config.tracing, 'worker');
-  const logger = options.logger ?? createLogger(config.logLevel, 'worker', config.logFormat, tracing.enabled ? () => tracing.logFields() : undefined);
-  if (tracing.enabled) logger.info({ collector: new URL(config.tracing.endpoint!).origin, protocol: config.tracing.protocol }, 'traces are exported over OTLP');
+  const logger =
+    options.logger ??
+    createLogger(config.logLevel, 'worker', config.logFormat, tracing.enabled ? () => tracing.logFields() : undefined);
+  if (tracing.enabled)
+    logger.info(
+      { collector: new URL(config.tracing.endpoint!).origin, protocol: config.tracing.protocol },
+      'traces are exported over OTLP',
+    );
   const reporter = await createErrorReporter({ ...config.sentry, service: 'worker' }, logger);
   const startedAt = Date.now();
   const metrics = createWorkerMetrics({
@@ -63,14 +75,23 @@ export async function createWorkerService(config: Config, options: WorkerService
     lastPollAt: () => consumer.lastPollAt || startedAt,
     up: () => ({ sqs: consumer.sqsHealthy, database: consumer.databaseHealthy }),
   });
-  const sqs = options.sqs ?? createSqsClient(config.sqs, { extraTimeoutMs: config.sqs.waitTimeSeconds * 1000, maxSockets: config.worker.concurrency * 2 + 4 });
+  const sqs =
+    options.sqs ??
+    createSqsClient(config.sqs, {
+      extraTimeoutMs: config.sqs.waitTimeSeconds * 1000,
+      maxSockets: config.worker.concurrency * 2 + 4,
+    });
   const db = options.db ?? createDatabase(config.database, logger);
   const urls = await resolveQueueUrls(sqs, config.sqs, logger);
   const invalidLimit = await maxMessageBytes(sqs, urls.invalid, SQS_MAX_MESSAGE_BYTES);
   const queue = new WorkerQueue(
     sqs,
     urls,
-    { onRequest: (action) => metrics.sqsRequests.inc({ action }), onError: (operation) => metrics.sqsErrors.inc({ operation }), tracing },
+    {
+      onRequest: (action) => metrics.sqsRequests.inc({ action }),
+      onError: (operation) => metrics.sqsErrors.inc({ operation }),
+      tracing,
+    },
     invalidLimit,
   );
   const repository = new FormRepository(db, config.database.timeoutMs, tracing);
@@ -82,7 +103,10 @@ export async function createWorkerService(config: Config, options: WorkerService
   });
   const handler = new BatchHandler({
     queue,
-    repository: { insertMany: (rows) => writer.insertMany(rows), classifySkipped: (rows) => repository.classifySkipped(rows) },
+    repository: {
+      insertMany: (rows) => writer.insertMany(rows),
+      classifySkipped: (rows) => repository.classifySkipped(rows),
+    },
     logger,
     backoffBaseSeconds: config.sqs.retryBackoffBaseSeconds,
     backoffMaxSeconds: config.sqs.retryBackoffMaxSeconds,
@@ -122,7 +146,17 @@ export async function createWorkerService(config: Config, options: WorkerService
   });
   observeConsumer(consumer, metrics);
   consumer.on('batch', (r) => {
-    logger.debug({ loop: r.loop, received: r.received, stored: r.stored, duplicates: r.duplicates, invalid: r.invalid, retried: r.retried }, 'batch handled');
+    logger.debug(
+      {
+        loop: r.loop,
+        received: r.received,
+        stored: r.stored,
+        duplicates: r.duplicates,
+        invalid: r.invalid,
+        retried: r.retried,
+      },
+      'batch handled',
+    );
   });
 
   const server: Server = createServer(async (req, res) => {

@@ -13,7 +13,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { ROOT, VALUES, render, type Manifest } from './helm.ts';
-import { RUNBOOK_ANCHORS, alertRulesOf, defaultRunbookBase, promtool, requireBinary, writeRuleFile, type Rule } from './prometheus.ts';
+import {
+  RUNBOOK_ANCHORS,
+  alertRulesOf,
+  defaultRunbookBase,
+  promtool,
+  requireBinary,
+  writeRuleFile,
+  type Rule,
+} from './prometheus.ts';
 
 const NAMESPACE = 'forms';
 const WEB = `namespace="${NAMESPACE}", job="form-data-web"`;
@@ -25,7 +33,6 @@ const MINUTES = 60;
 
 /** The chart's default runbook page (monitoring.runbookBaseUrl). */
 const RUNBOOK_BASE = await defaultRunbookBase();
-
 
 interface Series {
   series: string;
@@ -426,7 +433,10 @@ describe('chart alerts: evaluated by promtool on the rendered rules', function (
       all.filter((a) => a !== 'FormDataScalerErrors'),
     );
     const proven = new Set(FAULTS.map((f) => f.alert));
-    expect(all.filter((a) => !proven.has(a)), 'alerts without a fault scenario').to.deep.equal([]);
+    expect(
+      all.filter((a) => !proven.has(a)),
+      'alerts without a fault scenario',
+    ).to.deep.equal([]);
   });
 
   for (const variant of Object.keys(VARIANTS) as Variant[]) {
@@ -499,7 +509,13 @@ describe('chart alerts: runbooks', () => {
     const anchors = new Set<string>();
     for (const page of pages) {
       for (const [, heading] of (await readFile(page, 'utf8')).matchAll(/^#{2,4} (.+)$/gm)) {
-        anchors.add(heading!.trim().toLowerCase().replace(/[^a-z0-9 -]/g, '').replace(/ /g, '-'));
+        anchors.add(
+          heading!
+            .trim()
+            .toLowerCase()
+            .replace(/[^a-z0-9 -]/g, '')
+            .replace(/ /g, '-'),
+        );
       }
     }
     const missing = Object.entries(RUNBOOK_ANCHORS).filter(([, anchor]) => !anchors.has(anchor));

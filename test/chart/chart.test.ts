@@ -7,7 +7,19 @@
 import { expect } from 'chai';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { CHART, LOCAL_VALUES, VALUES, find, findAll, helm, helmBinary, render, renderError, renderErrors, validateManifest } from './helm.ts';
+import {
+  CHART,
+  LOCAL_VALUES,
+  VALUES,
+  find,
+  findAll,
+  helm,
+  helmBinary,
+  render,
+  renderError,
+  renderErrors,
+  validateManifest,
+} from './helm.ts';
 import type { Manifest } from './helm.ts';
 
 /** The value sets kept as files; `defaults` is the chart's own values.yaml. */
@@ -42,7 +54,10 @@ function hook(m: Manifest): { events: string[]; weight: number; deletePolicy: st
   return {
     events: a['helm.sh/hook'].split(',').map((s) => s.trim()),
     weight: Number(a['helm.sh/hook-weight'] ?? 0),
-    deletePolicy: (a['helm.sh/hook-delete-policy'] ?? '').split(',').map((s) => s.trim()).filter(Boolean),
+    deletePolicy: (a['helm.sh/hook-delete-policy'] ?? '')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
   };
 }
 
@@ -53,7 +68,11 @@ describe('chart: helm lint and template', function () {
   before(async function () {
     this.timeout(120_000);
     await helmBinary();
-    const entries = await Promise.all(Object.entries(VALUE_SETS).map(async ([name, files]) => [name, await render({ release: RELEASE, values: files })] as const));
+    const entries = await Promise.all(
+      Object.entries(VALUE_SETS).map(
+        async ([name, files]) => [name, await render({ release: RELEASE, values: files })] as const,
+      ),
+    );
     for (const [name, manifests] of entries) rendered.set(name, manifests);
   });
 
@@ -78,7 +97,10 @@ describe('chart: helm lint and template', function () {
       Object.entries(VALUE_SETS).flatMap(([name, files]) => {
         const args = ['lint', '--strict', CHART];
         for (const f of files) args.push('-f', path.isAbsolute(f) ? f : path.join(VALUES, f));
-        return ([4, 3] as const).map(async (major) => ({ name: `${name} (Helm ${major})`, ...(await helm(args, major)) }));
+        return ([4, 3] as const).map(async (major) => ({
+          name: `${name} (Helm ${major})`,
+          ...(await helm(args, major)),
+        }));
       }),
     );
     for (const r of results) expect(r.code, `${r.name}: ${r.stdout}${r.stderr}`).to.equal(0);
@@ -103,13 +125,26 @@ describe('chart: helm lint and template', function () {
     for (const [name, manifests] of rendered) {
       for (const m of manifests) {
         const labels = m.metadata.labels ?? {};
-        for (const key of ['app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/version', 'app.kubernetes.io/component', 'app.kubernetes.io/part-of', 'app.kubernetes.io/managed-by', 'helm.sh/chart']) {
+        for (const key of [
+          'app.kubernetes.io/name',
+          'app.kubernetes.io/instance',
+          'app.kubernetes.io/version',
+          'app.kubernetes.io/component',
+          'app.kubernetes.io/part-of',
+          'app.kubernetes.io/managed-by',
+          'helm.sh/chart',
+        ]) {
           expect(labels, `${name}: ${m.kind} ${m.metadata.name} label ${key}`).to.have.property(key);
         }
         if (m.kind === 'Deployment') {
           const selector = m.spec.selector.matchLabels as Record<string, string>;
-          expect(Object.keys(selector).sort()).to.deep.equal(['app.kubernetes.io/component', 'app.kubernetes.io/instance', 'app.kubernetes.io/name']);
-          for (const [k, v] of Object.entries(selector)) expect(m.spec.template.metadata.labels[k], `${m.metadata.name} pod label ${k}`).to.equal(v);
+          expect(Object.keys(selector).sort()).to.deep.equal([
+            'app.kubernetes.io/component',
+            'app.kubernetes.io/instance',
+            'app.kubernetes.io/name',
+          ]);
+          for (const [k, v] of Object.entries(selector))
+            expect(m.spec.template.metadata.labels[k], `${m.metadata.name} pod label ${k}`).to.equal(v);
         }
       }
     }
@@ -146,7 +181,9 @@ describe('chart: helm lint and template', function () {
     expect(web.livenessProbe.httpGet).to.deep.equal({ path: '/healthz/live', port: 'http' });
     expect(web.startupProbe.httpGet).to.deep.equal({ path: '/healthz/live', port: 'http' });
     const worker = container(find(manifests, 'Deployment', `${FULL}-worker`), 'worker');
-    expect(worker.ports).to.deep.equal([{ name: 'health', containerPort: Number(config.HEALTH_PORT), protocol: 'TCP' }]);
+    expect(worker.ports).to.deep.equal([
+      { name: 'health', containerPort: Number(config.HEALTH_PORT), protocol: 'TCP' },
+    ]);
     expect(worker.readinessProbe.httpGet).to.deep.equal({ path: '/healthz/ready', port: 'health' });
     expect(worker.livenessProbe.httpGet).to.deep.equal({ path: '/healthz/live', port: 'health' });
     expect(worker.startupProbe.httpGet).to.deep.equal({ path: '/healthz/live', port: 'health' });
@@ -165,7 +202,10 @@ describe('chart: helm lint and template', function () {
       render({ release: RELEASE, set: { 'web.preStop.seconds': 12, 'config.SHUTDOWN_DELAY_MS': 8500 } }),
       render({ release: RELEASE, values: ['migrations-off.yaml'] }),
     ]);
-    expect(container(find(old, 'Deployment', `${FULL}-web`), 'web').lifecycle.preStop, 'no sleep action before 1.30').to.deep.equal({ exec: { command: ['sleep', '5'] } });
+    expect(
+      container(find(old, 'Deployment', `${FULL}-web`), 'web').lifecycle.preStop,
+      'no sleep action before 1.30',
+    ).to.deep.equal({ exec: { command: ['sleep', '5'] } });
     expect(podSpec(find(longer, 'Deployment', `${FULL}-web`)).terminationGracePeriodSeconds).to.equal(12 + 9 + 15 + 5);
     const noPreStop = find(none, 'Deployment', `${FULL}-web`);
     expect(container(noPreStop, 'web').lifecycle).to.equal(undefined);
@@ -191,7 +231,8 @@ describe('chart: helm lint and template', function () {
       render({ release: RELEASE, values: ['ingress-web-hpa.yaml'], set: { 'secrets.UI_SECRET': 'another' } }),
     ]);
     for (const deployment of [`${FULL}-web`, `${FULL}-worker`]) {
-      const a = (m: Manifest[]) => find(m, 'Deployment', deployment).spec.template.metadata.annotations as Record<string, string>;
+      const a = (m: Manifest[]) =>
+        find(m, 'Deployment', deployment).spec.template.metadata.annotations as Record<string, string>;
       expect(a(base)['checksum/config']).to.match(/^[0-9a-f]{64}$/);
       expect(a(changedConfig)['checksum/config']).to.not.equal(a(base)['checksum/config']);
       expect(a(changedSecret)['checksum/secret']).to.not.equal(a(base)['checksum/secret']);
@@ -213,7 +254,11 @@ describe('chart: helm lint and template', function () {
           expect(c.securityContext.allowPrivilegeEscalation, where).to.equal(false);
           expect(c.securityContext.capabilities.drop, where).to.deep.equal(['ALL']);
           expect(c.resources?.limits?.memory, where).to.be.a('string');
-          if (m.kind !== 'Pod') expect((c.volumeMounts ?? []).map((v: { mountPath: string }) => v.mountPath), where).to.include('/tmp');
+          if (m.kind !== 'Pod')
+            expect(
+              (c.volumeMounts ?? []).map((v: { mountPath: string }) => v.mountPath),
+              where,
+            ).to.include('/tmp');
         }
       }
     }
@@ -251,7 +296,9 @@ describe('chart: helm lint and template', function () {
           const made = manifests.find((m) => m.kind === ref.kind && m.metadata.name === ref.name);
           if (!made) continue; // made outside the chart (existingSecret, serviceAccount.create=false)
           const dep = hook(made);
-          expect(dep, `${name}: ${ref.kind} ${ref.name} used by the migrations Job must be a hook`).to.not.equal(undefined);
+          expect(dep, `${name}: ${ref.kind} ${ref.name} used by the migrations Job must be a hook`).to.not.equal(
+            undefined,
+          );
           if (!dep) continue;
           expect(dep.events).to.include.members(h.events);
           expect(dep.weight).to.be.lessThan(h.weight);
@@ -266,7 +313,10 @@ describe('chart: helm lint and template', function () {
     expect(dbEnv.valueFrom.secretKeyRef.name).to.equal(`${FULL}-migrations`);
     expect(find(withInline, 'Secret', `${FULL}-migrations`).data.DATABASE_URL).to.be.a('string');
     const prodJob = find(set('production'), 'Job', `${FULL}-migrations`);
-    expect(container(prodJob, 'migrate').env.find((e: { name: string }) => e.name === 'DATABASE_URL').valueFrom.secretKeyRef.name).to.equal('form-data-credentials');
+    expect(
+      container(prodJob, 'migrate').env.find((e: { name: string }) => e.name === 'DATABASE_URL').valueFrom.secretKeyRef
+        .name,
+    ).to.equal('form-data-credentials');
     expect(findAll(set('migrations-off'), 'Job')).to.deep.equal([]);
     expect(set('migrations-off').filter((m) => hook(m))).to.deep.equal([]);
   });
@@ -279,21 +329,35 @@ describe('chart: helm lint and template', function () {
     for (const d of findAll(manifests, 'Deployment')) {
       expect(podSpec(d).serviceAccountName).to.equal(FULL);
       const c = podSpec(d).containers[0];
-      expect(c.image).to.equal('123456789012.dkr.ecr.eu-west-1.amazonaws.com/form-data@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef');
-      const fromSecrets = (c.env as { name: string; valueFrom?: { secretKeyRef: { name: string; optional?: boolean } } }[]).filter((e) => e.valueFrom);
+      expect(c.image).to.equal(
+        '123456789012.dkr.ecr.eu-west-1.amazonaws.com/form-data@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+      );
+      const fromSecrets = (
+        c.env as { name: string; valueFrom?: { secretKeyRef: { name: string; optional?: boolean } } }[]
+      ).filter((e) => e.valueFrom);
       const env = Object.fromEntries(fromSecrets.map((e) => [e.name, e.valueFrom!.secretKeyRef]));
       const nodeOptions = (c.env as { name: string; value?: string }[]).find((e) => e.name === 'NODE_OPTIONS')?.value;
-      expect(nodeOptions, `NODE_OPTIONS of ${c.name}`).to.equal(c.name === 'worker' ? '--max-semi-space-size=4' : undefined);
+      expect(nodeOptions, `NODE_OPTIONS of ${c.name}`).to.equal(
+        c.name === 'worker' ? '--max-semi-space-size=4' : undefined,
+      );
       // Each component gets only the secrets it reads.
       const own = c.name === 'web' ? 'UI_SECRET' : 'DATABASE_URL';
-      expect(Object.keys(env).sort()).to.deep.equal(['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'SENTRY_DSN', own].sort());
+      expect(Object.keys(env).sort()).to.deep.equal(
+        ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'SENTRY_DSN', own].sort(),
+      );
       expect(env[own]).to.deep.equal({ name: 'form-data-credentials', key: own });
       expect(env.AWS_ACCESS_KEY_ID?.optional).to.equal(true);
       expect(env.SENTRY_DSN?.optional).to.equal(true);
     }
     const web = find(manifests, 'Deployment', `${FULL}-web`);
-    expect(podSpec(web).topologySpreadConstraints[0].labelSelector.matchLabels['app.kubernetes.io/instance']).to.equal(RELEASE);
-    expect(findAll(manifests, 'NetworkPolicy').map((n) => n.metadata.name).sort()).to.deep.equal([`${FULL}-web`, `${FULL}-worker`]);
+    expect(podSpec(web).topologySpreadConstraints[0].labelSelector.matchLabels['app.kubernetes.io/instance']).to.equal(
+      RELEASE,
+    );
+    expect(
+      findAll(manifests, 'NetworkPolicy')
+        .map((n) => n.metadata.name)
+        .sort(),
+    ).to.deep.equal([`${FULL}-web`, `${FULL}-worker`]);
   });
 
   it('scales the worker with a KEDA ScaledObject on the SQS queue (keda mode) and omits replicas', () => {
@@ -355,12 +419,19 @@ describe('chart: helm lint and template', function () {
     expect(worker.spec).to.not.have.property('replicas');
     const hpa = find(manifests, 'HorizontalPodAutoscaler', `${FULL}-worker`);
     expect(hpa.apiVersion).to.equal('autoscaling/v2');
-    expect(hpa.spec.scaleTargetRef).to.deep.equal({ apiVersion: 'apps/v1', kind: 'Deployment', name: worker.metadata.name });
+    expect(hpa.spec.scaleTargetRef).to.deep.equal({
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      name: worker.metadata.name,
+    });
     expect(hpa.spec.metrics).to.deep.equal([
       {
         type: 'External',
         external: {
-          metric: { name: 'sqs_approximate_number_of_messages_visible', selector: { matchLabels: { queue: 'directory-form-data' } } },
+          metric: {
+            name: 'sqs_approximate_number_of_messages_visible',
+            selector: { matchLabels: { queue: 'directory-form-data' } },
+          },
           target: { type: 'AverageValue', averageValue: '30' },
         },
       },
@@ -372,7 +443,11 @@ describe('chart: helm lint and template', function () {
   it('routes only the form endpoint through the default Ingress (metrics, probes and the OpenAPI document stay in the cluster)', async () => {
     const manifests = await render({ release: RELEASE, set: { 'web.ingress.enabled': 'true' } });
     const ingress = find(manifests, 'Ingress', `${FULL}-web`);
-    expect(ingress.spec.rules.flatMap((r: { http: { paths: { path: string; pathType: string }[] } }) => r.http.paths.map((p) => [p.path, p.pathType]))).to.deep.equal([['/form', 'Prefix']]);
+    expect(
+      ingress.spec.rules.flatMap((r: { http: { paths: { path: string; pathType: string }[] } }) =>
+        r.http.paths.map((p) => [p.path, p.pathType]),
+      ),
+    ).to.deep.equal([['/form', 'Prefix']]);
   });
 
   it('renders the Ingress and a CPU HPA for the web when asked, and omits the web replicas then', () => {
@@ -381,9 +456,15 @@ describe('chart: helm lint and template', function () {
     expect(web.spec).to.not.have.property('replicas');
     expect(find(manifests, 'Deployment', `${FULL}-worker`).spec.replicas).to.equal(1);
     const hpa = find(manifests, 'HorizontalPodAutoscaler', `${FULL}-web`);
-    expect(hpa.spec.metrics[0].resource).to.deep.equal({ name: 'cpu', target: { type: 'Utilization', averageUtilization: 60 } });
+    expect(hpa.spec.metrics[0].resource).to.deep.equal({
+      name: 'cpu',
+      target: { type: 'Utilization', averageUtilization: 60 },
+    });
     const ingress = find(manifests, 'Ingress', `${FULL}-web`);
-    expect(ingress.spec.rules[0].http.paths[0].backend.service).to.deep.equal({ name: `${FULL}-web`, port: { name: 'http' } });
+    expect(ingress.spec.rules[0].http.paths[0].backend.service).to.deep.equal({
+      name: `${FULL}-web`,
+      port: { name: 'http' },
+    });
     expect(ingress.spec.tls[0].secretName).to.equal('forms-example-com-tls');
     expect(container(web, 'web').lifecycle.preStop).to.deep.equal({ exec: { command: ['sleep', '5'] } });
   });
@@ -401,9 +482,16 @@ describe('chart: helm lint and template', function () {
 
   it('creates the in-cluster PostgreSQL and SQS emulator only with the local values', () => {
     for (const [name, manifests] of rendered) {
-      const local = manifests.filter((m) => ['postgresql', 'sqs'].includes(m.metadata.labels?.['app.kubernetes.io/component'] ?? ''));
+      const local = manifests.filter((m) =>
+        ['postgresql', 'sqs'].includes(m.metadata.labels?.['app.kubernetes.io/component'] ?? ''),
+      );
       if (name === 'local') {
-        expect(local.map((m) => `${m.kind}/${m.metadata.name}`).sort()).to.deep.equal([`Deployment/${FULL}-postgresql`, `Deployment/${FULL}-sqs`, `Service/${FULL}-postgresql`, `Service/${FULL}-sqs`]);
+        expect(local.map((m) => `${m.kind}/${m.metadata.name}`).sort()).to.deep.equal([
+          `Deployment/${FULL}-postgresql`,
+          `Deployment/${FULL}-sqs`,
+          `Service/${FULL}-postgresql`,
+          `Service/${FULL}-sqs`,
+        ]);
         const sqs = find(manifests, 'Deployment', `${FULL}-sqs`);
         expect(podSpec(sqs).containers[0].image).to.match(/^kibertoad\/fauxqs/);
         expect(find(manifests, 'Service', `${FULL}-sqs`).spec.ports[0].port).to.equal(4566);
@@ -418,7 +506,16 @@ describe('chart: helm lint and template', function () {
   });
 
   it('prints NOTES telling how to reach the web', async function () {
-    const { stdout, stderr, code } = await helm(['install', RELEASE, CHART, '--dry-run=client', '--namespace', 'forms', '-f', path.join(VALUES, 'production.yaml')]);
+    const { stdout, stderr, code } = await helm([
+      'install',
+      RELEASE,
+      CHART,
+      '--dry-run=client',
+      '--namespace',
+      'forms',
+      '-f',
+      path.join(VALUES, 'production.yaml'),
+    ]);
     if (code !== 0 && /cluster unreachable/.test(stderr)) {
       // Helm 3's client-side dry run still asks a cluster for its version.
       console.log('      (skipped: this helm needs a cluster for install --dry-run=client)');
@@ -428,7 +525,9 @@ describe('chart: helm lint and template', function () {
     expect(stdout).to.include('NOTES:');
     expect(stdout).to.include(`port-forward service/${FULL}-web`);
     expect(stdout).to.include(`http://${FULL}-web.forms.svc:80/form/`);
-    expect(stdout).to.match(/Database connections at the peak: \d+ worker pods \(\d+ \+ \d+ surge\) × 2 \(DATABASE_POOL_MAX\) \+ 1 \(migrations Job\) \+ 1 \(an export\) = \d+\./);
+    expect(stdout).to.match(
+      /Database connections at the peak: \d+ worker pods \(\d+ \+ \d+ surge\) × 2 \(DATABASE_POOL_MAX\) \+ 1 \(migrations Job\) \+ 1 \(an export\) = \d+\./,
+    );
   });
 
   describe('connection budget (database.maxConnections)', () => {
@@ -444,9 +543,15 @@ describe('chart: helm lint and template', function () {
 
     it('accepts the peak exactly, and follows DATABASE_POOL_MAX, the replicas and the migrations switch', async () => {
       await render({ set: { ...set, 'database.maxConnections': 28 } });
-      const stderr = await renderError({ set: { ...set, 'config.DATABASE_POOL_MAX': 10, 'migrations.enabled': false, 'database.maxConnections': 100 } });
-      expect(stderr).to.include('13 worker pods (10 + 3 surge) × 10 (DATABASE_POOL_MAX) + 0 (migrations Job) + 1 (an export) = 131');
-      await render({ set: { 'worker.autoscaling.enabled': false, 'worker.replicaCount': 1, 'database.maxConnections': 6 } });
+      const stderr = await renderError({
+        set: { ...set, 'config.DATABASE_POOL_MAX': 10, 'migrations.enabled': false, 'database.maxConnections': 100 },
+      });
+      expect(stderr).to.include(
+        '13 worker pods (10 + 3 surge) × 10 (DATABASE_POOL_MAX) + 0 (migrations Job) + 1 (an export) = 131',
+      );
+      await render({
+        set: { 'worker.autoscaling.enabled': false, 'worker.replicaCount': 1, 'database.maxConnections': 6 },
+      });
     });
   });
 
@@ -454,13 +559,28 @@ describe('chart: helm lint and template', function () {
     // Schema messages: Helm 4 (and Helm >= 3.18) names the value as a JSON
     // pointer, older Helm 3 with dots; both wordings are accepted.
     const cases: { file: string; message: RegExp }[] = [
-      { file: 'grace-not-above-wait.yaml', message: /worker\.terminationGracePeriodSeconds \(20\) must exceed config\.SQS_WAIT_TIME \(20\)/ },
+      {
+        file: 'grace-not-above-wait.yaml',
+        message: /worker\.terminationGracePeriodSeconds \(20\) must exceed config\.SQS_WAIT_TIME \(20\)/,
+      },
       { file: 'both-secrets.yaml', message: /existingSecret and inline secrets\.\* are mutually exclusive/ },
-      { file: 'unknown-mode.yaml', message: /worker[./]autoscaling[./]mode.*one of (the following: )?["']keda["'], ["']hpa["']/ },
-      { file: 'wrong-type-wait.yaml', message: /config[./]SQS_WAIT_TIME.*(got string, want integer|Expected: integer, given: string)/ },
-      { file: 'wrong-type-replicas.yaml', message: /web[./]replicaCount.*(got string, want integer|Expected: integer, given: string)/ },
+      {
+        file: 'unknown-mode.yaml',
+        message: /worker[./]autoscaling[./]mode.*one of (the following: )?["']keda["'], ["']hpa["']/,
+      },
+      {
+        file: 'wrong-type-wait.yaml',
+        message: /config[./]SQS_WAIT_TIME.*(got string, want integer|Expected: integer, given: string)/,
+      },
+      {
+        file: 'wrong-type-replicas.yaml',
+        message: /web[./]replicaCount.*(got string, want integer|Expected: integer, given: string)/,
+      },
       { file: 'wait-out-of-range.yaml', message: /config[./]SQS_WAIT_TIME.*(maximum|less than or equal to 20)/ },
-      { file: 'unknown-key.yaml', message: /config.*(SQS_WAIT_TIMEOUT.*not allowed|property SQS_WAIT_TIMEOUT is not allowed)/ },
+      {
+        file: 'unknown-key.yaml',
+        message: /config.*(SQS_WAIT_TIMEOUT.*not allowed|property SQS_WAIT_TIMEOUT is not allowed)/,
+      },
     ];
 
     it('keeps a test case for every file in test/chart/values/refused/', async () => {
@@ -490,7 +610,10 @@ describe('chart: helm lint and template', function () {
     });
 
     it('refuses an unknown autoscaling mode in the templates too (schema validation skipped)', async () => {
-      const stderr = await renderError({ values: [path.join(VALUES, 'refused', 'unknown-mode.yaml')], extraArgs: ['--skip-schema-validation'] });
+      const stderr = await renderError({
+        values: [path.join(VALUES, 'refused', 'unknown-mode.yaml')],
+        extraArgs: ['--skip-schema-validation'],
+      });
       expect(stderr).to.match(/worker\.autoscaling\.mode must be "keda" or "hpa", not "cron"/);
     });
 

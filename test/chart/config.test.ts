@@ -32,15 +32,21 @@ describe('chart configuration matches services/common/config.ts', function () {
         'config.SENTRY_ENVIRONMENT': 'staging',
       },
     });
-    return { config: find(manifests, 'ConfigMap', 'form-data').data, secret: find(manifests, 'Secret', 'form-data').data };
+    return {
+      config: find(manifests, 'ConfigMap', 'form-data').data,
+      secret: find(manifests, 'Secret', 'form-data').data,
+    };
   }
 
   it('sets only declared settings (or the AWS SDK credentials) in the ConfigMap and Secret', async () => {
     const { config, secret } = await renderedVariables();
-    for (const name of Object.keys(config)) expect(declared.has(name), `ConfigMap key ${name} is not a setting`).to.equal(true);
-    for (const name of Object.keys(secret)) expect(declared.has(name) || AWS_SDK_VARIABLES.includes(name), `Secret key ${name}`).to.equal(true);
+    for (const name of Object.keys(config))
+      expect(declared.has(name), `ConfigMap key ${name} is not a setting`).to.equal(true);
+    for (const name of Object.keys(secret))
+      expect(declared.has(name) || AWS_SDK_VARIABLES.includes(name), `Secret key ${name}`).to.equal(true);
     expect(Object.keys(secret).sort()).to.deep.equal([...SECRET_SETTINGS, ...AWS_SDK_VARIABLES].sort());
-    for (const name of SECRET_SETTINGS) expect(config, `${name} must not be in the ConfigMap`).to.not.have.property(name);
+    for (const name of SECRET_SETTINGS)
+      expect(config, `${name} must not be in the ConfigMap`).to.not.have.property(name);
   });
 
   it('exposes every declared setting, non-secret ones in the ConfigMap', async () => {
@@ -52,8 +58,14 @@ describe('chart configuration matches services/common/config.ts', function () {
   });
 
   it('defaults to the code defaults', async () => {
-    const values = parse(await readFile(path.join(CHART, 'values.yaml'), 'utf8')) as { config: Record<string, unknown>; web: { port: number }; worker: { healthPort: number } };
-    const chartDefaults: Record<string, string> = Object.fromEntries(Object.entries(values.config).map(([k, v]) => [k, String(v)]));
+    const values = parse(await readFile(path.join(CHART, 'values.yaml'), 'utf8')) as {
+      config: Record<string, unknown>;
+      web: { port: number };
+      worker: { healthPort: number };
+    };
+    const chartDefaults: Record<string, string> = Object.fromEntries(
+      Object.entries(values.config).map(([k, v]) => [k, String(v)]),
+    );
     chartDefaults.PORT = String(values.web.port);
     chartDefaults.HEALTH_PORT = String(values.worker.healthPort);
     for (const setting of SETTINGS) {
@@ -66,7 +78,9 @@ describe('chart configuration matches services/common/config.ts', function () {
 
   it('checks the same ranges and choices in values.schema.json', async () => {
     const schema = JSON.parse(await readFile(path.join(CHART, 'values.schema.json'), 'utf8')) as {
-      properties: { config: { properties: Record<string, { type?: string; minimum?: number; maximum?: number; enum?: string[] }> } };
+      properties: {
+        config: { properties: Record<string, { type?: string; minimum?: number; maximum?: number; enum?: string[] }> };
+      };
     };
     const props = schema.properties.config.properties;
     for (const setting of SETTINGS) {
@@ -85,6 +99,8 @@ describe('chart configuration matches services/common/config.ts', function () {
         expect(prop!.type, name).to.equal('string');
       }
     }
-    expect(Object.keys(props).sort()).to.deep.equal(primary.filter((n) => ![...SECRET_SETTINGS, 'PORT', 'HEALTH_PORT'].includes(n)).sort());
+    expect(Object.keys(props).sort()).to.deep.equal(
+      primary.filter((n) => ![...SECRET_SETTINGS, 'PORT', 'HEALTH_PORT'].includes(n)).sort(),
+    );
   });
 });

@@ -27,7 +27,8 @@ export function parseExposition(text: string): Exposition {
     const sample = SAMPLE.exec(line);
     if (!sample) throw new Error(`not a sample line: ${line}`);
     const labels: Record<string, string> = {};
-    for (const [, name, value] of (sample[2] ?? '').matchAll(LABEL)) labels[name!] = JSON.parse(`"${value!}"`) as string;
+    for (const [, name, value] of (sample[2] ?? '').matchAll(LABEL))
+      labels[name!] = JSON.parse(`"${value!}"`) as string;
     const list = samples.get(sample[1]!) ?? [];
     list.push(labels);
     samples.set(sample[1]!, list);

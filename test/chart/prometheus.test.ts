@@ -170,10 +170,14 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
       ],
     });
     const p = prometheus;
-    await eventually(async () => {
-      const up = await p.api<{ result: unknown[] }>('query', { query: `up{namespace="${NAMESPACE}"} == 1` });
-      return up.result.length === 2 ? true : undefined;
-    }, 30_000, 'Prometheus to scrape the web and the worker');
+    await eventually(
+      async () => {
+        const up = await p.api<{ result: unknown[] }>('query', { query: `up{namespace="${NAMESPACE}"} == 1` });
+        return up.result.length === 2 ? true : undefined;
+      },
+      30_000,
+      'Prometheus to scrape the web and the worker',
+    );
     const groups = await p.api<{ groups: { rules: { name: string }[] }[] }>('rules');
     const loaded = groups.groups.flatMap((g) => g.rules);
     expect(loaded.map((r) => r.name).sort()).to.deep.equal([...alertRulesOf(manifests).keys()].sort());
@@ -246,10 +250,14 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
     expect((await post(base, '/form/', jsonBody(validForm()), { signature: null })).status).to.be.within(400, 499);
     const urls = await t!.queueUrls();
     await t!.sqs.send(new SendMessageCommand({ QueueUrl: urls.form, MessageBody: 'not json' }));
-    await eventually(async () => {
-      const c = await queueCounts(t!.sqs, urls.invalid);
-      return c.visible + c.inFlight + c.delayed > 0 ? true : undefined;
-    }, 30_000, 'the invalid message on the invalid queue');
+    await eventually(
+      async () => {
+        const c = await queueCounts(t!.sqs, urls.invalid);
+        return c.visible + c.inFlight + c.delayed > 0 ? true : undefined;
+      },
+      30_000,
+      'the invalid message on the invalid queue',
+    );
 
     const selectors = selectorsOf(manifests);
     expect(selectors.size).to.be.greaterThan(20);
@@ -264,10 +272,14 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
     };
     // The series appear within a few scrapes; what is still empty after that is a wrong name or label.
     let missing: string[] = [];
-    await eventually(async () => {
-      missing = await empty();
-      return missing.length === 0 ? true : undefined;
-    }, 20_000, 'every selector to match a series').catch(() => undefined);
+    await eventually(
+      async () => {
+        missing = await empty();
+        return missing.length === 0 ? true : undefined;
+      },
+      20_000,
+      'every selector to match a series',
+    ).catch(() => undefined);
     expect(missing, `selectors that match no series:\n  ${missing.join('\n  ')}`).to.deep.equal([]);
     // The check can fail: a typo in a label value matches nothing.
     const typo = `form_data_forms_accepted_total{namespace="${NAMESPACE}", job="form-data-wbe"}`;

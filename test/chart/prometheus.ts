@@ -15,7 +15,9 @@ import { CHART, findAll, type Manifest } from './helm.ts';
 
 /** The chart's default base of every runbook_url (`monitoring.runbookBaseUrl`). */
 export async function defaultRunbookBase(): Promise<string> {
-  const values = parse(await readFile(path.join(CHART, 'values.yaml'), 'utf8')) as { monitoring: { runbookBaseUrl: string } };
+  const values = parse(await readFile(path.join(CHART, 'values.yaml'), 'utf8')) as {
+    monitoring: { runbookBaseUrl: string };
+  };
   return values.monitoring.runbookBaseUrl;
 }
 
@@ -34,7 +36,6 @@ export const RUNBOOK_ANCHORS: Record<string, string> = {
   FormDataScalerErrors: 'scaler-errors',
 };
 
-
 /** An alerting or recording rule as the chart renders it. */
 export interface Rule {
   alert?: string;
@@ -52,7 +53,12 @@ export function ruleGroupsOf(manifests: readonly Manifest[]): { name: string; ru
 
 /** The alerting rules of the rendered PrometheusRules, by alert name. */
 export function alertRulesOf(manifests: readonly Manifest[]): Map<string, Rule> {
-  return new Map(ruleGroupsOf(manifests).flatMap((g) => g.rules).filter((r) => r.alert).map((r) => [r.alert!, r]));
+  return new Map(
+    ruleGroupsOf(manifests)
+      .flatMap((g) => g.rules)
+      .filter((r) => r.alert)
+      .map((r) => [r.alert!, r]),
+  );
 }
 
 /** Writes the rendered rule groups to `file` (a Prometheus rule file). */
@@ -182,10 +188,14 @@ export async function startPrometheus(
   const alerts = async (): Promise<ApiAlert[]> => (await api<{ alerts: ApiAlert[] }>('alerts')).alerts;
 
   try {
-    await eventually(async () => {
-      if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}: ${stderr}`);
-      return (await fetch(`${url}/-/ready`).catch(() => undefined))?.ok ? true : undefined;
-    }, 30_000, 'Prometheus to be ready');
+    await eventually(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`prometheus exited with ${child.exitCode}: ${stderr}`);
+        return (await fetch(`${url}/-/ready`).catch(() => undefined))?.ok ? true : undefined;
+      },
+      30_000,
+      'Prometheus to be ready',
+    );
   } catch (error) {
     await stop();
     throw error;
@@ -195,11 +205,15 @@ export async function startPrometheus(
     api,
     alerts,
     async waitForAlert(alertname, state, timeoutMs) {
-      const found = await eventually(async () => {
-        const alert = (await alerts()).find((a) => a.labels.alertname === alertname);
-        if (state === 'inactive') return alert ? undefined : { alert };
-        return alert?.state === state ? { alert } : undefined;
-      }, timeoutMs, `${alertname} ${state} in /api/v1/alerts`);
+      const found = await eventually(
+        async () => {
+          const alert = (await alerts()).find((a) => a.labels.alertname === alertname);
+          if (state === 'inactive') return alert ? undefined : { alert };
+          return alert?.state === state ? { alert } : undefined;
+        },
+        timeoutMs,
+        `${alertname} ${state} in /api/v1/alerts`,
+      );
       return found.alert;
     },
     stop,

@@ -29,7 +29,8 @@ export interface ParsedPromQL {
 
 function stringValue(literal: string): string {
   if (literal.startsWith('`')) return literal.slice(1, -1);
-  if (literal.startsWith("'")) return JSON.parse(`"${literal.slice(1, -1).replace(/\\'/g, "'").replace(/"/g, '\\"')}"`) as string;
+  if (literal.startsWith("'"))
+    return JSON.parse(`"${literal.slice(1, -1).replace(/\\'/g, "'").replace(/"/g, '\\"')}"`) as string;
   return JSON.parse(literal) as string;
 }
 
@@ -47,7 +48,8 @@ function namesOf(metric: string | undefined, matchers: readonly Matcher[]): stri
   const byName = matchers.find((m) => m.label === '__name__');
   if (!byName) return [];
   if (byName.op === '=') return [byName.value];
-  if (byName.op === '=~' && /^[A-Za-z_:][A-Za-z0-9_:]*(\|[A-Za-z_:][A-Za-z0-9_:]*)*$/.test(byName.value)) return byName.value.split('|');
+  if (byName.op === '=~' && /^[A-Za-z_:][A-Za-z0-9_:]*(\|[A-Za-z_:][A-Za-z0-9_:]*)*$/.test(byName.value))
+    return byName.value.split('|');
   return [];
 }
 
@@ -60,7 +62,9 @@ export function parsePromQL(expr: string): ParsedPromQL {
   tree.iterate({
     enter: (ref) => {
       if (ref.type.isError) {
-        errors.push(`at ${ref.from}: …${expr.slice(Math.max(0, ref.from - 20), ref.from)}⟨here⟩${expr.slice(ref.from, ref.from + 20)}…`);
+        errors.push(
+          `at ${ref.from}: …${expr.slice(Math.max(0, ref.from - 20), ref.from)}⟨here⟩${expr.slice(ref.from, ref.from + 20)}…`,
+        );
         return;
       }
       if (ref.name !== 'VectorSelector') return;
@@ -68,7 +72,9 @@ export function parsePromQL(expr: string): ParsedPromQL {
       const metric = node.getChild('Identifier');
       const matchers: Matcher[] = [];
       const list = node.getChild('LabelMatchers');
-      for (const m of list ? [...list.getChildren('UnquotedLabelMatcher'), ...list.getChildren('QuotedLabelMatcher')] : []) {
+      for (const m of list
+        ? [...list.getChildren('UnquotedLabelMatcher'), ...list.getChildren('QuotedLabelMatcher')]
+        : []) {
         const parsed = matcherOf(m, text);
         if (parsed) matchers.push(parsed);
       }
@@ -83,10 +89,13 @@ export function parsePromQL(expr: string): ParsedPromQL {
  * values; throws if one is left that `values` does not name.
  */
 export function substituteGrafanaVariables(expr: string, values: Readonly<Record<string, string>>): string {
-  return expr.replace(/\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)/g, (whole, braced?: string, bracketed?: string, plain?: string) => {
-    const name = braced ?? bracketed ?? plain ?? '';
-    const value = values[name];
-    if (value === undefined) throw new Error(`no value for the Grafana variable ${whole} in: ${expr}`);
-    return value;
-  });
+  return expr.replace(
+    /\$\{(\w+)(?::\w+)?\}|\[\[(\w+)\]\]|\$(\w+)/g,
+    (whole, braced?: string, bracketed?: string, plain?: string) => {
+      const name = braced ?? bracketed ?? plain ?? '';
+      const value = values[name];
+      if (value === undefined) throw new Error(`no value for the Grafana variable ${whole} in: ${expr}`);
+      return value;
+    },
+  );
 }

@@ -18,10 +18,15 @@ export async function buildInto(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   const tsc = path.join(ROOT, 'node_modules/typescript/bin/tsc');
   await new Promise<void>((resolve, reject) => {
-    execFile(process.execPath, [tsc, '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', path.join(dir, 'dist')], { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-      if (error) reject(new Error(`tsc failed: ${stdout}${stderr}`));
-      else resolve();
-    });
+    execFile(
+      process.execPath,
+      [tsc, '-p', path.join(ROOT, 'tsconfig.build.json'), '--outDir', path.join(dir, 'dist')],
+      { cwd: ROOT, maxBuffer: 16 * 1024 * 1024 },
+      (error, stdout, stderr) => {
+        if (error) reject(new Error(`tsc failed: ${stdout}${stderr}`));
+        else resolve();
+      },
+    );
   });
 }
 
@@ -57,7 +62,11 @@ interface EnvVar {
   };
 }
 
-function dataOf(manifests: readonly Manifest[], kind: 'Secret' | 'ConfigMap', name: string): Record<string, string> | undefined {
+function dataOf(
+  manifests: readonly Manifest[],
+  kind: 'Secret' | 'ConfigMap',
+  name: string,
+): Record<string, string> | undefined {
   const m = manifests.find((x) => x.kind === kind && x.metadata.name === name);
   if (!m) return undefined;
   const data = (m.data ?? {}) as Record<string, string>;
@@ -66,9 +75,16 @@ function dataOf(manifests: readonly Manifest[], kind: 'Secret' | 'ConfigMap', na
 }
 
 /** The environment Kubernetes would give the container (envFrom first, env on top). */
-export function resolveEnv(manifests: readonly Manifest[], container: { envFrom?: unknown[]; env?: EnvVar[] }, owner: string): Record<string, string> {
+export function resolveEnv(
+  manifests: readonly Manifest[],
+  container: { envFrom?: unknown[]; env?: EnvVar[] },
+  owner: string,
+): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const from of (container.envFrom ?? []) as { configMapRef?: { name: string; optional?: boolean }; secretRef?: { name: string; optional?: boolean } }[]) {
+  for (const from of (container.envFrom ?? []) as {
+    configMapRef?: { name: string; optional?: boolean };
+    secretRef?: { name: string; optional?: boolean };
+  }[]) {
     const ref = from.configMapRef ?? from.secretRef;
     if (!ref) continue;
     const data = dataOf(manifests, from.configMapRef ? 'ConfigMap' : 'Secret', ref.name);
@@ -101,18 +117,28 @@ export function resolveEnv(manifests: readonly Manifest[], container: { envFrom?
  * port; the environment variable that carries it (its value is the port) is
  * moved with it, and there must be exactly one such variable.
  */
-export async function prepareContainer(manifests: readonly Manifest[], owner: Manifest, container: Record<string, Loose>): Promise<PreparedContainer> {
+export async function prepareContainer(
+  manifests: readonly Manifest[],
+  owner: Manifest,
+  container: Record<string, Loose>,
+): Promise<PreparedContainer> {
   const where = `${owner.kind} ${owner.metadata.name}/${container.name as string}`;
   const env = resolveEnv(manifests, container, where);
-  if (container.command) throw new Error(`${where}: sets command, which would replace the image's tini entrypoint; the chart sets args`);
+  if (container.command)
+    throw new Error(`${where}: sets command, which would replace the image's tini entrypoint; the chart sets args`);
   const args = [...(container.args as string[])];
   if (args[0] !== 'node') throw new Error(`${where}: args should start with node, got ${JSON.stringify(args)}`);
 
   const ports = new Map<number, number>();
   const named = new Map<string, number>();
   for (const p of (container.ports ?? []) as { name?: string; containerPort: number }[]) {
-    const carriers = Object.entries(env).filter(([, v]) => v === String(p.containerPort)).map(([k]) => k);
-    if (carriers.length !== 1) throw new Error(`${where}: containerPort ${p.containerPort} should be set by exactly one environment variable, found ${JSON.stringify(carriers)}`);
+    const carriers = Object.entries(env)
+      .filter(([, v]) => v === String(p.containerPort))
+      .map(([k]) => k);
+    if (carriers.length !== 1)
+      throw new Error(
+        `${where}: containerPort ${p.containerPort} should be set by exactly one environment variable, found ${JSON.stringify(carriers)}`,
+      );
     const free = await freePort();
     env[carriers[0]!] = String(free);
     ports.set(p.containerPort, free);
@@ -126,12 +152,29 @@ export async function prepareContainer(manifests: readonly Manifest[], owner: Ma
     if (!probe.httpGet) throw new Error(`${where}: ${kind} is not an httpGet probe`);
     const raw = probe.httpGet.port as string | number;
     const manifestPort = typeof raw === 'number' ? raw : named.get(raw);
-    if (manifestPort === undefined) throw new Error(`${where}: ${kind} names port ${raw}, which the container does not declare`);
+    if (manifestPort === undefined)
+      throw new Error(`${where}: ${kind} names port ${raw}, which the container does not declare`);
     const port = ports.get(manifestPort);
-    if (port === undefined) throw new Error(`${where}: ${kind} probes port ${manifestPort}, which is not a containerPort`);
-    probes.push({ kind, path: probe.httpGet.path, manifestPort, port, periodSeconds: probe.periodSeconds ?? 10, failureThreshold: probe.failureThreshold ?? 3 });
+    if (port === undefined)
+      throw new Error(`${where}: ${kind} probes port ${manifestPort}, which is not a containerPort`);
+    probes.push({
+      kind,
+      path: probe.httpGet.path,
+      manifestPort,
+      port,
+      periodSeconds: probe.periodSeconds ?? 10,
+      failureThreshold: probe.failureThreshold ?? 3,
+    });
   }
-  return { owner: `${owner.kind}/${owner.metadata.name}`, name: container.name, command: process.execPath, args: args.slice(1), env, probes, ports };
+  return {
+    owner: `${owner.kind}/${owner.metadata.name}`,
+    name: container.name,
+    command: process.execPath,
+    args: args.slice(1),
+    env,
+    probes,
+    ports,
+  };
 }
 
 export function start(prepared: PreparedContainer, cwd: string): ProcessHandle {
@@ -139,7 +182,12 @@ export function start(prepared: PreparedContainer, cwd: string): ProcessHandle {
 }
 
 /** Polls `url` until it answers with `status` (or any 2xx when omitted), within `timeoutMs`. */
-export async function waitForHttp(url: string, timeoutMs: number, status?: number, stillRunning?: () => boolean): Promise<number> {
+export async function waitForHttp(
+  url: string,
+  timeoutMs: number,
+  status?: number,
+  stillRunning?: () => boolean,
+): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let last: string;
   for (let delay = 25; ; delay = Math.min(delay * 2, 250)) {
@@ -152,7 +200,8 @@ export async function waitForHttp(url: string, timeoutMs: number, status?: numbe
       last = (error as Error).message;
     }
     if (stillRunning && !stillRunning()) throw new Error(`${url}: the process exited (${last})`);
-    if (Date.now() > deadline) throw new Error(`${url} did not answer ${status ?? '2xx'} within ${timeoutMs} ms (${last})`);
+    if (Date.now() > deadline)
+      throw new Error(`${url} did not answer ${status ?? '2xx'} within ${timeoutMs} ms (${last})`);
     await new Promise((r) => setTimeout(r, delay));
   }
 }

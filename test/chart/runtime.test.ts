@@ -48,7 +48,11 @@ describe('chart matches code: the rendered manifests run', function () {
       overrides,
       stringify({
         secrets: { DATABASE_URL: database.url },
-        config: { SQS_ENDPOINT_URL: emulator.endpoint, SQS_FORM_DATA_QUEUE_NAME: formQueue, SQS_INVALID_MESAGES_QUEUE_NAME: `${formQueue}-invalid` },
+        config: {
+          SQS_ENDPOINT_URL: emulator.endpoint,
+          SQS_FORM_DATA_QUEUE_NAME: formQueue,
+          SQS_INVALID_MESAGES_QUEUE_NAME: `${formQueue}-invalid`,
+        },
       }),
     );
     manifests = await render({ values: ['runtime.yaml', overrides] });
@@ -70,17 +74,32 @@ describe('chart matches code: the rendered manifests run', function () {
     const timer = setTimeout(() => handle.kill('SIGKILL'), deadlineSeconds * 1000);
     const { code, signal } = await handle.exited;
     clearTimeout(timer);
-    expect({ code, signal }, `${p.owner}/${p.name} exit; output:\n${[...handle.text, ...handle.logs.map((l) => JSON.stringify(l))].slice(-20).join('\n')}`).to.deep.equal({ code: 0, signal: null });
+    expect(
+      { code, signal },
+      `${p.owner}/${p.name} exit; output:\n${[...handle.text, ...handle.logs.map((l) => JSON.stringify(l))].slice(-20).join('\n')}`,
+    ).to.deep.equal({ code: 0, signal: null });
   }
 
   async function checkProbes(p: PreparedContainer, handle: ProcessHandle): Promise<void> {
-    expect(p.probes.map((x) => x.kind).sort(), `${p.owner} probes`).to.deep.equal(['livenessProbe', 'readinessProbe', 'startupProbe']);
+    expect(p.probes.map((x) => x.kind).sort(), `${p.owner} probes`).to.deep.equal([
+      'livenessProbe',
+      'readinessProbe',
+      'startupProbe',
+    ]);
     // Start-up must succeed within what the startupProbe allows.
     const startup = p.probes.find((x) => x.kind === 'startupProbe')!;
     const budget = Math.min(startup.periodSeconds * startup.failureThreshold * 1000, 60_000);
     for (const probe of p.probes) {
-      const status = await waitForHttp(`http://127.0.0.1:${probe.port}${probe.path}`, budget, undefined, () => handle.child.exitCode === null);
-      expect(status, `${p.owner} ${probe.kind} ${probe.path} on the manifest's port ${probe.manifestPort}`).to.be.within(200, 299);
+      const status = await waitForHttp(
+        `http://127.0.0.1:${probe.port}${probe.path}`,
+        budget,
+        undefined,
+        () => handle.child.exitCode === null,
+      );
+      expect(
+        status,
+        `${p.owner} ${probe.kind} ${probe.path} on the manifest's port ${probe.manifestPort}`,
+      ).to.be.within(200, 299);
     }
   }
 
@@ -106,7 +125,11 @@ describe('chart matches code: the rendered manifests run', function () {
       const webDeployment = find(manifests, 'Deployment', 'form-data-web');
       const workerDeployment = find(manifests, 'Deployment', 'form-data-worker');
       const web = await prepareContainer(manifests, webDeployment, webDeployment.spec.template.spec.containers[0]);
-      const worker = await prepareContainer(manifests, workerDeployment, workerDeployment.spec.template.spec.containers[0]);
+      const worker = await prepareContainer(
+        manifests,
+        workerDeployment,
+        workerDeployment.spec.template.spec.containers[0],
+      );
       expect(worker.env.SQS_WAIT_TIME).to.equal('2');
       const webProcess = track(start(web, workdir));
       const workerProcess = track(start(worker, workdir));
@@ -114,10 +137,16 @@ describe('chart matches code: the rendered manifests run', function () {
 
       // 3. The two agree on the queue and the database: a signed form goes through.
       const [webPort] = [...web.ports.values()];
-      const reply = await post(`http://127.0.0.1:${webPort}`, '/form/', jsonBody(validForm()), { secret: web.env.UI_SECRET });
+      const reply = await post(`http://127.0.0.1:${webPort}`, '/form/', jsonBody(validForm()), {
+        secret: web.env.UI_SECRET,
+      });
       expect(reply.status, reply.text).to.equal(202);
       const { id } = reply.body as { id: string };
-      await eventually(async () => (await db.query('select 1 from form_form where sqs_message_id = $1', [id])).rows[0], 20_000, 'the form in PostgreSQL');
+      await eventually(
+        async () => (await db.query('select 1 from form_form where sqs_message_id = $1', [id])).rows[0],
+        20_000,
+        'the form in PostgreSQL',
+      );
 
       // 4. SIGTERM: the worker lets its long poll return and exits 0 within its grace period.
       const workerGrace = workerDeployment.spec.template.spec.terminationGracePeriodSeconds as number;
@@ -139,7 +168,10 @@ describe('chart matches code: the rendered manifests run', function () {
       started = Date.now();
       webProcess.kill('SIGTERM');
       await waitForHttp(`http://127.0.0.1:${ready.port}${ready.path}`, 5_000, 503);
-      const webExit = await Promise.race([webProcess.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), webBudget * 1000).unref())]);
+      const webExit = await Promise.race([
+        webProcess.exited,
+        new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), webBudget * 1000).unref()),
+      ]);
       expect(webExit, `web exit within ${webBudget} s`).to.deep.equal({ code: 0, signal: null });
       expect(workerSeconds).to.be.lessThan(workerGrace);
       expect((Date.now() - started) / 1000).to.be.lessThan(webBudget);

@@ -61,7 +61,10 @@ describe('skaffold.yaml', function () {
     const [release] = config.deploy.helm.releases;
     expect(path.resolve(ROOT, release!.chartPath)).to.equal(CHART);
     const key = artifact!.image.replace(/[^A-Za-z0-9]/g, '_');
-    expect(release!.setValueTemplates).to.deep.equal({ 'image.repository': `{{.IMAGE_REPO_${key}}}`, 'image.tag': `{{.IMAGE_TAG_${key}}}` });
+    expect(release!.setValueTemplates).to.deep.equal({
+      'image.repository': `{{.IMAGE_REPO_${key}}}`,
+      'image.tag': `{{.IMAGE_TAG_${key}}}`,
+    });
   });
 
   it('port-forwards to the web Service the chart renders for that release', async () => {
@@ -83,7 +86,10 @@ describe('skaffold.yaml', function () {
     expect(release!.valuesFiles).to.deep.equal(['charts/form-data/values-local.yaml']);
     for (const file of release!.valuesFiles!) expect(existsSync(path.join(ROOT, file)), file).to.equal(true);
     // The local values name the in-cluster services by the release's names.
-    const manifests = await render({ release: release!.name, values: release!.valuesFiles!.map((f) => path.join(ROOT, f)) });
+    const manifests = await render({
+      release: release!.name,
+      values: release!.valuesFiles!.map((f) => path.join(ROOT, f)),
+    });
     const data = find(manifests, 'ConfigMap', 'form-data').data as Record<string, string>;
     const sqsHost = new URL(data.SQS_ENDPOINT_URL!).hostname;
     find(manifests, 'Service', sqsHost);

@@ -45,7 +45,9 @@ describe('chart: tracing.* values', function () {
       await validateManifest(deployment);
       const vars = otel(envOf(deployment, container));
       for (const v of vars) expect(declared.has(v.name), `${v.name} is a variable the code reads`).to.equal(true);
-      expect(vars.find((v) => v.name === 'OTEL_EXPORTER_OTLP_HEADERS')?.valueFrom).to.deep.equal({ secretKeyRef: { name: 'collector-auth', key: 'OTEL_EXPORTER_OTLP_HEADERS' } });
+      expect(vars.find((v) => v.name === 'OTEL_EXPORTER_OTLP_HEADERS')?.valueFrom).to.deep.equal({
+        secretKeyRef: { name: 'collector-auth', key: 'OTEL_EXPORTER_OTLP_HEADERS' },
+      });
       const env = Object.fromEntries(vars.filter((v) => v.value !== undefined).map((v) => [v.name, v.value!]));
       expect(loadTracingConfig({ ...env, OTEL_EXPORTER_OTLP_HEADERS: 'api-key=k' })).to.deep.include({
         endpoint: 'http://otel-collector.observability:4318/v1/traces',
@@ -64,8 +66,14 @@ describe('chart: tracing.* values', function () {
     const restricted = ['--set-json', `networkPolicy.egress=${JSON.stringify([dns])}`];
     const message = await renderError({ set, extraArgs: restricted });
     expect(message).to.include('add tracing.egress rules that reach the collector');
-    const collector = { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } } }], ports: [{ port: 4318 }] };
-    const manifests = await render({ set, extraArgs: [...restricted, '--set-json', `tracing.egress=${JSON.stringify([collector])}`] });
+    const collector = {
+      to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'observability' } } }],
+      ports: [{ port: 4318 }],
+    };
+    const manifests = await render({
+      set,
+      extraArgs: [...restricted, '--set-json', `tracing.egress=${JSON.stringify([collector])}`],
+    });
     for (const name of ['form-data-web', 'form-data-worker']) {
       const policy = find(manifests, 'NetworkPolicy', name);
       await validateManifest(policy);

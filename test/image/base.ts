@@ -16,7 +16,12 @@ import path from 'node:path';
 import { cacheHome, podman, runCommand } from './podman.ts';
 
 /** What debootstrap is asked for; part of the cache key. */
-export const DEBOOTSTRAP = { suite: 'trixie', variant: 'minbase', arch: 'amd64', mirror: 'http://deb.debian.org/debian' } as const;
+export const DEBOOTSTRAP = {
+  suite: 'trixie',
+  variant: 'minbase',
+  arch: 'amd64',
+  mirror: 'http://deb.debian.org/debian',
+} as const;
 
 /** Bump when the recipe below changes in a way the inputs do not show. */
 const RECIPE = 1;
@@ -39,7 +44,8 @@ async function exists(file: string): Promise<boolean> {
 
 async function must(command: string, args: readonly string[], what: string): Promise<string> {
   const result = await runCommand(command, args, process.env);
-  if (result.code !== 0) throw new Error(`${what} failed (${result.code}): ${(result.stderr || result.stdout).trim().slice(-2000)}`);
+  if (result.code !== 0)
+    throw new Error(`${what} failed (${result.code}): ${(result.stderr || result.stdout).trim().slice(-2000)}`);
   return result.stdout;
 }
 
@@ -58,7 +64,9 @@ async function inputs(): Promise<{ key: string; node: string; npm: string; ca: B
   const npm = await npmVersion();
   const ca = await readFile(caBundle()).catch(() => undefined);
   const hash = createHash('sha256')
-    .update(JSON.stringify({ RECIPE, node, npm, DEBOOTSTRAP, ca: ca ? createHash('sha256').update(ca).digest('hex') : null }))
+    .update(
+      JSON.stringify({ RECIPE, node, npm, DEBOOTSTRAP, ca: ca ? createHash('sha256').update(ca).digest('hex') : null }),
+    )
     .digest('hex')
     .slice(0, 12);
   return { key: `${node}-${hash}`, node, npm, ca };
@@ -75,22 +83,46 @@ async function buildRootfs(tarball: string, npm: string, ca: Buffer | undefined)
   try {
     await must(
       'debootstrap',
-      [`--variant=${DEBOOTSTRAP.variant}`, `--arch=${DEBOOTSTRAP.arch}`, `--cache-dir=${debs}`, DEBOOTSTRAP.suite, rootfs, DEBOOTSTRAP.mirror],
+      [
+        `--variant=${DEBOOTSTRAP.variant}`,
+        `--arch=${DEBOOTSTRAP.arch}`,
+        `--cache-dir=${debs}`,
+        DEBOOTSTRAP.suite,
+        rootfs,
+        DEBOOTSTRAP.mirror,
+      ],
       'debootstrap',
     );
     // Node: the project's binary; npm: the registry's package, as the official image ships them.
     await copyFile(process.execPath, path.join(rootfs, 'usr/local/bin/node'));
     const npmDir = path.join(rootfs, 'usr/local/lib/node_modules/npm');
     await mkdir(npmDir, { recursive: true });
-    const packed = (await must('npm', ['pack', `npm@${npm}`, '--pack-destination', work, '--json', '--loglevel=error'], 'npm pack npm')).trim();
+    const packed = (
+      await must(
+        'npm',
+        ['pack', `npm@${npm}`, '--pack-destination', work, '--json', '--loglevel=error'],
+        'npm pack npm',
+      )
+    ).trim();
     const [packInfo] = JSON.parse(packed) as { filename: string }[];
     if (!packInfo) throw new Error(`npm pack npm@${npm} reported nothing: ${packed}`);
-    await must('tar', ['-xzf', path.join(work, packInfo.filename), '-C', npmDir, '--strip-components=1', '--no-same-owner'], 'unpacking npm');
+    await must(
+      'tar',
+      ['-xzf', path.join(work, packInfo.filename), '-C', npmDir, '--strip-components=1', '--no-same-owner'],
+      'unpacking npm',
+    );
     await symlink('../lib/node_modules/npm/bin/npm-cli.js', path.join(rootfs, 'usr/local/bin/npm'));
     await symlink('../lib/node_modules/npm/bin/npx-cli.js', path.join(rootfs, 'usr/local/bin/npx'));
     if (ca) await writeFile(path.join(rootfs, 'usr/local/share/ca-bundle.crt'), ca);
     // Slim, as debian:*-slim: no package lists or downloaded packages.
-    await must('sh', ['-c', `rm -rf "${rootfs}"/var/lib/apt/lists/* "${rootfs}"/var/cache/apt/*.bin "${rootfs}"/var/cache/apt/archives/*.deb`], 'cleaning apt');
+    await must(
+      'sh',
+      [
+        '-c',
+        `rm -rf "${rootfs}"/var/lib/apt/lists/* "${rootfs}"/var/cache/apt/*.bin "${rootfs}"/var/cache/apt/archives/*.deb`,
+      ],
+      'cleaning apt',
+    );
     await must('tar', ['--numeric-owner', '-C', rootfs, '-cf', `${tarball}.partial`, '.'], 'tar of the rootfs');
     await rename(`${tarball}.partial`, tarball);
   } finally {

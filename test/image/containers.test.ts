@@ -25,9 +25,18 @@ describe('image: pod settings as podman flags', () => {
   it('refuses what it does not model', () => {
     const container = { securityContext: { runAsUser: 10001 } };
     const pod = { automountServiceAccountToken: false };
-    expect(() => securityArgs(pod, { securityContext: { runAsUser: 10001, privileged: true } })).to.throw(/privileged is not modelled/);
-    expect(() => securityArgs({ ...pod, securityContext: { seccompProfile: { type: 'Localhost' } } }, container)).to.throw(/Localhost is not modelled/);
-    expect(() => securityArgs({ ...pod, volumes: [{ name: 'data', hostPath: { path: '/' } }] }, { ...container, volumeMounts: [{ name: 'data', mountPath: '/data' }] })).to.throw(/only emptyDir/);
+    expect(() => securityArgs(pod, { securityContext: { runAsUser: 10001, privileged: true } })).to.throw(
+      /privileged is not modelled/,
+    );
+    expect(() =>
+      securityArgs({ ...pod, securityContext: { seccompProfile: { type: 'Localhost' } } }, container),
+    ).to.throw(/Localhost is not modelled/);
+    expect(() =>
+      securityArgs(
+        { ...pod, volumes: [{ name: 'data', hostPath: { path: '/' } }] },
+        { ...container, volumeMounts: [{ name: 'data', mountPath: '/data' }] },
+      ),
+    ).to.throw(/only emptyDir/);
     expect(() => securityArgs({}, container)).to.throw(/service account token/);
     expect(() => securityArgs(pod, { securityContext: { runAsNonRoot: true, runAsUser: 0 } })).to.throw(/refuse/);
     expect(() => securityArgs(pod, {})).to.throw(/no runAsUser/);

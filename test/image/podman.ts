@@ -51,19 +51,33 @@ export interface CommandResult {
 }
 
 /** Runs a command to completion; never rejects on a non-zero exit (the caller checks `code`). */
-export function runCommand(command: string, args: readonly string[], env?: NodeJS.ProcessEnv, timeoutMs = 0): Promise<CommandResult> {
+export function runCommand(
+  command: string,
+  args: readonly string[],
+  env?: NodeJS.ProcessEnv,
+  timeoutMs = 0,
+): Promise<CommandResult> {
   return new Promise((resolve, reject) => {
-    execFile(command, args, { env, maxBuffer: 256 * 1024 * 1024, timeout: timeoutMs, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
-      if (error && typeof error.code !== 'number') return reject(new Error(`${command} ${args.join(' ')}: ${error.message}`, { cause: error }));
-      resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-    });
+    execFile(
+      command,
+      args,
+      { env, maxBuffer: 256 * 1024 * 1024, timeout: timeoutMs, killSignal: 'SIGKILL' },
+      (error, stdout, stderr) => {
+        if (error && typeof error.code !== 'number')
+          return reject(new Error(`${command} ${args.join(' ')}: ${error.message}`, { cause: error }));
+        resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
 /** `podman args…`; rejects with podman's message when it exits non-zero. */
 export async function podman(args: readonly string[], timeoutMs = 0): Promise<string> {
   const result = await runCommand('podman', args, await podmanEnv(), timeoutMs);
-  if (result.code !== 0) throw new Error(`podman ${args.join(' ')} failed (${result.code}): ${result.stderr.trim() || result.stdout.trim()}`);
+  if (result.code !== 0)
+    throw new Error(
+      `podman ${args.join(' ')} failed (${result.code}): ${result.stderr.trim() || result.stdout.trim()}`,
+    );
   return result.stdout;
 }
 
@@ -74,13 +88,15 @@ export async function spawnPodman(args: readonly string[]): Promise<ChildProcess
 
 /** What is missing on this machine to build and run the image, or undefined when nothing is. */
 export async function missingTools(): Promise<string | undefined> {
-  if (process.platform !== 'linux' || process.arch !== 'x64') return `the image test runs on x86-64 Linux only (this is ${process.platform}/${process.arch})`;
+  if (process.platform !== 'linux' || process.arch !== 'x64')
+    return `the image test runs on x86-64 Linux only (this is ${process.platform}/${process.arch})`;
   const missing: string[] = [];
   for (const tool of ['podman', 'runc', 'debootstrap']) {
     const found = await runCommand('sh', ['-c', `command -v ${tool}`]).catch(() => undefined);
     if (!found || found.code !== 0) missing.push(tool);
   }
   if (missing.length > 0) return `needs ${missing.join(', ')} (Debian: apt-get install -y podman runc debootstrap)`;
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) return 'needs root (rootful podman and debootstrap)';
+  if (typeof process.getuid === 'function' && process.getuid() !== 0)
+    return 'needs root (rootful podman and debootstrap)';
   return undefined;
 }

@@ -7,7 +7,12 @@ import { parse } from 'csv-parse/sync';
 
 /** Splits CSV text into records of fields; throws on malformed CSV. A BOM is kept in the first field. */
 export function parseCsv(text: string): string[][] {
-  return parse(text, { bom: false, relax_quotes: false, relax_column_count: false, skip_empty_lines: false }) as string[][];
+  return parse(text, {
+    bom: false,
+    relax_quotes: false,
+    relax_column_count: false,
+    skip_empty_lines: false,
+  }) as string[][];
 }
 
 /** Records as objects keyed by the header (the first record); every record must have the header's width. */

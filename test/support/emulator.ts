@@ -15,7 +15,7 @@ export function useEmulator(): { readonly endpoint: string } {
   });
   return {
     get endpoint() {
-      if (!emulator) throw new Error('the emulator starts in the suite\'s before hook');
+      if (!emulator) throw new Error("the emulator starts in the suite's before hook");
       return emulator.endpoint;
     },
   };

@@ -56,10 +56,7 @@ export function section(markdown: string, title: string): string {
   const start = all.findIndex((h) => h.text === title);
   if (start === -1) throw new Error(`no heading "${title}"`);
   const end = all.slice(start + 1).find((h) => h.depth <= all[start]!.depth);
-  return markdown
-    .split('\n')
-    .slice(all[start]!.line, end?.line)
-    .join('\n');
+  return markdown.split('\n').slice(all[start]!.line, end?.line).join('\n');
 }
 
 /** Headings below a heading, at exactly one level deeper. */
@@ -96,7 +93,8 @@ export function links(markdown: string): Array<{ target: string; line: number }>
   const out: Array<{ target: string; line: number }> = [];
   for (const { text, index } of proseLines(markdown)) {
     const withoutCode = text.replace(/`[^`]*`/g, '');
-    for (const m of withoutCode.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) out.push({ target: m[1]!, line: index + 1 });
+    for (const m of withoutCode.matchAll(/\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g))
+      out.push({ target: m[1]!, line: index + 1 });
   }
   return out;
 }

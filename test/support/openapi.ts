@@ -15,7 +15,19 @@ const ROOT = 'urn:form-data:openapi';
 const SCHEMA_REF = '#/components/schemas/';
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 /** Keywords whose values are subschemas (objects), lists of them, or maps of them. */
-const SUBSCHEMA = ['items', 'additionalProperties', 'propertyNames', 'not', 'contentSchema', 'if', 'then', 'else', 'contains', 'unevaluatedProperties', 'unevaluatedItems'];
+const SUBSCHEMA = [
+  'items',
+  'additionalProperties',
+  'propertyNames',
+  'not',
+  'contentSchema',
+  'if',
+  'then',
+  'else',
+  'contains',
+  'unevaluatedProperties',
+  'unevaluatedItems',
+];
 const SUBSCHEMA_LISTS = ['allOf', 'anyOf', 'oneOf', 'prefixItems'];
 const SUBSCHEMA_MAPS = ['properties', 'patternProperties', '$defs', 'dependentSchemas'];
 /** A loose stand-in for the yup e-mail rule, enough to tell an address from a non-address. */
@@ -30,10 +42,19 @@ function mediaType(value: string): { type: string; params: Map<string, string> }
   const [type = '', ...params] = value.split(';');
   return {
     type: type.trim().toLowerCase(),
-    params: new Map(params.map((p) => {
-      const eq = p.indexOf('=');
-      return [p.slice(0, eq).trim().toLowerCase(), p.slice(eq + 1).trim().replace(/^"|"$/g, '').toLowerCase()] as const;
-    })),
+    params: new Map(
+      params.map((p) => {
+        const eq = p.indexOf('=');
+        return [
+          p.slice(0, eq).trim().toLowerCase(),
+          p
+            .slice(eq + 1)
+            .trim()
+            .replace(/^"|"$/g, '')
+            .toLowerCase(),
+        ] as const;
+      }),
+    ),
   };
 }
 
@@ -113,7 +134,9 @@ export class Contract {
   /** A copy of a schema whose component references point into the schema root ajv knows. */
   private rewrite<T>(schema: T): T {
     return JSON.parse(JSON.stringify(schema), (key, value: unknown) =>
-      key === '$ref' && typeof value === 'string' && value.startsWith(SCHEMA_REF) ? `${ROOT}#/$defs/${value.slice(SCHEMA_REF.length)}` : value,
+      key === '$ref' && typeof value === 'string' && value.startsWith(SCHEMA_REF)
+        ? `${ROOT}#/$defs/${value.slice(SCHEMA_REF.length)}`
+        : value,
     ) as T;
   }
 
@@ -126,7 +149,9 @@ export class Contract {
       this.compiled.set(key, validate);
     }
     if (validate(value)) return [];
-    return (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message ?? ''} ${JSON.stringify(e.params)}`);
+    return (validate.errors ?? []).map(
+      (e) => `${e.instancePath || '/'} ${e.message ?? ''} ${JSON.stringify(e.params)}`,
+    );
   }
 
   /** A schema of components.schemas. */
@@ -178,7 +203,9 @@ export class Contract {
     expect(isObject(operation), `${method} ${path} is documented`).to.equal(true);
     const responses = (operation as JsonObject).responses as JsonObject;
     const triple = `${method.toUpperCase()} ${path} ${answer.status}`;
-    expect(responses, `${triple} is documented (answer: ${answer.text.slice(0, 300)})`).to.have.property(String(answer.status));
+    expect(responses, `${triple} is documented (answer: ${answer.text.slice(0, 300)})`).to.have.property(
+      String(answer.status),
+    );
     this.exercised.add(triple);
     return this.checkResponse(triple, responses[String(answer.status)], answer);
   }
@@ -204,7 +231,10 @@ export class Contract {
       if (value === null) continue;
       this.seenHeaders.add(key);
       const schema = this.deref(header.schema ?? {}).value;
-      const typed = (schema.type === 'integer' || schema.type === 'number') && /^-?\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+      const typed =
+        (schema.type === 'integer' || schema.type === 'number') && /^-?\d+(\.\d+)?$/.test(value)
+          ? Number(value)
+          : value;
       expect(this.errors(header.schema, typed), `${label}: header ${headerName}: ${value}`).to.deep.equal([]);
     }
     const content = isObject(response.content) ? response.content : undefined;
@@ -214,13 +244,16 @@ export class Contract {
     }
     const actualType = answer.headers.get('content-type') ?? '';
     const documentedType = Object.keys(content).find((t) => mediaTypeMatches(t, actualType));
-    expect(documentedType, `${label}: content type ${actualType} is one of ${Object.keys(content).join(', ')}`).to.be.a('string');
+    expect(documentedType, `${label}: content type ${actualType} is one of ${Object.keys(content).join(', ')}`).to.be.a(
+      'string',
+    );
     const media = content[documentedType!] as JsonObject;
     let body: unknown = answer.text;
     if (isJsonType(documentedType!)) {
       expect(() => (body = JSON.parse(answer.text)), `${label}: JSON body`).not.to.throw();
     }
-    if (media.schema !== undefined) expect(this.errors(media.schema, body), `${label}: body ${answer.text.slice(0, 300)}`).to.deep.equal([]);
+    if (media.schema !== undefined)
+      expect(this.errors(media.schema, body), `${label}: body ${answer.text.slice(0, 300)}`).to.deep.equal([]);
     return body;
   }
 
@@ -239,16 +272,21 @@ export class Contract {
     };
     const schemas = (where: string, schema: unknown): void => {
       if (!isObject(schema)) return;
-      if (Array.isArray(schema.examples)) schema.examples.forEach((value: unknown, i) => out.push({ where: `${where} examples[${i}]`, schema, value }));
+      if (Array.isArray(schema.examples))
+        schema.examples.forEach((value: unknown, i) => out.push({ where: `${where} examples[${i}]`, schema, value }));
       for (const k of SUBSCHEMA) schemas(`${where}/${k}`, schema[k]);
-      for (const k of SUBSCHEMA_LISTS) if (Array.isArray(schema[k])) (schema[k] as unknown[]).forEach((s, i) => schemas(`${where}/${k}/${i}`, s));
-      for (const k of SUBSCHEMA_MAPS) if (isObject(schema[k])) for (const [n, s] of Object.entries(schema[k])) schemas(`${where}/${k}/${n}`, s);
+      for (const k of SUBSCHEMA_LISTS)
+        if (Array.isArray(schema[k])) (schema[k] as unknown[]).forEach((s, i) => schemas(`${where}/${k}/${i}`, s));
+      for (const k of SUBSCHEMA_MAPS)
+        if (isObject(schema[k])) for (const [n, s] of Object.entries(schema[k])) schemas(`${where}/${k}/${n}`, s);
     };
     const withExample = (where: string, holder: unknown): void => {
       if (isObject(holder) && 'example' in holder) out.push({ where, schema: holder.schema, value: holder.example });
     };
-    for (const [name, body] of Object.entries(this.section('requestBodies'))) media(`requestBody ${name}`, this.deref(body).value.content);
-    for (const [name, response] of Object.entries(this.section('responses'))) media(`response ${name}`, this.deref(response).value.content);
+    for (const [name, body] of Object.entries(this.section('requestBodies')))
+      media(`requestBody ${name}`, this.deref(body).value.content);
+    for (const [name, response] of Object.entries(this.section('responses')))
+      media(`response ${name}`, this.deref(response).value.content);
     for (const [name, p] of Object.entries(this.section('parameters'))) withExample(`parameter ${name}`, p);
     for (const [name, h] of Object.entries(this.section('headers'))) withExample(`header ${name}`, h);
     for (const [name, s] of Object.entries(this.section('schemas'))) schemas(`schema ${name}`, s);

@@ -28,7 +28,10 @@ interface OtlpRequest {
 }
 interface Decoder {
   decode(bytes: Uint8Array): object;
-  toObject(message: object, options: { longs: StringConstructor; bytes: StringConstructor; enums: NumberConstructor; defaults: boolean }): OtlpRequest;
+  toObject(
+    message: object,
+    options: { longs: StringConstructor; bytes: StringConstructor; enums: NumberConstructor; defaults: boolean },
+  ): OtlpRequest;
 }
 
 const require = createRequire(import.meta.url);
@@ -128,7 +131,17 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       try {
         if (type.startsWith('application/x-protobuf')) {
           const message = ExportTraceServiceRequest.decode(body);
-          spans.push(...normalise(ExportTraceServiceRequest.toObject(message, { longs: String, bytes: String, enums: Number, defaults: false }), 'http/protobuf'));
+          spans.push(
+            ...normalise(
+              ExportTraceServiceRequest.toObject(message, {
+                longs: String,
+                bytes: String,
+                enums: Number,
+                defaults: false,
+              }),
+              'http/protobuf',
+            ),
+          );
           requests.push({ headers: req.headers, protocol: 'http/protobuf' });
           res.writeHead(200, { 'Content-Type': 'application/x-protobuf' }).end();
         } else if (type.startsWith('application/json')) {

@@ -33,7 +33,12 @@ export async function startPgBouncer(serverUrl: string, settings: Record<string,
   const password = decodeURIComponent(server.password);
   const dir = await mkdtemp(join(tmpdir(), 'form-data-pgbouncer-'));
   const port = await freePort();
-  const target = [`host=${server.hostname}`, `port=${server.port || '5432'}`, `user=${user}`, ...(password ? [`password=${password}`] : [])];
+  const target = [
+    `host=${server.hostname}`,
+    `port=${server.port || '5432'}`,
+    `user=${user}`,
+    ...(password ? [`password=${password}`] : []),
+  ];
   const ini = [
     '[databases]',
     `* = ${target.join(' ')}`,
@@ -63,8 +68,12 @@ export async function startPgBouncer(serverUrl: string, settings: Record<string,
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
-    child.once('error', (error) => reject(new Error(`pgbouncer could not start (is the pgbouncer package installed?): ${error.message}`)));
-    child.once('exit', (code, signal) => reject(new Error(`pgbouncer exited (${code ?? signal}) before listening:\n${output}`)));
+    child.once('error', (error) =>
+      reject(new Error(`pgbouncer could not start (is the pgbouncer package installed?): ${error.message}`)),
+    );
+    child.once('exit', (code, signal) =>
+      reject(new Error(`pgbouncer exited (${code ?? signal}) before listening:\n${output}`)),
+    );
   });
   return {
     port,

@@ -25,7 +25,12 @@ export function rawRequest(port: number, request: string | Buffer, timeoutMs = 5
       clearTimeout(deadline);
       socket.destroy();
       if (answer) resolve(answer);
-      else reject(new Error(`connection closed without a complete response: ${JSON.stringify(Buffer.concat(received).toString('latin1').slice(0, 200))}`));
+      else
+        reject(
+          new Error(
+            `connection closed without a complete response: ${JSON.stringify(Buffer.concat(received).toString('latin1').slice(0, 200))}`,
+          ),
+        );
     };
     const deadline = setTimeout(() => {
       if (settled) return;

@@ -24,7 +24,17 @@ const port = await web.listen();
 const response = await fetch(`http://127.0.0.1:${port}/form/`, {
   method: 'POST',
   headers: { 'Content-Type': 'application/json' },
-  body: JSON.stringify({ data: { company_name: 'A', contact_name: 'B', email_address1: 'a@b.example', email_address2: 'a@b.example', website: 'w', exporting: 'True', agree_terms: true } }),
+  body: JSON.stringify({
+    data: {
+      company_name: 'A',
+      contact_name: 'B',
+      email_address1: 'a@b.example',
+      email_address2: 'a@b.example',
+      website: 'w',
+      exporting: 'True',
+      agree_terms: true,
+    },
+  }),
 });
 await web.stop();
 process.stdout.write(`${JSON.stringify({ status: response.status, resolved })}\n`);

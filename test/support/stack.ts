@@ -30,7 +30,11 @@ export interface TestEnv {
   cleanup(): Promise<void>;
 }
 
-export async function createTestEnv(endpoint: string, overrides: Record<string, string> = {}, options: { migrate?: boolean } = {}): Promise<TestEnv> {
+export async function createTestEnv(
+  endpoint: string,
+  overrides: Record<string, string> = {},
+  options: { migrate?: boolean } = {},
+): Promise<TestEnv> {
   const database = await createTestDatabase();
   const suffix = randomBytes(4).toString('hex');
   const formQueue = `form-${suffix}`;
@@ -75,7 +79,11 @@ export async function createTestEnv(endpoint: string, overrides: Record<string, 
 }
 
 /** Polls `check` until it returns a value other than undefined (conditions, not fixed sleeps). */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T | undefined>,
+  timeoutMs = 20_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (let delay = 10; ; delay = Math.min(delay * 2, 250)) {

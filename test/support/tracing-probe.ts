@@ -25,13 +25,27 @@ await worker.start();
 const port = await web.listen();
 const response = await fetch(`http://127.0.0.1:${port}/form/`, {
   method: 'POST',
-  headers: { 'Content-Type': 'application/json', traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' },
-  body: JSON.stringify({ data: { company_name: 'A', contact_name: 'B', email_address1: 'a@b.example', email_address2: 'a@b.example', website: 'w', exporting: 'True', agree_terms: true } }),
+  headers: {
+    'Content-Type': 'application/json',
+    traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+  },
+  body: JSON.stringify({
+    data: {
+      company_name: 'A',
+      contact_name: 'B',
+      email_address1: 'a@b.example',
+      email_address2: 'a@b.example',
+      website: 'w',
+      exporting: 'True',
+      agree_terms: true,
+    },
+  }),
 });
 // The probe posts the same form each run: one submission, stored once, found by its submission id.
 const { submission_id: submissionId } = (await response.json()) as { submission_id: string };
 const db = createDatabase(config.database);
-for (let i = 0; i < 400 && !(await db('form_form').where({ submission_id: submissionId }).first()); i++) await sleep(50);
+for (let i = 0; i < 400 && !(await db('form_form').where({ submission_id: submissionId }).first()); i++)
+  await sleep(50);
 const stored = Boolean(await db('form_form').where({ submission_id: submissionId }).first());
 await db.destroy();
 await web.stop();
