@@ -14,6 +14,7 @@ registerHooks({
 
 const { loadConfig } = await import('../../services/common/config.ts');
 const { createWebService } = await import('../../services/web/service.ts');
+const { validForm } = await import('../../harness/forms.ts');
 const web = await createWebService(loadConfig(process.env), {
   sender: {
     send: () => Promise.reject(new Error('probe: a bug in the sender')),
@@ -24,17 +25,7 @@ const port = await web.listen();
 const response = await fetch(`http://127.0.0.1:${port}/form/`, {
   method: 'POST',
   headers: { 'Content-Type': 'application/json' },
-  body: JSON.stringify({
-    data: {
-      company_name: 'A',
-      contact_name: 'B',
-      email_address1: 'a@b.example',
-      email_address2: 'a@b.example',
-      website: 'w',
-      exporting: 'True',
-      agree_terms: true,
-    },
-  }),
+  body: JSON.stringify({ data: validForm() }),
 });
 await web.stop();
 process.stdout.write(`${JSON.stringify({ status: response.status, resolved })}\n`);

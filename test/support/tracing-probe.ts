@@ -18,6 +18,7 @@ const { loadConfig } = await import('../../services/common/config.ts');
 const { createDatabase } = await import('../../services/common/db.ts');
 const { createWebService } = await import('../../services/web/service.ts');
 const { createWorkerService } = await import('../../services/worker/service.ts');
+const { validForm } = await import('../../harness/forms.ts');
 const config = loadConfig(process.env);
 const web = await createWebService(config);
 const worker = await createWorkerService(config);
@@ -29,17 +30,7 @@ const response = await fetch(`http://127.0.0.1:${port}/form/`, {
     'Content-Type': 'application/json',
     traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
   },
-  body: JSON.stringify({
-    data: {
-      company_name: 'A',
-      contact_name: 'B',
-      email_address1: 'a@b.example',
-      email_address2: 'a@b.example',
-      website: 'w',
-      exporting: 'True',
-      agree_terms: true,
-    },
-  }),
+  body: JSON.stringify({ data: validForm() }),
 });
 // The probe posts the same form each run: one submission, stored once, found by its submission id.
 const { submission_id: submissionId } = (await response.json()) as { submission_id: string };
