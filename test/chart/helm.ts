@@ -368,8 +368,6 @@ export const SCHEMALESS_KINDS: Readonly<Record<string, string>> = {
   'keda.sh/v1alpha1 TriggerAuthentication': 'field by field in test/chart/chart.test.ts (IRSA pod identity)',
   'monitoring.coreos.com/v1 ServiceMonitor':
     'test/chart/monitoring.test.ts: selects the Service, its port name and path, and the scrape settings',
-  'monitoring.coreos.com/v1 PodMonitor':
-    'test/chart/monitoring.test.ts: selects the worker Pods, their port name and path, and the scrape settings',
   'monitoring.coreos.com/v1 PrometheusRule':
     'promtool check rules and promtool test rules (test/chart/alerts.test.ts) and a real Prometheus loading the rules (test/chart/prometheus.test.ts)',
 };
