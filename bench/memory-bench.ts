@@ -1,14 +1,12 @@
 /**
- * Worker memory: `node services/worker/main.ts` as a process of its own, at
- * default settings, drains N messages; its RSS (/proc/<pid>/status VmRSS) is
- * read at start, after the first 10 % and at the end. First, with one form
- * already queued, the time from spawning the process to that form's row
- * (a worker KEDA starts from zero).
+ * Worker memory: the compiled worker (`node dist/services/worker/main.js`, as the image runs it) as a process of
+ * its own, at default settings, drains N messages; its RSS (/proc/<pid>/status VmRSS) is read once it polls, after
+ * the first 10 % and at the end. (Cold start is measured by bench/latency-bench.ts.)
  */
-import { fileURLToPath } from 'node:url';
 import { startProcess } from '../harness/process.ts';
 import type { BenchContext } from './context.ts';
 import { freePort } from '../harness/ports.ts';
+import { DIST } from './dist.ts';
 import { cpuMsOf, ROOT, rssOf, stopChild } from './processes.ts';
 import { createQueue, deleteQueue, fillQueue, queueName } from './sqs.ts';
 
@@ -27,8 +25,6 @@ export interface MemoryRun {
   cpuMsPer1000: number;
   /** RSS and V8 heap in use (from the worker's /metrics) after every 10 % of the messages, in bytes. */
   series: { stored: number; rssBytes: number; heapUsedBytes: number; heapTotalBytes: number }[];
-  /** From spawning the worker process (one form already queued) to that form's row, in ms. */
-  coldStartMs: number;
   /** NODE_OPTIONS given to the worker process, if any. */
   nodeOptions: string;
 }
@@ -43,8 +39,6 @@ async function heapOf(port: number): Promise<{ used: number; total: number }> {
     return { used: Number.NaN, total: Number.NaN };
   }
 }
-
-const WORKER_MAIN = fileURLToPath(new URL('../services/worker/main.ts', import.meta.url));
 
 export async function runMemory(
   ctx: BenchContext,
@@ -67,26 +61,13 @@ export async function runMemory(
   });
   const series: MemoryRun['series'] = [];
   let nextSample = checkpoint;
-  await fillQueue(ctx.emulator.url, formUrl, 1);
-  const spawnedAt = performance.now();
-  const worker = startProcess(process.execPath, [WORKER_MAIN], env, { cwd: ROOT });
+  const worker = startProcess(process.execPath, [DIST.worker], env, { cwd: ROOT });
   try {
-    let coldStartMs = Number.NaN;
-    for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
-      if ((await ctx.rowCount()) >= 1) {
-        coldStartMs = performance.now() - spawnedAt;
-        break;
-      }
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    if (Number.isNaN(coldStartMs))
-      throw new Error('memory run: the queued form was not stored within 60 s of the start');
-    await worker.waitForLog((l) => l.msg === 'worker polling');
+    await worker.waitForLog((l) => l.msg === 'worker polling', 30_000);
     const pid = worker.child.pid!;
-    await new Promise((r) => setTimeout(r, 500));
     const rssStartBytes = await rssOf(pid);
     let rssPeakBytes = rssStartBytes;
-    await fillQueue(ctx.emulator.url, formUrl, n - 1);
+    await fillQueue(ctx.emulator.url, formUrl, n);
     const deadline = Date.now() + options.timeoutMs;
     let rssCheckpointBytes = 0;
     let checkpointAt = 0;
@@ -121,7 +102,6 @@ export async function runMemory(
           messagesPerSecond: ((n - checkpoint) * 1000) / elapsed,
           cpuMsPer1000: (cpu * 1000) / (n - checkpoint),
           series,
-          coldStartMs,
           nodeOptions,
         };
       }

@@ -150,7 +150,14 @@ export async function startDelayProxy(target: string, delayMs: number, port = 0)
             });
           },
         );
+        // A client gone (a worker stopped mid-poll) takes its upstream poll with it, as a closed connection to SQS does.
+        const abandon = (): void => {
+          if (!res.writableEnded) out.destroy();
+        };
+        res.once('close', abandon);
+        out.on('close', () => res.off('close', abandon));
         out.on('error', (error) => {
+          if (res.destroyed) return;
           if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
           res.end(String(error));
         });

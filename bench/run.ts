@@ -9,7 +9,8 @@
  * tiny run for the test suite), --connections (64), --memory-messages
  * (100000), --baseline-s (time cap of one slow-baseline run, 10),
  * --warmup-s (2), --e2e-s (load time of the end-to-end run, 5),
- * --no-extras (skip the informative variants), --only web,worker,e2e,memory,tracing,
+ * --no-extras (skip the informative variants), --only web,worker,e2e,latency,memory,tracing,
+ * --latency-rate (forms/s of the POST → row run, 20), --latency-forms (200), --cold-starts (5),
  * --worker-node-options '<NODE_OPTIONS of the memory run's worker; default the chart's worker.nodeOptions>'.
  */
 import { execFileSync } from 'node:child_process';
@@ -19,6 +20,8 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { parseArgs } from 'node:util';
 import { createBenchContext, type BenchContext } from './context.ts';
 import { runEndToEnd, type E2eRun } from './e2e-bench.ts';
+import { buildDist } from './dist.ts';
+import { runLatency, type LatencyRun } from './latency-bench.ts';
 import { runMemory, type MemoryRun } from './memory-bench.ts';
 import type { WebMode } from './processes.ts';
 import { median, round } from './stats.ts';
@@ -38,12 +41,15 @@ export interface BenchOptions {
   e2eS: number;
   extras: boolean;
   smoke: boolean;
+  latencyRate: number;
+  latencyForms: number;
+  coldStarts: number;
   only: Set<string>;
   /** NODE_OPTIONS of the worker process of the memory run (default: the chart's worker.nodeOptions, as deployed). */
   workerNodeOptions: string;
 }
 
-const PARTS = ['web', 'worker', 'e2e', 'memory', 'tracing'] as const;
+const PARTS = ['web', 'worker', 'e2e', 'latency', 'memory', 'tracing'] as const;
 
 /** The worker's NODE_OPTIONS as the Helm chart deploys it, so the memory run measures what runs in production. */
 function chartWorkerNodeOptions(): string {
@@ -69,6 +75,9 @@ export function parseOptions(argv: string[]): BenchOptions {
       'no-extras': { type: 'boolean' },
       only: { type: 'string' },
       'worker-node-options': { type: 'string' },
+      'latency-rate': { type: 'string' },
+      'latency-forms': { type: 'string' },
+      'cold-starts': { type: 'string' },
       smoke: { type: 'boolean' },
     },
     strict: true,
@@ -100,6 +109,9 @@ export function parseOptions(argv: string[]): BenchOptions {
     warmupS: num('warmup-s', values['warmup-s'], 2, 0),
     e2eS: num('e2e-s', values['e2e-s'], 5, 1, 1),
     extras: !(values['no-extras'] ?? smoke),
+    latencyRate: num('latency-rate', values['latency-rate'], 20, 20, 1),
+    latencyForms: Math.round(num('latency-forms', values['latency-forms'], 200, 10, 1)),
+    coldStarts: Math.round(num('cold-starts', values['cold-starts'], 5, 1, 1)),
     smoke,
     only,
     workerNodeOptions: values['worker-node-options'] ?? chartWorkerNodeOptions(),
@@ -195,6 +207,8 @@ export interface BenchResult {
   web?: WebSummary;
   worker?: WorkerSummary;
   endToEnd?: EndToEndSummary;
+  /** Cold start, POST → row latency and process memory, on the compiled build. */
+  latency?: LatencyRun;
   memory?: MemoryRun;
   /** Tracing off and on, side by side. */
   tracing?: TracingSummary;
@@ -325,13 +339,20 @@ function targets(result: BenchResult): BenchResult['targets'] {
   add('worker RSS: end / after first 10 %', result.memory?.growth, '≤ 1.2', (v) => v <= 1.2);
   add('worker: tracing on / off', result.tracing?.worker.onVsOff, '≥ 0.9', (v) => v >= 0.9);
   add('web: tracing on / off', result.tracing?.web.onVsOff, '≥ 0.85', (v) => v >= 0.85);
-  add('worker cold start to first stored row (ms)', result.memory?.coldStartMs, '≤ 1000', (v) => v <= 1000);
-  add(
-    'worker RSS idle (MiB)',
-    result.memory ? result.memory.rssStartBytes / 2 ** 20 : undefined,
-    '≤ 100',
-    (v) => v <= 100,
-  );
+  const l = result.latency;
+  add('worker cold start to first stored row, median (ms)', l?.coldStart.distMedianMs, '≤ 1000', (v) => v <= 1000);
+  if (l)
+    add(
+      'POST → row p99 (ms)',
+      l.postToRow.rowMs.p99,
+      `≤ ${l.postToRow.targetP99Ms}`,
+      (v) => v <= l.postToRow.targetP99Ms,
+    );
+  const mibOf = (bytes: number | undefined): number | undefined => (bytes === undefined ? undefined : bytes / 2 ** 20);
+  add('web RSS idle (MiB)', mibOf(l?.memory.web.idleBytes), '≤ 100', (v) => v <= 100);
+  add('worker RSS idle (MiB)', mibOf(l?.memory.worker.idleBytes), '≤ 100', (v) => v <= 100);
+  add('worker RSS peak under the load run (MiB)', mibOf(l?.memory.worker.loadPeakBytes), '≤ 160', (v) => v <= 160);
+  add('worker RSS idle, memory run (MiB)', mibOf(result.memory?.rssStartBytes), '≤ 100', (v) => v <= 100);
   add(
     'worker RSS peak while draining (MiB)',
     result.memory ? result.memory.rssPeakBytes / 2 ** 20 : undefined,
@@ -368,6 +389,22 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchResult> {
         replacedCostPerMillionForms: replaced * 0.4,
       };
       log(`  ${round2(e2e.requestsPerForm)} SQS requests per stored form (${e2e.stored} forms)`);
+    }
+    const buildMs = o.only.has('latency') || o.only.has('memory') ? await buildDist() : 0;
+    if (o.only.has('latency')) {
+      log(
+        `latency (dist/): ${o.coldStarts} cold starts, ${o.latencyForms} forms at ${o.latencyRate}/s, load ${o.connections} connections ${o.e2eS} s`,
+      );
+      result.latency = await runLatency(ctx, {
+        buildMs,
+        coldStarts: o.coldStarts,
+        rateHz: o.latencyRate,
+        forms: o.latencyForms,
+        connections: o.connections,
+        loadS: o.e2eS,
+        workerNodeOptions: o.workerNodeOptions,
+        log,
+      });
     }
     if (o.only.has('memory')) {
       log(`memory: worker process draining ${o.memoryMessages} messages`);

@@ -38,6 +38,7 @@ describe('benchmark smoke run', function () {
       .to.include('### Web')
       .and.include('### Worker')
       .and.include('### End to end')
+      .and.include('### What users feel')
       .and.include('### Worker memory')
       .and.include('### Tracing')
       .and.include('### Targets');
@@ -79,7 +80,29 @@ describe('benchmark smoke run', function () {
     expect(result.tracing.web.onRequestsPerSecond).to.be.greaterThan(0);
     expect(result.tracing.worker.onMessagesPerSecond).to.be.greaterThan(0);
     expect(result.tracing.receiver.requests).to.be.greaterThan(0);
-    expect(result.memory.coldStartMs).to.be.greaterThan(0);
-    expect(result.targets).to.have.length(15);
+    // The compiled build: cold starts, every posted form's row seen committed, both processes exiting 0 on SIGTERM.
+    const l = result.latency;
+    expect(l.coldStart.distMs).to.have.length(result.settings.coldStarts);
+    expect(l.coldStart.distMedianMs).to.be.greaterThan(0);
+    expect(l.coldStart.sourcesMedianMs).to.be.greaterThan(0);
+    expect(l.postToRow.forms).to.equal(result.settings.latencyForms);
+    expect(l.postToRow.rowMs.p50).to.be.greaterThan(0).and.at.most(l.postToRow.rowMs.p99);
+    // A row commits after its 202 is sent by the web, so no later than the web's answer plus the worker's part.
+    expect(l.postToRow.rowMs.p50).to.be.greaterThan(l.postToRow.roundTripMs);
+    expect(l.postToRow.targetP99Ms).to.equal(4 * result.settings.delayMs + 20);
+    expect(l.memory.web.idleBytes).to.be.greaterThan(0);
+    expect(l.memory.worker.loadPeakBytes).to.be.at.least(l.memory.worker.idleBytes);
+    expect(l.memory.loadForms).to.be.greaterThan(0);
+    expect(l.exitCodes).to.deep.equal({ web: 0, worker: 0 });
+    const names = (result.targets as { name: string }[]).map((t) => t.name);
+    expect(names).to.include.members([
+      'worker cold start to first stored row, median (ms)',
+      'POST → row p99 (ms)',
+      'web RSS idle (MiB)',
+      'worker RSS idle (MiB)',
+      'worker RSS peak under the load run (MiB)',
+      'worker RSS peak while draining (MiB)',
+    ]);
+    expect(result.targets).to.have.length(19);
   });
 });

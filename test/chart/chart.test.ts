@@ -347,7 +347,7 @@ describe('chart: helm lint and template', function () {
       const env = Object.fromEntries(fromSecrets.map((e) => [e.name, e.valueFrom!.secretKeyRef]));
       const nodeOptions = (c.env as { name: string; value?: string }[]).find((e) => e.name === 'NODE_OPTIONS')?.value;
       expect(nodeOptions, `NODE_OPTIONS of ${c.name}`).to.equal(
-        c.name === 'worker' ? '--max-semi-space-size=4' : undefined,
+        c.name === 'worker' ? '--max-semi-space-size=8 --max-old-space-size=256' : undefined,
       );
       // Each component gets only the secrets it reads.
       const own = c.name === 'web' ? 'UI_SECRET' : 'DATABASE_URL';
