@@ -241,6 +241,8 @@ export async function runLatency(
     loadS: number;
     /** NODE_OPTIONS of the worker process (the chart's worker.nodeOptions, as deployed). */
     workerNodeOptions: string;
+    /** NODE_OPTIONS of the web process (the chart's web.nodeOptions). */
+    webNodeOptions: string;
     log: (message: string) => void;
   },
 ): Promise<LatencyRun> {
@@ -265,7 +267,7 @@ export async function runLatency(
     let web: { handle: ProcessHandle; url: string } | undefined;
     try {
       await worker.waitForLog((l) => l.msg === 'worker polling', 30_000);
-      web = await startWeb(env);
+      web = await startWeb(options.webNodeOptions ? { ...env, NODE_OPTIONS: options.webNodeOptions } : env);
       const pids = { web: web.handle.child.pid!, worker: worker.child.pid! };
       for (let i = 0; i < 10; i++) await watch.waitFor((await postForm(web.url, -1 - i)).id, 30_000);
       const idle = { web: await rssOf(pids.web), worker: await rssOf(pids.worker) };

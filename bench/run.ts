@@ -11,7 +11,8 @@
  * --warmup-s (2), --e2e-s (load time of the end-to-end run, 5),
  * --no-extras (skip the informative variants), --only web,worker,e2e,latency,memory,tracing,
  * --latency-rate (forms/s of the POST → row run, 20), --latency-forms (200), --cold-starts (5),
- * --worker-node-options '<NODE_OPTIONS of the memory run's worker; default the chart's worker.nodeOptions>'.
+ * --worker-node-options '<NODE_OPTIONS of the compiled worker; default the chart's worker.nodeOptions>',
+ * --web-node-options '<NODE_OPTIONS of the compiled web of the latency part; default the chart's web.nodeOptions>'.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -47,16 +48,19 @@ export interface BenchOptions {
   only: Set<string>;
   /** NODE_OPTIONS of the worker process of the memory run (default: the chart's worker.nodeOptions, as deployed). */
   workerNodeOptions: string;
+  /** NODE_OPTIONS of the compiled web of the latency part (default: the chart's web.nodeOptions). */
+  webNodeOptions: string;
 }
 
 const PARTS = ['web', 'worker', 'e2e', 'latency', 'memory', 'tracing'] as const;
 
-/** The worker's NODE_OPTIONS as the Helm chart deploys it, so the memory run measures what runs in production. */
-function chartWorkerNodeOptions(): string {
-  const values = parseYaml(readFileSync(new URL('../charts/form-data/values.yaml', import.meta.url), 'utf8')) as {
-    worker?: { nodeOptions?: string };
-  };
-  return values.worker?.nodeOptions ?? '';
+/** A component's NODE_OPTIONS as the Helm chart deploys it, so that the process runs as in production. */
+function chartNodeOptions(component: 'web' | 'worker'): string {
+  const values = parseYaml(readFileSync(new URL('../charts/form-data/values.yaml', import.meta.url), 'utf8')) as Record<
+    string,
+    { nodeOptions?: string } | undefined
+  >;
+  return values[component]?.nodeOptions ?? '';
 }
 
 export function parseOptions(argv: string[]): BenchOptions {
@@ -75,6 +79,7 @@ export function parseOptions(argv: string[]): BenchOptions {
       'no-extras': { type: 'boolean' },
       only: { type: 'string' },
       'worker-node-options': { type: 'string' },
+      'web-node-options': { type: 'string' },
       'latency-rate': { type: 'string' },
       'latency-forms': { type: 'string' },
       'cold-starts': { type: 'string' },
@@ -114,7 +119,8 @@ export function parseOptions(argv: string[]): BenchOptions {
     coldStarts: Math.round(num('cold-starts', values['cold-starts'], 5, 1, 1)),
     smoke,
     only,
-    workerNodeOptions: values['worker-node-options'] ?? chartWorkerNodeOptions(),
+    workerNodeOptions: values['worker-node-options'] ?? chartNodeOptions('worker'),
+    webNodeOptions: values['web-node-options'] ?? chartNodeOptions('web'),
   };
 }
 
@@ -403,6 +409,7 @@ export async function runBenchmark(o: BenchOptions): Promise<BenchResult> {
         connections: o.connections,
         loadS: o.e2eS,
         workerNodeOptions: o.workerNodeOptions,
+        webNodeOptions: o.webNodeOptions,
         log,
       });
     }

@@ -6,6 +6,7 @@
  */
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -24,6 +25,16 @@ function runSmoke(): Promise<{ code: number | null; stdout: string; stderr: stri
     child.on('error', reject);
     child.on('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** The keys of docs/performance.md's "JSON keys" table, placeholders replaced by one example each. */
+function documentedKeys(): string[] {
+  const page = readFileSync(new URL('../docs/performance.md', import.meta.url), 'utf8');
+  const section = page.slice(page.indexOf('## JSON keys'));
+  const body = section.slice(0, section.indexOf('\n## ', 1) > 0 ? section.indexOf('\n## ', 1) : undefined);
+  return [...body.matchAll(/^\| `([^`]+)` +\|/gm)].map((m) =>
+    m[1]!.replace('<mode>', 'batching').replace('<v>', 'ours'),
+  );
 }
 
 describe('benchmark smoke run', function () {
@@ -104,5 +115,15 @@ describe('benchmark smoke run', function () {
       'worker RSS peak while draining (MiB)',
     ]);
     expect(result.targets).to.have.length(19);
+
+    // Every key docs/performance.md documents is in the output.
+    const keys = documentedKeys();
+    expect(keys.length).to.be.greaterThan(30);
+    for (const key of keys) {
+      const value = key
+        .split('.')
+        .reduce<unknown>((at, part) => (at as Record<string, unknown> | undefined)?.[part], result);
+      expect(value, `docs/performance.md documents ${key}`).to.not.equal(undefined);
+    }
   });
 });
