@@ -8,6 +8,7 @@
  * Commits are observed with LISTEN/NOTIFY: a trigger the benchmark adds to its own database for this part
  * notifies each row's submission_id at commit.
  */
+import { EventEmitter, once } from 'node:events';
 import pg from 'pg';
 import { jsonBody, sign } from '../harness/http.ts';
 import { validForm } from '../harness/forms.ts';
@@ -82,13 +83,15 @@ export function percentiles(values: readonly number[]): Percentiles {
 
 /** Commit times (performance.now()) of rows by submission_id, from a trigger and LISTEN on the bench database. */
 interface CommitWatch {
-  committed: Map<string, number>;
   /** Resolves when `id` has committed (at once if it has), rejects after timeoutMs. */
   waitFor(id: string, timeoutMs: number): Promise<number>;
   /** Resolves with the next commit of any row. */
   next(timeoutMs: number): Promise<number>;
   close(): Promise<void>;
 }
+
+/** Event of any commit on the watch's emitter (each commit is also emitted under its submission id). */
+const ANY = Symbol('any commit');
 
 async function watchCommits(ctx: BenchContext): Promise<CommitWatch> {
   await ctx.db.raw(`
@@ -101,40 +104,30 @@ async function watchCommits(ctx: BenchContext): Promise<CommitWatch> {
   const client = new pg.Client({ connectionString: ctx.database.url });
   await client.connect();
   const committed = new Map<string, number>();
-  const waiters = new Set<{ id: string | undefined; resolve: (at: number) => void }>();
+  const commits = new EventEmitter();
   client.on('notification', (message) => {
     const at = performance.now();
     const id = message.payload ?? '';
     committed.set(id, at);
-    for (const w of [...waiters])
-      if (w.id === undefined || w.id === id) {
-        waiters.delete(w);
-        w.resolve(at);
-      }
+    commits.emit(id, at);
+    commits.emit(ANY, at);
   });
   await client.query(`LISTEN ${CHANNEL}`);
-  const wait = (id: string | undefined, timeoutMs: number): Promise<number> => {
-    const known = id === undefined ? undefined : committed.get(id);
-    if (known !== undefined) return Promise.resolve(known);
-    return new Promise((resolve, reject) => {
-      const waiter = {
-        id,
-        resolve: (at: number) => {
-          clearTimeout(timer);
-          resolve(at);
-        },
-      };
-      const timer = setTimeout(() => {
-        waiters.delete(waiter);
-        reject(new Error(`bench: no row committed for ${id ?? 'any submission'} within ${timeoutMs} ms`));
-      }, timeoutMs);
-      waiters.add(waiter);
-    });
+  const wait = async (event: string | typeof ANY, timeoutMs: number): Promise<number> => {
+    try {
+      const [at] = (await once(commits, event, { signal: AbortSignal.timeout(timeoutMs) })) as [number];
+      return at;
+    } catch (error) {
+      const what = event === ANY ? 'any submission' : event;
+      throw new Error(`bench: no row committed for ${what} within ${timeoutMs} ms`, { cause: error });
+    }
   };
   return {
-    committed,
-    waitFor: (id, timeoutMs) => wait(id, timeoutMs),
-    next: (timeoutMs) => wait(undefined, timeoutMs),
+    waitFor: (id, timeoutMs) => {
+      const known = committed.get(id);
+      return known === undefined ? wait(id, timeoutMs) : Promise.resolve(known);
+    },
+    next: (timeoutMs) => wait(ANY, timeoutMs),
     close: async () => {
       await client.end();
       await ctx.db.raw('DROP TRIGGER IF EXISTS bench_notify_row ON form_form');

@@ -327,6 +327,11 @@ async function benchWorker(ctx: BenchContext, o: BenchOptions): Promise<WorkerSu
 
 const round2 = (x: number): number => round(x, 2);
 
+/** Resident memory targets, MiB: either service idle, and the worker while draining. */
+const IDLE_RSS_MIB = 100;
+const DRAINING_RSS_MIB = 160;
+const mibOf = (bytes: number | undefined): number | undefined => (bytes === undefined ? undefined : bytes / 2 ** 20);
+
 function targets(result: BenchResult): BenchResult['targets'] {
   const out: BenchResult['targets'] = [];
   const add = (name: string, value: number | undefined, target: string, met: (v: number) => boolean): void => {
@@ -354,17 +359,15 @@ function targets(result: BenchResult): BenchResult['targets'] {
       `≤ ${l.postToRow.targetP99Ms}`,
       (v) => v <= l.postToRow.targetP99Ms,
     );
-  const mibOf = (bytes: number | undefined): number | undefined => (bytes === undefined ? undefined : bytes / 2 ** 20);
-  add('web RSS idle (MiB)', mibOf(l?.memory.web.idleBytes), '≤ 100', (v) => v <= 100);
-  add('worker RSS idle (MiB)', mibOf(l?.memory.worker.idleBytes), '≤ 100', (v) => v <= 100);
-  add('worker RSS peak under the load run (MiB)', mibOf(l?.memory.worker.loadPeakBytes), '≤ 160', (v) => v <= 160);
-  add('worker RSS idle, memory run (MiB)', mibOf(result.memory?.rssStartBytes), '≤ 100', (v) => v <= 100);
-  add(
-    'worker RSS peak while draining (MiB)',
-    result.memory ? result.memory.rssPeakBytes / 2 ** 20 : undefined,
-    '≤ 160',
-    (v) => v <= 160,
-  );
+  const idle = (name: string, bytes: number | undefined): void =>
+    add(name, mibOf(bytes), `≤ ${IDLE_RSS_MIB}`, (v) => v <= IDLE_RSS_MIB);
+  const draining = (name: string, bytes: number | undefined): void =>
+    add(name, mibOf(bytes), `≤ ${DRAINING_RSS_MIB}`, (v) => v <= DRAINING_RSS_MIB);
+  idle('web RSS idle (MiB)', l?.memory.web.idleBytes);
+  idle('worker RSS idle (MiB)', l?.memory.worker.idleBytes);
+  draining('worker RSS peak under the load run (MiB)', l?.memory.worker.loadPeakBytes);
+  idle('worker RSS idle, memory run (MiB)', result.memory?.rssStartBytes);
+  draining('worker RSS peak while draining (MiB)', result.memory?.rssPeakBytes);
   return out;
 }
 

@@ -338,15 +338,18 @@ describe('chart: helm lint and template', function () {
       if (!match) throw new Error(`unexpected memory quantity ${quantity}`);
       return Number(match[1]) * (match[2] === 'Gi' ? 1024 : 1);
     };
+    const checked: string[] = [];
     for (const name of Object.keys(VALUE_SETS)) {
       const worker = findAll(set(name), 'Deployment').find((d) => d.metadata.name.endsWith('-worker'));
       if (!worker) continue;
+      checked.push(name);
       const c = podSpec(worker).containers[0];
       const nodeOptions = (c.env as { name: string; value?: string }[]).find((e) => e.name === 'NODE_OPTIONS')?.value;
       const cap = /--max-old-space-size=(\d+)/.exec(nodeOptions ?? '')?.[1];
       expect(cap, `${name}: the worker's NODE_OPTIONS cap the old space`).to.be.a('string');
       expect(Number(cap) + 96, name).to.be.at.most(mebibytes(c.resources.limits.memory));
     }
+    expect(checked, 'value sets with a worker').to.include('defaults').and.include('production');
   });
 
   it('uses existingSecret and an IRSA ServiceAccount in production, with no Secret or static keys of its own', () => {

@@ -36,6 +36,7 @@ export type Manifest = {
   [key: string]: Loose;
 };
 
+/** The end of a command: exit code and output. */
 export interface HelmResult {
   code: number;
   stdout: string;
@@ -105,19 +106,20 @@ async function onPath(name: string): Promise<string | undefined> {
   return undefined;
 }
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs a command to its end; rejects only when it cannot be started or runs past `timeoutMs`. */
-function run(command: string, args: readonly string[], options: { cwd?: string; timeoutMs: number }): Promise<Run> {
+/**
+ * Runs a command to its end; rejects only when it cannot be started or runs past `timeoutMs` (0: no limit).
+ * A non-zero exit is the result's `code`, for the caller to judge.
+ */
+function run(
+  command: string,
+  args: readonly string[],
+  options: { cwd?: string; timeoutMs: number; env?: NodeJS.ProcessEnv },
+): Promise<HelmResult> {
   return new Promise((resolve, reject) => {
     execFile(
       command,
       args,
-      { cwd: options.cwd, timeout: options.timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+      { cwd: options.cwd, env: options.env, timeout: options.timeoutMs, maxBuffer: 64 * 1024 * 1024 },
       (error, stdout, stderr) => {
         if (error && typeof error.code !== 'number') return reject(error);
         resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
@@ -248,26 +250,15 @@ export function helmBinary(major: HelmMajor = 4): Promise<string> {
 
 /** Runs helm (default: Helm 4); never rejects on a non-zero exit (the caller checks `code`). */
 export async function helm(args: readonly string[], major: HelmMajor = 4): Promise<HelmResult> {
-  const bin = await helmBinary(major);
-  return new Promise((resolve, reject) => {
-    execFile(
-      bin,
-      args,
-      {
-        cwd: ROOT,
-        maxBuffer: 64 * 1024 * 1024,
-        env: {
-          ...process.env,
-          HELM_CACHE_HOME: path.join(ROOT, '.cache/helm/home/cache'),
-          HELM_CONFIG_HOME: path.join(ROOT, '.cache/helm/home/config'),
-          HELM_DATA_HOME: path.join(ROOT, '.cache/helm/home/data'),
-        },
-      },
-      (error, stdout, stderr) => {
-        if (error && typeof error.code !== 'number') return reject(error);
-        resolve({ code: error ? Number(error.code) : 0, stdout, stderr });
-      },
-    );
+  return run(await helmBinary(major), args, {
+    cwd: ROOT,
+    timeoutMs: 0,
+    env: {
+      ...process.env,
+      HELM_CACHE_HOME: path.join(ROOT, '.cache/helm/home/cache'),
+      HELM_CONFIG_HOME: path.join(ROOT, '.cache/helm/home/config'),
+      HELM_DATA_HOME: path.join(ROOT, '.cache/helm/home/data'),
+    },
   });
 }
 
