@@ -80,3 +80,24 @@ export function releaseOf(releases: readonly ChangelogRelease[], version: string
   if (!found) throw new ChangelogError(`CHANGELOG.md has no "## [${version}] - YYYY-MM-DD" section`);
   return found;
 }
+
+/** -1, 0 or 1 as X.Y.Z a is below, equal to or above b (pre-release tags are ignored). */
+export function compareVersions(a: string, b: string): number {
+  const parts = (v: string): number[] => v.split('-')[0]!.split('.').map(Number);
+  const [x, y] = [parts(a), parts(b)];
+  for (let i = 0; i < 3; i++) if (x[i] !== y[i]) return x[i]! < y[i]! ? -1 : 1;
+  return 0;
+}
+
+/**
+ * The section that describes a chart version: its own `## [X.Y.Z] - date`, or, for a version above every released
+ * one (bumped since the last release, not yet released), `## [Unreleased]`.
+ */
+export function sectionFor(releases: readonly ChangelogRelease[], version: string): ChangelogRelease {
+  const own = releases.find((r) => r.version === version);
+  if (own) return own;
+  const released = releases.filter((r) => r.date !== null);
+  const unreleased = releases.find((r) => r.version === 'Unreleased');
+  if (unreleased && released.every((r) => compareVersions(version, r.version) > 0)) return unreleased;
+  return releaseOf(releases, version);
+}

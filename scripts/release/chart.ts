@@ -6,7 +6,7 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Scalar, parse, parseDocument, stringify } from 'yaml';
-import { parseChangelog, releaseOf, type ChangelogRelease } from './changelog.ts';
+import { parseChangelog, sectionFor, type ChangelogRelease } from './changelog.ts';
 import { ROOT, run, toolPath } from './tools.ts';
 
 export const CHART_DIR = path.join(ROOT, 'charts/form-data');
@@ -47,7 +47,7 @@ export function imageRepository(chart: Pick<ChartMeta, 'home'>): string {
 
 /** The Artifact Hub annotations that follow from the changelog and appVersion (the others are written by hand). */
 export function derivedAnnotations(chart: ChartMeta, releases: readonly ChangelogRelease[]): Record<string, string> {
-  const release = releaseOf(releases, chart.version);
+  const release = sectionFor(releases, chart.version);
   const changes = release.changes.flatMap(({ kind, items }) =>
     items.map((description) => ({ kind: kind.toLowerCase(), description })),
   );
