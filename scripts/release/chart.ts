@@ -11,6 +11,7 @@ import { ROOT, run, toolPath } from './tools.ts';
 
 export const CHART_DIR = path.join(ROOT, 'charts/form-data');
 export const CHANGELOG = path.join(ROOT, 'CHANGELOG.md');
+export const LOCAL_VALUES_FILE = path.join(CHART_DIR, 'values-local.yaml');
 
 /** The fields of Chart.yaml the release reads. */
 export interface ChartMeta {
@@ -134,4 +135,26 @@ function firstDifference(now: string, fresh: string): string {
   const at = a.findIndex((line, i) => line !== b[i]);
   const line = at === -1 ? a.length : at;
   return `line ${line + 1} is ${JSON.stringify(a[line] ?? '(end)')}, npm run chart:docs writes ${JSON.stringify(b[line] ?? '(end)')}`;
+}
+
+/**
+ * A copy of the chart for packaging, under `dest`/form-data, whose values.yaml names the published image's
+ * repository (comments kept), so that `helm install oci://…/form-data --version X` deploys the image of the release.
+ */
+export async function stageChart(dest: string, repository: string): Promise<string> {
+  const staged = path.join(dest, 'form-data');
+  await rm(staged, { recursive: true, force: true });
+  await cp(CHART_DIR, staged, { recursive: true });
+  const file = path.join(staged, 'values.yaml');
+  const doc = parseDocument(await readFile(file, 'utf8'));
+  if (!doc.hasIn(['image', 'repository'])) throw new Error('values.yaml has no image.repository');
+  doc.setIn(['image', 'repository'], repository);
+  await writeFile(file, doc.toString());
+  return staged;
+}
+
+/** The release notes of the chart's version: its CHANGELOG.md section as written. */
+export async function releaseNotes(): Promise<string> {
+  const [chart, releases] = await Promise.all([readChart(), readChangelog()]);
+  return `${sectionFor(releases, chart.version).body}\n`;
 }
