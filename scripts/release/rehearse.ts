@@ -297,16 +297,21 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
     await step(
       'chart pulled back',
       async () => {
-        const out = await must(
-          helm,
-          ['show', 'values', `oci://${chartRepository}/form-data`, '--version', version, '--plain-http'],
-          { env: helmEnv },
-        );
-        const pulled = (parse(out) as { image: { repository: string } }).image.repository;
+        const from = [`oci://${chartRepository}/form-data`, '--version', version, '--plain-http'];
+        const shown = await must(helm, ['show', 'values', ...from], { env: helmEnv });
+        const pulled = (parse(shown) as { image: { repository: string } }).image.repository;
         if (pulled !== repository) throw new Error(`the pulled chart's image.repository is ${pulled}`);
+        // What it deploys with the verified digest set: the signed image, in every container.
+        const rendered = await must(helm, ['template', 'form-data', ...from, '--set', `image.digest=${imageDigest}`], {
+          env: helmEnv,
+        });
+        const images = [...new Set([...rendered.matchAll(/^\s+image: "?([^"\s]+)"?$/gm)].map((m) => m[1]))];
+        if (images.length !== 1 || images[0] !== imageRef)
+          throw new Error(`the pulled chart deploys ${images.join(', ')}, not ${imageRef}`);
         return pulled;
       },
-      (r) => `helm show values oci://… --version ${version}: image.repository ${r}`,
+      (r) =>
+        `helm show values / helm template oci://… --version ${version}: image.repository ${r}, every container ${repository}@<pushed digest>`,
     );
 
     await step(
