@@ -2,6 +2,7 @@
  * `npm run release -- …`: the release's steps as one script, for the forge workflow and for the rehearsal here.
  *   --rehearse                          the whole release against a local registry (scripts/release/rehearse.ts);
  *                                       with KUBECONFIG and REGISTRY set, also helm install oci://… and helm test
+ *                                       (with CLUSTER_VALUES layered on, default the chart's values-local.yaml)
  *   --check --tag vX.Y.Z [--repository OWNER/NAME]
  *                                       the tag, versions, changelog and Chart.yaml agree (exit 1 with the reasons)
  *   --stage-chart DIR --image-repository REPO
@@ -28,7 +29,13 @@ async function main(): Promise<number> {
     strict: true,
   });
   if (values.rehearse) {
-    const result = await rehearse({ registry: process.env.REGISTRY, kubeconfig: process.env.KUBECONFIG });
+    const { REGISTRY, KUBECONFIG, CLUSTER_VALUES } = process.env;
+    const result = await rehearse({
+      // A cluster is KUBECONFIG and REGISTRY together (a KUBECONFIG alone may be a shell's default).
+      registry: REGISTRY,
+      kubeconfig: REGISTRY ? KUBECONFIG : undefined,
+      ...(CLUSTER_VALUES ? { installValues: [CLUSTER_VALUES] } : {}),
+    });
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
     return 0;
   }

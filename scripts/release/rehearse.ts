@@ -326,7 +326,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
 
     await options.inspect?.({ imageRef, chartRef, publicKey: pub, cosign, insecure, env: cosignEnv });
 
-    let install: Rehearsal['install'] = { result: 'skipped: no cluster given (KUBECONFIG and REGISTRY unset)' };
+    let install: Rehearsal['install'] = { result: 'skipped: no cluster given (set KUBECONFIG and REGISTRY)' };
     if (options.kubeconfig) {
       const namespace = `form-data-rehearsal-${randomBytes(3).toString('hex')}`;
       const at = Date.now();

@@ -1,9 +1,9 @@
 /**
  * chart-testing's `ct install` on a cluster: each charts/form-data/ci/*-values.yaml installed into a namespace of
  * its own, `helm test` run, the release removed. The image is built here and pushed to the cluster's REGISTRY; the
- * database and SQS come from a values file layered on each set: CT_INSTALL_VALUES, else the chart's
- * values-local.yaml (its in-cluster PostgreSQL and SQS emulator, for the release name form-data). Needs KUBECONFIG
- * and REGISTRY (test/release/cluster.ts), kubectl on PATH or as $KUBECTL, and what the image test needs.
+ * database and SQS come from a values file layered on each set: CLUSTER_VALUES, else the chart's values-local.yaml
+ * (its in-cluster PostgreSQL and SQS emulator, for the release name form-data). Needs KUBECONFIG and REGISTRY
+ * (test/release/cluster.ts), kubectl on PATH or as $KUBECTL, and what the image test needs.
  */
 import { expect } from 'chai';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -50,7 +50,7 @@ describe('release: chart-testing on a cluster (ct install)', function () {
       const digest = (await readFile(digestFile, 'utf8')).trim();
       await must(kubectl, ['create', 'namespace', namespace], { env });
       const extra = [
-        `--values=${process.env.CT_INSTALL_VALUES || LOCAL_VALUES_FILE}`,
+        `--values=${cluster.values ?? LOCAL_VALUES_FILE}`,
         `--set=image.repository=${cluster.registry}/form-data`,
         `--set=image.digest=${digest}`,
       ].join(' ');

@@ -32,6 +32,7 @@ describe('release: the rehearsal (npm run release -- --rehearse)', function () {
     let wrongKey: { code: number; stderr: string } | undefined;
     const result: Rehearsal = await rehearse({
       ...(cluster ? { registry: cluster.registry, kubeconfig: cluster.kubeconfig } : {}),
+      ...(cluster?.values ? { installValues: [cluster.values] } : {}),
       log: (line) => lines.push(line),
       inspect: async (published) => {
         const dir = await mkdtemp(path.join(os.tmpdir(), 'form-data-other-key-'));
