@@ -58,7 +58,12 @@ interface Link {
   silenced: boolean;
 }
 
-export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
+/** Starts a proxy to `targetHost:targetPort` listening on `listenHost` (default 127.0.0.1) at an ephemeral port. */
+export async function startTcpProxy(
+  targetHost: string,
+  targetPort: number,
+  options: { listenHost?: string } = {},
+): Promise<TcpProxy> {
   let down = false;
   let silent = false;
   let stallAfter: number | undefined;
@@ -145,7 +150,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     if (silent) noteSilenced(link);
     else dial(link);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, options.listenHost ?? '127.0.0.1', resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
