@@ -59,10 +59,12 @@ export function recordBound(figure: Measured): void {
   if (out) appendFileSync(out, JSON.stringify({ ...figure, measuredMs: Math.round(figure.measuredMs) }) + '\n');
 }
 
-/** The figures measured so far, one line each. */
+/** The figures measured since the last call, one line each. */
 export function boundsTable(): string[] {
-  return measured.map(
-    (m) =>
-      `${m.fault} · ${m.target} · ${m.part}: ${Math.round(m.measuredMs)} ms (bound ${m.bound.ms} ms = ${m.bound.formula}, margin ${MARGIN_MS} ms)`,
-  );
+  return measured
+    .splice(0)
+    .map(
+      (m) =>
+        `${m.fault} · ${m.target} · ${m.part}: ${Math.round(m.measuredMs)} ms (bound ${m.bound.ms} ms = ${m.bound.formula}, margin ${MARGIN_MS} ms)`,
+    );
 }
