@@ -134,7 +134,14 @@ export interface PoisonResult {
 }
 
 export type FaultResult =
-  KillResult | SigtermResult | DbOutageResult | SqsOutageResult | SilentSqsResult | LostAnswersResult | PoisonResult;
+  | KillResult
+  | SigtermResult
+  | DbOutageResult
+  | SqsOutageResult
+  | SilentSqsResult
+  | SilentWorkerResult
+  | LostAnswersResult
+  | PoisonResult;
 
 /** Rows in form_form, or undefined when the database does not answer. */
 async function countRows(databaseUrl: string): Promise<number | undefined> {
@@ -477,6 +484,157 @@ async function webSqsWindow(
   };
 }
 
+export interface SilentWorkerResult {
+  kind: 'silent-worker';
+  target: 'SQS' | 'PostgreSQL';
+  at: number;
+  downMs: number;
+  /**
+   * SQS: per worker, ms from the silence to its first poll that gave up (its backoff log line).
+   * PostgreSQL: per readiness probe made while silent, ms until it answered.
+   */
+  measuredMs: number[];
+  boundMs: number;
+  /** What the bound is, as the docs write it. */
+  bound: string;
+  notReady: number;
+  liveFailed: number;
+  /** Time from the heal until every worker answered ready. */
+  readyAgainMs: number | undefined;
+  ok: boolean;
+  problems: string[];
+}
+
+/** A readiness or liveness answer and how long it took (0: no answer within 10 s). */
+async function timedProbe(port: number, path: string): Promise<{ status: number; ms: number }> {
+  const started = performance.now();
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(10_000) });
+    await res.arrayBuffer();
+    return { status: res.status, ms: performance.now() - started };
+  } catch {
+    return { status: 0, ms: performance.now() - started };
+  }
+}
+
+/**
+ * Makes the workers' path to SQS or to PostgreSQL silent (accepts, passes
+ * nothing) for at least `downMs`. SQS: every worker's poll must give up within
+ * SQS_MAX_ATTEMPTS × (SQS_WAIT_TIME + SQS_REQUEST_TIMEOUT_MS). PostgreSQL: each
+ * readiness probe must answer 503 within one statement's bound,
+ * DATABASE_TIMEOUT_MS + 1 s. Meanwhile liveness stays 200; after the heal every
+ * worker is ready again. The storage check at the end covers what was received
+ * meanwhile (nothing deleted before its commit, nothing stored twice).
+ */
+export async function silentWorkers(
+  ctx: FaultContext,
+  downMs: number,
+  target: 'SQS' | 'PostgreSQL',
+): Promise<SilentWorkerResult> {
+  const { stack, log } = ctx;
+  const env = stack.env;
+  const waitMs = Number(env.SQS_WAIT_TIME ?? 20) * 1000;
+  const databaseTimeoutMs = Number(env.DATABASE_TIMEOUT_MS ?? 5000);
+  const { sqsRequestTimeoutMs, sqsMaxAttempts } = ctx.settings;
+  const [boundMs, bound] =
+    target === 'SQS'
+      ? [sqsMaxAttempts * (waitMs + sqsRequestTimeoutMs), 'SQS_MAX_ATTEMPTS × (SQS_WAIT_TIME + SQS_REQUEST_TIMEOUT_MS)']
+      : [databaseTimeoutMs + 1000, 'DATABASE_TIMEOUT_MS + 1 s'];
+  const margin = 1500;
+  const proxy = target === 'SQS' ? stack.workerSqsProxy : stack.workerDatabaseProxy;
+  const problems: string[] = [];
+  const measuredMs: number[] = [];
+  let notReady = 0;
+  let liveFailed = 0;
+  const at = ctx.now();
+  const windowMs = Math.max(downMs, boundMs + margin + 1000);
+  log(`silencing the workers' path to ${target} for ${windowMs} ms`);
+  const silencedAt = Date.now();
+  proxy.blackhole();
+  const slots = [...stack.workers];
+  if (target === 'SQS') {
+    await Promise.all(
+      slots.map(async (slot) => {
+        try {
+          const line = await slot.handle.waitForLog(
+            (l) =>
+              l.msg === 'poll loop backing off' &&
+              !String(l.reason).startsWith('database') &&
+              Date.parse(String(l.time)) >= silencedAt,
+            boundMs + margin + 5000,
+          );
+          measuredMs.push(Date.parse(String(line.time)) - silencedAt);
+        } catch (error) {
+          problems.push(`${slot.name}: no poll gave up while SQS was silent (${String(error)})`);
+        }
+      }),
+    );
+  }
+  while (Date.now() - silencedAt < windowMs) {
+    for (const slot of slots) {
+      const ready = await timedProbe(slot.healthPort, '/healthz/ready');
+      if (ready.status === 503) notReady += 1;
+      if (target === 'PostgreSQL') measuredMs.push(Math.round(ready.ms));
+      const live = await timedProbe(slot.healthPort, '/healthz/live');
+      if (live.status !== 200) liveFailed += 1;
+    }
+    await sleep(250);
+  }
+  proxy.heal();
+  const healedAt = Date.now();
+  log(`healed the workers' path to ${target}`);
+  let readyAgainMs: number | undefined;
+  while (Date.now() - healedAt < 30_000) {
+    const answers = await Promise.all(slots.map((slot) => timedProbe(slot.healthPort, '/healthz/ready')));
+    if (answers.every((a) => a.status === 200)) {
+      readyAgainMs = Date.now() - healedAt;
+      break;
+    }
+    await sleep(100);
+  }
+  const slowest = Math.max(0, ...measuredMs);
+  if (measuredMs.length === 0) problems.push(`nothing measured while ${target} was silent`);
+  if (slowest > boundMs + margin)
+    problems.push(`slowest ${slowest} ms > bound ${boundMs} ms + ${margin} ms (${bound})`);
+  if (notReady === 0) problems.push(`readiness never failed while ${target} was silent`);
+  if (liveFailed > 0) problems.push(`liveness failed ${liveFailed} times while ${target} was silent`);
+  if (readyAgainMs === undefined) problems.push('a worker not ready within 30 s of the heal');
+  log(
+    `workers' ${target} silent: slowest ${slowest} ms (bound ${boundMs} ms), ${notReady} not-ready probes, ${liveFailed} liveness failures; ready again ${readyAgainMs ?? '?'} ms after the heal`,
+  );
+  return {
+    kind: 'silent-worker',
+    target,
+    at,
+    downMs: healedAt - silencedAt,
+    measuredMs,
+    boundMs,
+    bound,
+    notReady,
+    liveFailed,
+    readyAgainMs,
+    ok: problems.length === 0,
+    problems,
+  };
+}
+
+/** The silent windows a run schedules beside its cuts: the web's path to SQS, then the workers' paths. */
+export const SILENT_KINDS = ['blackhole', 'stall', 'silent-worker-sqs', 'silent-worker-db'] as const;
+export type SilentKind = (typeof SILENT_KINDS)[number];
+
+/** Runs one silent window, for at least `downMs`. */
+export function silentWindow(ctx: FaultContext, kind: SilentKind, downMs: number): Promise<FaultResult> {
+  switch (kind) {
+    case 'blackhole':
+    case 'stall':
+      return silentSqs(ctx, downMs, kind);
+    case 'silent-worker-sqs':
+      return silentWorkers(ctx, downMs, 'SQS');
+    case 'silent-worker-db':
+      return silentWorkers(ctx, downMs, 'PostgreSQL');
+  }
+}
+
 /** Table rows, failures and summary fields of the silent windows, for the run's report. */
 export function silentWindowReport(
   results: readonly FaultResult[],
@@ -487,7 +645,11 @@ export function silentWindowReport(
   summary: Record<string, unknown>;
 } {
   const windows = results.filter((r): r is SilentSqsResult => r.kind === 'silent-sqs');
-  const failures = windows.flatMap((w) => w.problems.map((p) => `silent SQS (${w.mode}): ${p}`));
+  const workerWindows = results.filter((r): r is SilentWorkerResult => r.kind === 'silent-worker');
+  const failures = [
+    ...windows.flatMap((w) => w.problems.map((p) => `silent SQS (${w.mode}): ${p}`)),
+    ...workerWindows.flatMap((w) => w.problems.map((p) => `workers' ${w.target} silent: ${p}`)),
+  ];
   const rows: { label: string; value: string | number; expected?: string; ok?: boolean }[] = [
     {
       label: 'silent SQS windows survived (blackhole, stall)',
@@ -504,10 +666,38 @@ export function silentWindowReport(
       ok: w.ok,
     });
   }
+  rows.push({
+    label: "silent windows on the workers' paths survived",
+    value: `${workerWindows.filter((w) => w.ok && storageOk).length}/${workerWindows.length}`,
+    expected: 'all',
+    ok: workerWindows.length > 0 && workerWindows.every((w) => w.ok) && storageOk,
+  });
+  for (const w of workerWindows) {
+    rows.push({
+      label: `  ${w.target}: ${w.target === 'SQS' ? 'poll gave up' : 'readiness answered'}, slowest / bound (ms)`,
+      value: `${Math.max(0, ...w.measuredMs)} / ${w.boundMs}`,
+      expected: '≤ +1.5 s',
+      ok: w.ok,
+    });
+    rows.push({
+      label: `  ${w.target}: not ready / live failed / ready again after (ms)`,
+      value: `${w.notReady} / ${w.liveFailed} / ${w.readyAgainMs ?? '-'}`,
+      expected: '> 0 / 0',
+      ok: w.notReady > 0 && w.liveFailed === 0,
+    });
+  }
   return {
     rows,
     failures,
     summary: {
+      silent_worker_windows: workerWindows.length,
+      silent_worker_windows_survived: workerWindows.filter((w) => w.ok && storageOk).length,
+      silent_worker_bounds: workerWindows.map((w) => ({
+        target: w.target,
+        slowest_ms: Math.max(0, ...w.measuredMs),
+        bound_ms: w.boundMs,
+        bound: w.bound,
+      })),
       silent_sqs_windows: windows.length,
       silent_sqs_windows_survived: windows.filter((w) => w.ok && storageOk).length,
       silent_sqs_bounds: windows.map((w) => ({

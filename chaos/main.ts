@@ -23,9 +23,11 @@ import {
   killWorkers,
   random,
   sqsOutage,
-  silentSqs,
-  silentWindowReport,
   lostAnswers,
+  SILENT_KINDS,
+  silentWindow,
+  silentWindowReport,
+  type SilentKind,
   type LostAnswersResult,
   terminateWorker,
   type FaultContext,
@@ -107,11 +109,11 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-type FaultKind = 'poison' | 'kill' | 'kill-all' | 'sigterm' | 'db' | 'sqs' | 'lost' | 'blackhole' | 'stall';
+type FaultKind = 'poison' | 'kill' | 'kill-all' | 'sigterm' | 'db' | 'sqs' | 'lost' | SilentKind;
 
 /** Which fault happens at which share of the forms sent. */
 function schedule(options: Options, rng: () => number): { at: number; kind: FaultKind }[] {
-  const kinds: FaultKind[] = ['poison', 'lost', 'kill', 'db', 'sigterm', 'sqs', 'blackhole', 'stall'];
+  const kinds: FaultKind[] = ['poison', 'lost', 'kill', 'db', 'sigterm', 'sqs', ...SILENT_KINDS];
   let kills = options.kills - 1;
   let sigterms = options.sigterms - 1;
   let allAtOnce = options.kills >= 3;
@@ -287,10 +289,8 @@ async function main(): Promise<number> {
         case 'lost':
           results.push(await lostAnswers(ctx, options.lostAnswersMs));
           break;
-        case 'blackhole':
-        case 'stall':
-          results.push(await silentSqs(ctx, options.sqsOutageMs, step.kind));
-          break;
+        default:
+          results.push(await silentWindow(ctx, step.kind, options.sqsOutageMs));
       }
     }
     await l.done;
