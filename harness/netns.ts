@@ -29,9 +29,12 @@ export interface Netns {
   destroy(): Promise<void>;
 }
 
-/** Absolute path of `name` in PATH or the sbin folders, or undefined. */
-export async function findTool(name: string): Promise<string | undefined> {
-  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/sbin'];
+/** Absolute path of `name` in PATH or in `more` folders (default: the sbin folders), or undefined. */
+export async function findTool(
+  name: string,
+  more: readonly string[] = ['/usr/sbin', '/sbin'],
+): Promise<string | undefined> {
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), ...more];
   for (const dir of dirs) {
     const path = `${dir}/${name}`;
     try {

@@ -26,9 +26,9 @@ export interface ExportedFamily {
 /** Labels a scrape adds or renames (ServiceMonitor target labels; `exported_` is what a clash makes of the exporter's own). */
 export const SCRAPE_LABELS = new Set(['job', 'instance', 'namespace', 'pod', 'service', 'endpoint', 'container']);
 
-/** Path of `go` (PATH, /usr/local/go/bin), or undefined. */
-export async function goBinary(): Promise<string | undefined> {
-  return (await findTool('go')) ?? (await findTool('../local/go/bin/go'));
+/** Path of `go` (PATH, else Go's default install folder), or undefined. */
+export function goBinary(): Promise<string | undefined> {
+  return findTool('go', ['/usr/local/go/bin']);
 }
 
 /** Downloads (or finds in the module cache) KEDA's module at `version`; resolves with its folder. */
