@@ -112,7 +112,11 @@ export async function ensureOriginalPython(
       ],
       { maxBuffer: 16 * 1024 * 1024 },
     );
-    await run(join(tmp, 'bin', 'python'), ['-c', 'open(__import__("sys").argv[1], "w").close()', join(tmp, '.complete')]);
+    await run(join(tmp, 'bin', 'python'), [
+      '-c',
+      'open(__import__("sys").argv[1], "w").close()',
+      join(tmp, '.complete'),
+    ]);
     try {
       await rename(tmp, venv);
     } catch (error) {
@@ -218,7 +222,8 @@ async function until(handle: ProcessHandle, what: string, check: () => Promise<b
   for (;;) {
     if (await check()) return;
     if (exited) throw new Error(`the original's ${what} exited before it was ready:\n${output(handle)}`);
-    if (Date.now() > deadline) throw new Error(`the original's ${what} was not ready in ${timeoutMs} ms:\n${output(handle)}`);
+    if (Date.now() > deadline)
+      throw new Error(`the original's ${what} was not ready in ${timeoutMs} ms:\n${output(handle)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
