@@ -50,9 +50,12 @@ function validDomainPart(domain: string): boolean {
 // Python's idna codec splits on these four dots.
 const DOTS = /[.\u3002\uFF0E\uFF61]/;
 // Nameprep's table B.1: mapped to nothing.
+// eslint-disable-next-line no-misleading-character-class -- code points listed one by one, never combined
 const MAPPED_OUT = /[\u00AD\u034F\u1806\u180B-\u180D\u200B-\u200D\u2060\uFE00-\uFE0F\uFEFF]/g;
-// What nameprep prohibits and a label can still hold after mapping: controls, unassigned, private use, format, spaces.
-const PROHIBITED = /[\p{Cc}\p{Cn}\p{Co}\p{Cs}\p{Cf}\p{Zs}\p{Zl}\p{Zp}]/u;
+// Nameprep's prohibited tables (RFC 3454 C.1.2-C.9) as a label can still hold them after mapping; not the
+// unassigned code points of table A.1, which Python's codec does not check.
+const PROHIBITED =
+  /[\u0080-\u00A0\u1680\u2000-\u200F\u2028-\u202F\u205F-\u2063\u206A-\u206F\u3000\u06DD\u070F\u180E\uFEFF\uFFF9-\uFFFF\uE000-\uF8FF\uFDD0-\uFDEF\u2FF0-\u2FFB\p{Cs}\u{1D173}-\u{1D17A}\u{E0001}\u{E0020}-\u{E007F}\u{F0000}-\u{10FFFF}]/u;
 
 /**
  * The domain as Python's `domain.encode('idna')` writes it (IDNA 2003 ToASCII
