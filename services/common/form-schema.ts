@@ -29,8 +29,18 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 // (echoing input, and recursing without bound on deeply nested values).
 /** Characters as Python's len() counts them (code points), which Django's max_length checks. */
 export function codePoints(value: string): number {
-  let n = 0;
-  for (const _ of value) n += 1;
+  let n = value.length;
+  // Each surrogate pair is one code point: subtract one per high surrogate followed by a low one.
+  for (let i = 0; i < value.length - 1; i++) {
+    const c = value.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = value.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n -= 1;
+        i += 1;
+      }
+    }
+  }
   return n;
 }
 
