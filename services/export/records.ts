@@ -97,7 +97,8 @@ function unwrapMessageBody(row: StoredObject): Decoded {
   if (!('data' in row) || !keys.every((k) => MESSAGE_KEYS.includes(k))) return { ok: true, data: row };
   const inner = row.data!;
   if (isObject(inner)) return { ok: true, data: inner };
-  if (typeof inner !== 'string') return { ok: false, reason: `data holds a message body whose data is ${typeName(inner)}` };
+  if (typeof inner !== 'string')
+    return { ok: false, reason: `data holds a message body whose data is ${typeName(inner)}` };
   let form: StoredValue;
   try {
     form = parse(inner);
@@ -105,7 +106,10 @@ function unwrapMessageBody(row: StoredObject): Decoded {
     return { ok: false, reason: 'data holds a message body whose data is a string that is not JSON' };
   }
   if (isObject(form)) return { ok: true, data: form };
-  return { ok: false, reason: `data holds a message body whose data is a string holding ${typeName(form)}, not an object` };
+  return {
+    ok: false,
+    reason: `data holds a message body whose data is a string holding ${typeName(form)}, not an object`,
+  };
 }
 
 /**
