@@ -14,5 +14,3 @@ MIDDLEWARE = [
 
 # Shim 3: the URL conf with Django 3.2 / DRF 3.14 spellings (shim/urls.py).
 ROOT_URLCONF = "shim.urls"
-
-DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
