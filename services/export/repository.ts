@@ -11,8 +11,10 @@ import type { Instant } from './arguments.ts';
 import { MESSAGE_KEYS } from './records.ts';
 
 /** Rows holding a whole queue message body (records.ts, unwrapMessageBody); their keys are the body's, not the form's. */
-const MESSAGE_BODY = `(jsonb_typeof(data) = 'object' AND data -> 'data' IS NOT NULL
-  AND ARRAY(SELECT jsonb_object_keys(data)) <@ ARRAY[${MESSAGE_KEYS.map((k) => `'${k}'`).join(', ')}]::text[])`;
+// CASE: the key list is only built for rows that have a `data` key (forms have none, as a rule).
+const MESSAGE_BODY = `(CASE WHEN jsonb_typeof(data) = 'object' AND data -> 'data' IS NOT NULL
+  THEN ARRAY(SELECT jsonb_object_keys(data)) <@ ARRAY[${MESSAGE_KEYS.map((k) => `'${k}'`).join(', ')}]::text[]
+  ELSE false END)`;
 
 /**
  * The export's Knex instance (without connecting): one connection, and no
