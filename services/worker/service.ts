@@ -21,7 +21,7 @@ import {
 } from '../common/sqs.ts';
 import { decodeOriginalMessage } from '../common/original-message.ts';
 import { createTracing } from '../common/tracing.ts';
-import { BatchHandler } from './batch.ts';
+import { BatchHandler, type BatchHandlerOptions } from './batch.ts';
 import { Consumer } from './consumer.ts';
 import { createWorkerMetrics, observeConsumer, type WorkerMetrics } from './metrics.ts';
 import { WorkerQueue } from './queue.ts';
@@ -93,16 +93,12 @@ export async function createWorkerService(config: Config, options: WorkerService
   const db = options.db ?? createDatabase(config.database, logger);
   const urls = await resolveQueueUrls(sqs, config.sqs, logger);
   const invalidLimit = await maxMessageBytes(sqs, urls.invalid, SQS_MAX_MESSAGE_BYTES);
-  const queue = new WorkerQueue(
-    sqs,
-    urls,
-    {
-      onRequest: (action) => metrics.sqsRequests.inc({ action }),
-      onError: (operation) => metrics.sqsErrors.inc({ operation }),
-      tracing,
-    },
-    invalidLimit,
-  );
+  const queueHooks = {
+    onRequest: (action: string) => metrics.sqsRequests.inc({ action }),
+    onError: (operation: string) => metrics.sqsErrors.inc({ operation }),
+    tracing,
+  };
+  const queue = new WorkerQueue(sqs, urls, queueHooks, invalidLimit);
   const repository = new FormRepository(db, config.database.timeoutMs, tracing);
   const writer = new FormWriter({
     inserter: repository,
@@ -110,17 +106,20 @@ export async function createWorkerService(config: Config, options: WorkerService
     windowMs: config.worker.insertWindowMs,
     parallel: config.database.poolMax,
   });
-  const handler = new BatchHandler({
-    queue,
-    repository: {
-      insertMany: (rows) => writer.insertMany(rows),
-      classifySkipped: (rows) => repository.classifySkipped(rows),
-    },
-    logger,
-    backoffBaseSeconds: config.sqs.retryBackoffBaseSeconds,
-    backoffMaxSeconds: config.sqs.retryBackoffMaxSeconds,
-    tracing,
-  });
+  const handlerFor = (from: WorkerQueue, decode?: BatchHandlerOptions['decode']): BatchHandler =>
+    new BatchHandler({
+      queue: from,
+      repository: {
+        insertMany: (rows) => writer.insertMany(rows),
+        classifySkipped: (rows) => repository.classifySkipped(rows),
+      },
+      logger,
+      backoffBaseSeconds: config.sqs.retryBackoffBaseSeconds,
+      backoffMaxSeconds: config.sqs.retryBackoffMaxSeconds,
+      tracing,
+      decode,
+    });
+  const handler = handlerFor(queue);
   const consumer = new Consumer({
     queue,
     handler,
@@ -145,31 +144,10 @@ export async function createWorkerService(config: Config, options: WorkerService
   async function originalQueueConsumer(): Promise<Consumer | undefined> {
     if (config.sqs.originalQueueName === undefined) return undefined;
     const url = await resolveOriginalQueueUrl(sqs, config.sqs, config.sqs.originalQueueName);
-    const originalQueue = new WorkerQueue(
-      sqs,
-      { form: url, invalid: urls.invalid },
-      {
-        onRequest: (action) => metrics.sqsRequests.inc({ action }),
-        onError: (operation) => metrics.sqsErrors.inc({ operation }),
-        tracing,
-      },
-      invalidLimit,
-    );
-    const originalHandler = new BatchHandler({
-      queue: originalQueue,
-      repository: {
-        insertMany: (rows) => writer.insertMany(rows),
-        classifySkipped: (rows) => repository.classifySkipped(rows),
-      },
-      logger,
-      backoffBaseSeconds: config.sqs.retryBackoffBaseSeconds,
-      backoffMaxSeconds: config.sqs.retryBackoffMaxSeconds,
-      tracing,
-      decode: decodeOriginalMessage,
-    });
+    const originalQueue = new WorkerQueue(sqs, { form: url, invalid: urls.invalid }, queueHooks, invalidLimit);
     const loop = new Consumer({
       queue: originalQueue,
-      handler: originalHandler,
+      handler: handlerFor(originalQueue, decodeOriginalMessage),
       logger,
       reporter,
       tracing,
