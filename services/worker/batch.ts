@@ -6,6 +6,7 @@
 import { DatabaseError, SqsError, errorSummary } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { decodeFormMessage, type InvalidReason } from '../common/message.ts';
+import type { OriginalDecodeResult } from '../common/original-message.ts';
 import type { FormRow, FormStore, SkipReason } from './repository.ts';
 import type { InvalidCopy, Received, WorkerQueue } from './queue.ts';
 import { noTracing, type Tracing } from '../common/tracing.ts';
@@ -49,6 +50,8 @@ export interface BatchHandlerOptions {
   backoffMaxSeconds: number;
   /** A process span per form. Default: off. */
   tracing?: Tracing;
+  /** How bodies are decoded: decodeFormMessage, or decodeOriginalMessage on the replaced service's queue. */
+  decode?: (body: string | undefined) => OriginalDecodeResult;
 }
 
 /** Handles one batch; never throws for a failure of a message, SQS or the database. */
@@ -102,9 +105,10 @@ export class BatchHandler {
     const byId = new Map<string, Received>();
     const requestIds = new Map<string, string | undefined>();
     const invalid: InvalidCopy[] = [];
+    const decode = this.options.decode ?? decodeFormMessage;
     for (const message of messages) {
       byId.set(message.messageId, message);
-      const decoded = decodeFormMessage(message.body);
+      const decoded = decode(message.body);
       if (decoded.ok) {
         rows.push({ messageId: message.messageId, data: decoded.data, submissionId: decoded.submissionId });
         requestIds.set(message.messageId, decoded.requestId);
