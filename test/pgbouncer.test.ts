@@ -16,6 +16,7 @@ import { FormRepository } from '../services/worker/repository.ts';
 import { createWorkerService } from '../services/worker/service.ts';
 import { parseCsvObjects } from './support/csv.ts';
 import { startPgBouncer, type PgBouncer } from './support/pgbouncer.ts';
+import { requireTool, TOOLS } from './support/tools.ts';
 import { createTestDatabase, testServer, type TestDatabase } from '../harness/postgres.ts';
 import { queueCounts } from '../harness/sqs.ts';
 import { useEmulator } from './support/emulator.ts';
@@ -54,8 +55,9 @@ describe('through PgBouncer (transaction pooling, default settings)', function (
   this.timeout(120_000);
   const emulator = useEmulator();
   let bouncer: PgBouncer;
-  before(async () => {
-    bouncer = await startPgBouncer((await testServer()).adminUrl);
+  before(async function () {
+    const binary = await requireTool(this, TOOLS.pgbouncer);
+    bouncer = await startPgBouncer(binary, (await testServer()).adminUrl);
   });
   after(async () => {
     await bouncer?.stop();
