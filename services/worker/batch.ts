@@ -51,6 +51,12 @@ export interface BatchHandlerOptions {
   tracing?: Tracing;
 }
 
+/** Visibility delay of a message received `receiveCount` times: base × 2^(receiveCount − 1), at most `maxSeconds`. */
+export function backoffSeconds(receiveCount: number, baseSeconds: number, maxSeconds: number): number {
+  const doublings = Math.min(Math.max(0, receiveCount - 1), 20);
+  return Math.min(baseSeconds * 2 ** doublings, maxSeconds);
+}
+
 /** Handles one batch; never throws for a failure of a message, SQS or the database. */
 export class BatchHandler {
   private readonly options: BatchHandlerOptions;
@@ -61,9 +67,7 @@ export class BatchHandler {
 
   /** Delay before a retried message is visible again. */
   backoffSeconds(message: Received): number {
-    const { backoffBaseSeconds, backoffMaxSeconds } = this.options;
-    const doublings = Math.min(Math.max(0, message.receiveCount - 1), 20);
-    return Math.min(backoffBaseSeconds * 2 ** doublings, backoffMaxSeconds);
+    return backoffSeconds(message.receiveCount, this.options.backoffBaseSeconds, this.options.backoffMaxSeconds);
   }
 
   /** Stores a batch and deletes what it handled. */

@@ -13,6 +13,8 @@ import { createTestDatabase, type TestDatabase } from '../../harness/postgres.ts
 import { observerClient, queueUrl } from '../../harness/sqs.ts';
 import { TEST_SECRET } from '../../harness/forms.ts';
 
+export { eventually } from './eventually.ts';
+
 export interface TestEnv {
   /** Environment variables for a service process or loadConfig. */
   env: Record<string, string>;
@@ -76,24 +78,4 @@ export async function createTestEnv(
       await database.drop();
     },
   };
-}
-
-/** Polls `check` until it returns a value other than undefined (conditions, not fixed sleeps). */
-export async function eventually<T>(
-  check: () => Promise<T | undefined>,
-  timeoutMs = 20_000,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (let delay = 10; ; delay = Math.min(delay * 2, 250)) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, delay));
-  }
 }
