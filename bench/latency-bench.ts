@@ -13,7 +13,8 @@ import pg from 'pg';
 import { jsonBody, sign } from '../harness/http.ts';
 import { validForm } from '../harness/forms.ts';
 import { startProcess, type ProcessHandle } from '../harness/process.ts';
-import { BENCH_SECRET, type BenchContext } from './context.ts';
+import type { BenchContext } from './context.ts';
+import { TEST_SECRET } from '../harness/forms.ts';
 import { DIST, SOURCES } from './dist.ts';
 import { load } from './load.ts';
 import { ROOT, rssOf, stopChild } from './processes.ts';
@@ -212,7 +213,7 @@ async function postForm(base: string, n: number): Promise<{ id: string; sentAt: 
   const sentAt = performance.now();
   const res = await fetch(`${base}/form/`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-signature': sign('/form/', body, BENCH_SECRET) },
+    headers: { 'content-type': 'application/json', 'x-signature': sign('/form/', body, TEST_SECRET) },
     body,
   });
   const text = await res.text();
