@@ -33,6 +33,7 @@ import {
 } from './faults.ts';
 import { ROOT, startStack, type Stack } from './stack.ts';
 import { checkPoison, checkStorage, readRows } from './verify.ts';
+import { LOG_CODES } from '../services/common/log-codes.ts';
 
 interface Options {
   forms: number;
@@ -319,7 +320,7 @@ async function main(): Promise<number> {
     const redeliveriesSkipped = s.workers
       .flatMap((w) => w.history)
       .flatMap((h) => h.handle.logs)
-      .filter((l) => l.msg === 'duplicate delivery skipped; the form was already stored')
+      .filter((l) => l.code === LOG_CODES.duplicateDelivery)
       .reduce((n, l) => n + (Array.isArray(l.messageIds) ? l.messageIds.length : 1), 0);
     const storageOk =
       f.acceptedMissing === 0 &&

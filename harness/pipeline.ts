@@ -27,17 +27,18 @@ import {
 } from './postgres.ts';
 import { startProcess, type LogLine, type ProcessHandle } from './process.ts';
 import { startTcpProxy, type TcpProxy } from './tcp-proxy.ts';
+import { LOG_CODES } from '../services/common/log-codes.ts';
 
 /** The repository root: every service runs from there. */
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** Each service's entry point and the log line that says it is up (none: it runs to its end). */
 export const SERVICES = {
-  web: { args: ['services/web/main.ts'], ready: 'web listening' },
-  worker: { args: ['services/worker/main.ts'], ready: 'worker polling' },
+  web: { args: ['services/web/main.ts'], ready: (l: LogLine) => l.code === LOG_CODES.webListening },
+  worker: { args: ['services/worker/main.ts'], ready: (l: LogLine) => l.code === LOG_CODES.workerPolling },
   migrate: { args: ['migrations/cli.ts', 'latest'], ready: undefined },
-  emulator: { args: ['harness/emulator.ts'], ready: 'emulator listening' },
-} as const satisfies Record<string, { args: readonly string[]; ready: string | undefined }>;
+  emulator: { args: ['harness/emulator.ts'], ready: (l: LogLine) => l.ready === true },
+} as const satisfies Record<string, { args: readonly string[]; ready: ((line: LogLine) => boolean) | undefined }>;
 
 export type ServiceName = keyof typeof SERVICES;
 
@@ -144,7 +145,7 @@ export async function startService(
       if (exit.code !== 0) throw new Error(`exit ${exit.code ?? exit.signal}`);
       return { name, handle, ready: undefined };
     }
-    return { name, handle, ready: await handle.waitForLog((l) => l.msg === ready, timeoutMs) };
+    return { name, handle, ready: await handle.waitForLog(ready, timeoutMs) };
   } catch (error) {
     await handle.ensureStopped();
     const output = [...handle.text, ...handle.logs.map((l) => JSON.stringify(l))].slice(-20).join('\n');

@@ -22,6 +22,7 @@ import { QueueMetrics } from './queue-metrics.ts';
 import { FormRepository } from './repository.ts';
 import { FormWriter } from './writer.ts';
 import { KeyExpiry } from './key-expiry.ts';
+import { LOG_CODES } from '../common/log-codes.ts';
 
 export interface WorkerServiceOptions {
   logger?: Logger;
@@ -177,7 +178,7 @@ export async function createWorkerService(config: Config, options: WorkerService
     const closing = writer.close();
     const [result] = await Promise.all([consumer.stop(), queueMetrics.stop(), keyExpiry.stop(), closing]);
     await writer.close();
-    logger.info({ drainMs: result.drainMs }, 'worker drained');
+    logger.info({ drainMs: result.drainMs, code: LOG_CODES.workerDrained }, 'worker drained');
     return result;
   };
   const closeClients = async (): Promise<void> => {
@@ -208,7 +209,7 @@ export async function createWorkerService(config: Config, options: WorkerService
     },
     afterClose: async () => {
       await closeClients();
-      logger.info('worker stopped');
+      logger.info({ code: LOG_CODES.workerStopped }, 'worker stopped');
     },
     closeTimeoutMs: 1000,
     handleSignals: options.handleSignals ?? false,
@@ -229,7 +230,15 @@ export async function createWorkerService(config: Config, options: WorkerService
           consumer.start();
           queueMetrics.start();
           keyExpiry.start();
-          logger.info({ healthPort: port, concurrency: config.worker.concurrency, queue: urls.form }, 'worker polling');
+          logger.info(
+            {
+              healthPort: port,
+              concurrency: config.worker.concurrency,
+              queue: urls.form,
+              code: LOG_CODES.workerPolling,
+            },
+            'worker polling',
+          );
           resolve(port);
         });
       }),
