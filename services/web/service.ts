@@ -78,7 +78,7 @@ export async function createWebService(config: Config, options: WebServiceOption
     secret: config.web.signatureCheck ? config.web.uiSecret : undefined,
     maxBodyBytes: config.web.maxBodyBytes,
     requestTimeoutMs: limits.requestTimeoutMs,
-    windowSeconds: config.idempotency.windowSeconds,
+    contentIdentity: config.idempotency.windowSeconds > 0,
     keyLifetimeSeconds: config.idempotency.keyLifetimeSeconds,
   });
   const server = createHttpServer(app.callback(), limits, (status, code) => {

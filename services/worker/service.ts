@@ -18,7 +18,7 @@ import { BatchHandler } from './batch.ts';
 import { Consumer } from './consumer.ts';
 import { createWorkerMetrics, observeConsumer, type WorkerMetrics } from './metrics.ts';
 import { WorkerQueue } from './queue.ts';
-import { QueueMetrics } from './queue-metrics.ts';
+import { QueueDepthPoller } from './queue-depth-poller.ts';
 import { FormRepository } from './repository.ts';
 import { FormWriter } from './writer.ts';
 import { KeyExpiry } from './key-expiry.ts';
@@ -132,7 +132,7 @@ export async function createWorkerService(config: Config, options: WorkerService
     maxNumberOfMessages: config.sqs.maxNumberOfMessages,
     visibilityTimeoutSeconds: config.sqs.visibilityTimeoutSeconds,
   });
-  const queueMetrics = new QueueMetrics({
+  const queueDepth = new QueueDepthPoller({
     queue,
     metrics,
     logger,
@@ -176,7 +176,7 @@ export async function createWorkerService(config: Config, options: WorkerService
     logger.info('shutting down: no new polls; draining the polls in flight');
     // Closing the writer first makes it start waiting rows at once (no window) while the loops finish.
     const closing = writer.close();
-    const [result] = await Promise.all([consumer.stop(), queueMetrics.stop(), keyExpiry.stop(), closing]);
+    const [result] = await Promise.all([consumer.stop(), queueDepth.stop(), keyExpiry.stop(), closing]);
     await writer.close();
     logger.info({ drainMs: result.drainMs, code: LOG_CODES.workerDrained }, 'worker drained');
     return result;
@@ -228,7 +228,7 @@ export async function createWorkerService(config: Config, options: WorkerService
           server.off('error', reject);
           const port = (server.address() as AddressInfo).port;
           consumer.start();
-          queueMetrics.start();
+          queueDepth.start();
           keyExpiry.start();
           logger.info(
             {
