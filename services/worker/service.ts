@@ -1,17 +1,15 @@
 /**
  * Composition root of the worker: builds the SQS client and the database pool
- * from config, wires the poll loops, the health server and the shutdown order.
+ * from config, wires the poll loops, the health server (health-server.ts) and
+ * the shutdown order.
  */
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../common/config.ts';
 import { createDatabase, type Knex } from '../common/db.ts';
-import { errorSummary } from '../common/errors.ts';
-import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
+import { stopServer } from '../common/health.ts';
 import { createErrorReporter } from '../common/error-reporter.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
-import { writeProblem } from '../common/problem.ts';
 import { createSqsClient, maxMessageBytes, resolveQueueUrls, SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
 import { createTracing } from '../common/tracing.ts';
 import { BatchHandler } from './batch.ts';
@@ -21,6 +19,7 @@ import { WorkerQueue } from './queue.ts';
 import { QueueDepthPoller } from './queue-depth-poller.ts';
 import { FormRepository } from './repository.ts';
 import { FormWriter } from './writer.ts';
+import { createHealthServer } from './health-server.ts';
 import { KeyExpiry } from './key-expiry.ts';
 import { LOG_CODES } from '../common/log-codes.ts';
 
@@ -160,17 +159,7 @@ export async function createWorkerService(config: Config, options: WorkerService
     );
   });
 
-  const server: Server = createServer(async (req, res) => {
-    if (req.method === 'GET' && req.url === '/metrics') {
-      res.setHeader('Content-Type', metrics.registry.contentType);
-      res.end(await metrics.registry.metrics());
-      return;
-    }
-    writeProblem(res, { status: 404, title: 'Not Found', detail: `no resource at ${req.url ?? ''}` });
-  });
-
   let ready = true;
-  const bound = livenessBoundMs(config);
   const drain = async (): Promise<{ drainMs: number }> => {
     ready = false;
     logger.info('shutting down: no new polls; draining the polls in flight');
@@ -186,24 +175,12 @@ export async function createWorkerService(config: Config, options: WorkerService
     sqs.destroy();
     await Promise.all([reporter.close(), tracing.close()]);
   };
-  attachHealth(server, {
-    live: async () => {
-      const idleMs = Date.now() - consumer.lastProgress;
-      if (consumer.running && idleMs > bound) unhealthy('poll loop made no progress', { idleMs, boundMs: bound });
-      return { status: 'ok', idleMs };
-    },
-    ready: async () => {
-      if (!ready) unhealthy('shutting down');
-      try {
-        await repository.ping();
-      } catch (error) {
-        consumer.databaseHealthy = false;
-        unhealthy('database unreachable', { error: errorSummary(error) });
-      }
-      consumer.databaseHealthy = true;
-      if (!consumer.sqsHealthy) unhealthy('SQS unreachable at the last poll');
-      return { status: 'ok' };
-    },
+  const server = createHealthServer({
+    metrics,
+    consumer,
+    ping: () => repository.ping(),
+    livenessBoundMs: livenessBoundMs(config),
+    ready: () => ready,
     beforeClose: async () => {
       await drain();
     },
@@ -211,7 +188,6 @@ export async function createWorkerService(config: Config, options: WorkerService
       await closeClients();
       logger.info({ code: LOG_CODES.workerStopped }, 'worker stopped');
     },
-    closeTimeoutMs: 1000,
     handleSignals: options.handleSignals ?? false,
     logger,
   });
