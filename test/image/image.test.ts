@@ -18,6 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import pg from 'pg';
+import { lockForms } from '../support/locks.ts';
 import { stringify } from 'yaml';
 import { createTestDatabase, type TestDatabase } from '../../harness/postgres.ts';
 import { observerClient, queueCounts, queueUrl, startEmulator, type Emulator } from '../../harness/sqs.ts';
@@ -378,35 +379,20 @@ describe('image: built with podman and run as the chart renders it', function ()
     await sendDirect(300, url);
     expected += 300;
     const rowsBefore = (await rowCount()).rows;
-    // The kill must find work under way, whatever the machine's speed: a transaction of the test's own holds
-    // form_form in SHARE mode, so the worker's first INSERT waits on it with its messages received, and the
-    // kill comes once PostgreSQL shows that INSERT waiting.
-    const lock = new pg.Client({ connectionString: database.url });
-    await lock.connect();
+    // The kill must find work under way, whatever the machine's speed: the test holds form_form locked, so the
+    // worker's first INSERT waits with its messages received, and the kill comes once PostgreSQL shows it waiting.
+    const lock = await lockForms(database.url);
     try {
-      await lock.query('begin');
-      await lock.query('lock table form_form in share mode');
       const killed = await runner.start(
         workerDeployment,
         workerDeployment.spec.template.spec.containers[0],
         'worker-3',
       );
-      await eventually(
-        async () => {
-          const { rows } = await db.query<{ waiting: number }>(
-            `select count(*)::int as waiting from pg_stat_activity
-              where datname = current_database() and wait_event_type = 'Lock' and query ilike '%insert into%form_form%'`,
-          );
-          return rows[0]!.waiting > 0 ? true : undefined;
-        },
-        120_000,
-        "the killed worker's INSERT waiting on the lock",
-      );
+      await lock.insertWaiting();
       await podman(['kill', '--signal=KILL', killed.name]);
       expect((await killed.handle.exited).code, 'SIGKILLed').to.equal(137);
     } finally {
-      await lock.query('rollback').catch(() => undefined);
-      await lock.end();
+      await lock.release();
     }
     const atKill = await queueCounts(sqs, url);
     expect(atKill.inFlight + atKill.visible, 'killed with work left').to.be.greaterThan(0);
