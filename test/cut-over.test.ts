@@ -17,15 +17,7 @@ import { queueCounts, receiveAll } from '../harness/sqs.ts';
 import { parseCsvObjects } from './support/csv.ts';
 import { useEmulator } from './support/emulator.ts';
 import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
-
-/** The table as Django's migrations of the replaced service created it. */
-const DJANGO_TABLE = `
-  CREATE TABLE form_form (
-    id serial NOT NULL PRIMARY KEY,
-    created timestamp with time zone NOT NULL,
-    data jsonb NOT NULL,
-    sqs_message_id varchar(255) NULL UNIQUE
-  )`;
+import { DJANGO_TABLE } from './support/django.ts';
 
 /** A message body as the replaced service's web queued it: `data` a string holding the form. */
 function oldMessage(companyName: string): string {
