@@ -9,6 +9,9 @@ interface Item {
   size?: number;
 }
 
+/** Every coalescer a test made, closed after it (no timer of one outlives its test). */
+const made: { coalescer: Coalescer<Item>; batches: { settle: () => void }[] }[] = [];
+
 /** A coalescer whose batches wait until the test settles them. */
 function recording(options: Partial<CoalescerOptions<Item>>): {
   coalescer: Coalescer<Item>;
@@ -24,6 +27,7 @@ function recording(options: Partial<CoalescerOptions<Item>>): {
     run: (items) =>
       new Promise<void>((settle) => batches.push({ ids: items.map((i) => i.id), settle: () => settle() })),
   });
+  made.push({ coalescer, batches });
   return { coalescer, batches };
 }
 
@@ -31,6 +35,18 @@ const waitFor = (batches: unknown[], n: number): Promise<true> =>
   eventually(async () => (batches.length === n ? true : undefined), 2000, `${n} batches`);
 
 describe('Coalescer', () => {
+  afterEach(async () => {
+    for (const { coalescer, batches } of made.splice(0)) {
+      const closed = coalescer.close();
+      // Settle what is under way, and what close starts.
+      for (let settled = 0; settled < batches.length; settled++) {
+        batches[settled]!.settle();
+        await new Promise((r) => setImmediate(r));
+      }
+      await closed;
+    }
+  });
+
   it('starts a batch at once when the waiting weight fills one, whole items only', async () => {
     const { coalescer, batches } = recording({ maxWeight: 4 });
     coalescer.add({ id: 'a', weight: 3 });
