@@ -346,9 +346,23 @@ describe('image: built with podman and run as the chart renders it', function ()
     const url = await queueUrl(sqs, formQueue);
     await sendDirect(300, url);
     expected += 300;
+    // Mid-batch for certain: the stop comes while the worker's INSERT waits on the test's lock, released once the
+    // worker has begun to drain.
+    const busyLock = await lockForms(database.url);
+    let midBatch: Awaited<ReturnType<typeof stop>>;
     const busy = await runner.start(workerDeployment, workerDeployment.spec.template.spec.containers[0], 'worker-2');
-    await busy.handle.waitForLog((l) => l.msg === 'batch handled', 120_000);
-    const midBatch = await stop(busy, workerGrace);
+    try {
+      await busyLock.insertWaiting();
+      const stopping = stop(busy, workerGrace);
+      await busy.handle.waitForLog(
+        (l) => l.msg === 'shutting down: no new polls; draining the polls in flight',
+        30_000,
+      );
+      await busyLock.release();
+      midBatch = await stopping;
+    } finally {
+      await busyLock.release();
+    }
     expect(midBatch.exit, 'worker stopped mid-batch').to.deep.equal({ code: 0, signal: null });
     const busyDrain = await busy.handle.waitForLog((l) => l.msg === 'worker drained', 1000);
     figures['worker stop mid-batch'] =
