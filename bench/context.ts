@@ -5,12 +5,10 @@
  */
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { createDatabase, type Knex } from '../services/common/db.ts';
-import { migrationConfig } from '../migrations/config.ts';
+import { pipelineEnv, preparePipeline } from '../harness/pipeline.ts';
 import { createTestDatabase, stopTestServer, type TestDatabase } from '../harness/postgres.ts';
 import { startEmulatorProcess, startProxyProcess, type Child, type ProxyProcess } from './processes.ts';
 import { directClient } from './sqs.ts';
-
-export const BENCH_SECRET = 'bench-ui-secret';
 
 export interface BenchContext {
   emulator: Child & { url: string };
@@ -21,7 +19,10 @@ export interface BenchContext {
   /** Knex on the benchmark database, for counting and truncating. */
   db: Knex;
   delayMs: number;
-  /** Environment for the services: everything at its default except where to find SQS and PostgreSQL. */
+  /**
+   * Environment for the services (harness/pipeline.ts's, signed with its secret): everything at its default except
+   * where to find SQS (through the proxy) and PostgreSQL; the benchmark makes its queues itself.
+   */
   env(overrides?: Record<string, string>): Record<string, string>;
   rowCount(): Promise<number>;
   truncate(): Promise<void>;
@@ -46,9 +47,16 @@ export async function createBenchContext(delayMs: number): Promise<BenchContext>
       await database.drop();
       await stopTestServer();
     });
+    const env = (overrides: Record<string, string> = {}): Record<string, string> =>
+      pipelineEnv({
+        databaseUrl: database.url,
+        sqsEndpoint: proxy.url,
+        createQueues: false,
+        overrides: { LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', ...overrides },
+      });
+    await preparePipeline(env());
     const db = createDatabase({ url: database.url, poolMax: 2, timeoutMs: 60_000 });
     cleanups.push(() => db.destroy());
-    await db.migrate.latest(migrationConfig());
     return {
       emulator,
       proxy,
@@ -56,16 +64,7 @@ export async function createBenchContext(delayMs: number): Promise<BenchContext>
       database,
       db,
       delayMs,
-      env: (overrides = {}) => ({
-        SQS_ENDPOINT_URL: proxy.url,
-        DATABASE_URL: database.url,
-        UI_SECRET: BENCH_SECRET,
-        PORT: '0',
-        HEALTH_PORT: '0',
-        LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn',
-        SHUTDOWN_DELAY_MS: '0',
-        ...overrides,
-      }),
+      env,
       rowCount: async () => {
         const row = (await db('form_form').count<{ count: string }[]>({ count: '*' }))[0];
         return Number(row?.count ?? 0);

@@ -13,12 +13,14 @@ import pg from 'pg';
 import { jsonBody, sign } from '../harness/http.ts';
 import { validForm } from '../harness/forms.ts';
 import { startProcess, type ProcessHandle } from '../harness/process.ts';
-import { BENCH_SECRET, type BenchContext } from './context.ts';
+import type { BenchContext } from './context.ts';
+import { TEST_SECRET } from '../harness/forms.ts';
 import { DIST, SOURCES } from './dist.ts';
 import { load } from './load.ts';
 import { ROOT, rssOf, stopChild } from './processes.ts';
 import { createQueue, deleteQueue, fillQueue, queuedCount, queueName } from './sqs.ts';
 import { median } from './stats.ts';
+import { LOG_CODES } from '../services/common/log-codes.ts';
 
 export interface Percentiles {
   p50: number;
@@ -202,7 +204,7 @@ function sampleRss(pids: Record<string, number>): { stop(): Promise<Record<strin
 
 async function startWeb(env: Record<string, string>): Promise<{ handle: ProcessHandle; url: string }> {
   const handle = startProcess(process.execPath, [DIST.web], env, { cwd: ROOT });
-  const line = await handle.waitForLog((l) => l.msg === 'web listening', 30_000);
+  const line = await handle.waitForLog((l) => l.code === LOG_CODES.webListening, 30_000);
   return { handle, url: `http://127.0.0.1:${String(line.port)}` };
 }
 
@@ -212,7 +214,7 @@ async function postForm(base: string, n: number): Promise<{ id: string; sentAt: 
   const sentAt = performance.now();
   const res = await fetch(`${base}/form/`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-signature': sign('/form/', body, BENCH_SECRET) },
+    headers: { 'content-type': 'application/json', 'x-signature': sign('/form/', body, TEST_SECRET) },
     body,
   });
   const text = await res.text();
@@ -259,7 +261,7 @@ export async function runLatency(
     const worker = startProcess(process.execPath, [DIST.worker], workerEnv, { cwd: ROOT });
     let web: { handle: ProcessHandle; url: string } | undefined;
     try {
-      await worker.waitForLog((l) => l.msg === 'worker polling', 30_000);
+      await worker.waitForLog((l) => l.code === LOG_CODES.workerPolling, 30_000);
       web = await startWeb(options.webNodeOptions ? { ...env, NODE_OPTIONS: options.webNodeOptions } : env);
       const pids = { web: web.handle.child.pid!, worker: worker.child.pid! };
       for (let i = 0; i < 10; i++) await watch.waitFor((await postForm(web.url, -1 - i)).id, 30_000);

@@ -7,7 +7,7 @@
 import autocannon from 'autocannon';
 import { jsonBody, sign } from '../harness/http.ts';
 import { validForm } from '../harness/forms.ts';
-import { BENCH_SECRET } from './context.ts';
+import { TEST_SECRET } from '../harness/forms.ts';
 
 export interface LoadResult {
   /** Accepted forms (2xx). */
@@ -22,12 +22,12 @@ export interface LoadResult {
 
 const PATH = '/form/';
 const BODY = jsonBody(validForm());
-const HEADERS = { 'content-type': 'application/json', 'x-signature': sign(PATH, BODY, BENCH_SECRET) };
+const HEADERS = { 'content-type': 'application/json', 'x-signature': sign(PATH, BODY, TEST_SECRET) };
 
 /** The n-th distinct form as a signed request. */
 function distinctRequest(request: autocannon.Request, n: number): autocannon.Request {
   const body = jsonBody(validForm({ contact_name: `Bench ${n}` }));
-  return { ...request, body, headers: { ...HEADERS, 'x-signature': sign(PATH, body, BENCH_SECRET) } };
+  return { ...request, body, headers: { ...HEADERS, 'x-signature': sign(PATH, body, TEST_SECRET) } };
 }
 
 export async function load(

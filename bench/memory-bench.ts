@@ -9,6 +9,7 @@ import { freePort } from '../harness/ports.ts';
 import { DIST } from './dist.ts';
 import { cpuMsOf, ROOT, rssOf, stopChild } from './processes.ts';
 import { createQueue, deleteQueue, fillQueue, queueName } from './sqs.ts';
+import { LOG_CODES } from '../services/common/log-codes.ts';
 
 export interface MemoryRun {
   messages: number;
@@ -63,7 +64,7 @@ export async function runMemory(
   let nextSample = checkpoint;
   const worker = startProcess(process.execPath, [DIST.worker], env, { cwd: ROOT });
   try {
-    await worker.waitForLog((l) => l.msg === 'worker polling', 30_000);
+    await worker.waitForLog((l) => l.code === LOG_CODES.workerPolling, 30_000);
     const pid = worker.child.pid!;
     const rssStartBytes = await rssOf(pid);
     let rssPeakBytes = rssStartBytes;

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Load } from './load.ts';
 import { probe, scrapeCounter, type Stack, type WorkerSlot } from './stack.ts';
+import { LOG_CODES } from '../services/common/log-codes.ts';
 
 /** Deterministic random numbers (mulberry32) so a run can be repeated with --seed. */
 export function random(seed: number): () => number {
@@ -195,8 +196,8 @@ export async function terminateWorker(ctx: FaultContext, slot: WorkerSlot, final
     handle.kill('SIGKILL');
   }
   const { code, signal } = await handle.exited;
-  const drained = handle.logs.find((l) => l.msg === 'worker drained');
-  const stopped = handle.logs.some((l) => l.msg === 'worker stopped');
+  const drained = handle.logs.find((l) => l.code === LOG_CODES.workerDrained);
+  const stopped = handle.logs.some((l) => l.code === LOG_CODES.workerStopped);
   const drainMs = typeof drained?.drainMs === 'number' ? drained.drainMs : undefined;
   const ok = error === undefined && code === 0 && drained !== undefined && stopped;
   log(
@@ -299,9 +300,8 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
   for (const w of workers) {
     const lines = w.handle.logs.slice(logMarks.get(w.name) ?? 0);
     for (const l of lines) {
-      if (l.msg === 'could not store forms; handing them back')
-        handedBack += Array.isArray(l.messageIds) ? l.messageIds.length : 1;
-      if (l.msg === 'poll loop backing off' && String(l.reason).startsWith('database unavailable')) {
+      if (l.code === LOG_CODES.storeFailed) handedBack += Array.isArray(l.messageIds) ? l.messageIds.length : 1;
+      if (l.code === LOG_CODES.pollBackoff && l.kind === 'database') {
         backoffs += 1;
         longestBackoffMs = Math.max(longestBackoffMs, Number(l.backoffMs) || 0);
       }
@@ -642,7 +642,14 @@ export function silentWindowReport(
 ): {
   rows: { label: string; value: string | number; expected?: string; ok?: boolean }[];
   failures: string[];
-  summary: Record<string, unknown>;
+  summary: {
+    silent_worker_windows: number;
+    silent_worker_windows_survived: number;
+    silent_worker_bounds: Record<string, unknown>[];
+    silent_sqs_windows: number;
+    silent_sqs_windows_survived: number;
+    silent_sqs_bounds: Record<string, unknown>[];
+  };
 } {
   const windows = results.filter((r): r is SilentSqsResult => r.kind === 'silent-sqs');
   const workerWindows = results.filter((r): r is SilentWorkerResult => r.kind === 'silent-worker');

@@ -26,17 +26,15 @@ import {
   lostAnswers,
   SILENT_KINDS,
   silentWindow,
-  silentWindowReport,
   type SilentKind,
-  type LostAnswersResult,
   terminateWorker,
   type FaultContext,
   type FaultResult,
-  type PoisonResult,
-  type SigtermResult,
 } from './faults.ts';
 import { ROOT, startStack, type Stack } from './stack.ts';
-import { checkPoison, checkStorage, readRows } from './verify.ts';
+import { readRows } from './verify.ts';
+import { reportRun } from './report.ts';
+import { LOG_CODES } from '../services/common/log-codes.ts';
 
 interface Options {
   forms: number;
@@ -139,29 +137,6 @@ function schedule(options: Options, rng: () => number): { at: number; kind: Faul
     kind,
     at: Math.min(0.9, Math.max(0.02, first + i * step + (rng() - 0.5) * step * 0.5)),
   }));
-}
-
-interface Row {
-  label: string;
-  value: string | number;
-  expected?: string;
-  ok?: boolean;
-}
-
-function printTable(rows: readonly Row[]): string {
-  const w1 = Math.max(...rows.map((r) => r.label.length));
-  const w2 = Math.max(...rows.map((r) => String(r.value).length));
-  const w3 = Math.max(8, ...rows.map((r) => (r.expected ?? '').length));
-  const line = `+-${'-'.repeat(w1)}-+-${'-'.repeat(w2)}-+-${'-'.repeat(w3)}-+------+`;
-  const out = [line, `| ${'figure'.padEnd(w1)} | ${'value'.padStart(w2)} | ${'expected'.padEnd(w3)} | ok   |`, line];
-  for (const r of rows) {
-    const ok = r.ok === undefined ? '' : r.ok ? 'yes' : 'NO';
-    out.push(
-      `| ${r.label.padEnd(w1)} | ${String(r.value).padStart(w2)} | ${(r.expected ?? '').padEnd(w3)} | ${ok.padEnd(4)} |`,
-    );
-  }
-  out.push(line);
-  return out.join('\n');
 }
 
 async function waitForEmptyQueue(stack: Stack, timeoutMs: number, log: (m: string) => void): Promise<boolean> {
@@ -307,216 +282,26 @@ async function main(): Promise<number> {
     if (!webExit || webExit.code !== 0)
       failures.push(`the web did not exit 0 on SIGTERM (${webExit ? `code ${webExit.code}` : 'timeout'})`);
 
-    const rows = await readRows(s.databaseUrl);
-    const invalid = await receiveAll(s.sqs, s.invalidQueueUrl, 10_000);
-    const storage = checkStorage(l.records, rows, runId);
-    const poisonInjected = results.filter((r): r is PoisonResult => r.kind === 'poison').flatMap((r) => r.messages);
-    const poison = checkPoison(poisonInjected, invalid, runId);
-    const f = storage.figures;
-
-    const kills = results.filter((r) => r.kind === 'sigkill');
-    const killedProcesses = kills.reduce((n, k) => n + k.workers.length, 0);
-    const sigterms = results.filter((r): r is SigtermResult => r.kind === 'sigterm');
-    const dbOutages = results.filter((r) => r.kind === 'db-outage');
-    const sqsOutages = results.filter((r) => r.kind === 'sqs-outage');
-    const lostAnswerFaults = results.filter((r): r is LostAnswersResult => r.kind === 'lost-answers');
-    const longestDrainMs = Math.max(0, ...sigterms.map((t) => t.drainMs ?? 0));
     // Deliveries of messages already stored (a worker died between INSERT and DELETE): skipped by the unique message id.
     const redeliveriesSkipped = s.workers
       .flatMap((w) => w.history)
       .flatMap((h) => h.handle.logs)
-      .filter((l) => l.msg === 'duplicate delivery skipped; the form was already stored')
+      .filter((l) => l.code === LOG_CODES.duplicateDelivery)
       .reduce((n, l) => n + (Array.isArray(l.messageIds) ? l.messageIds.length : 1), 0);
-    const storageOk =
-      f.acceptedMissing === 0 &&
-      f.contentDuplicates === 0 &&
-      f.duplicates === 0 &&
-      f.dataMismatches === 0 &&
-      f.foreignRows === 0 &&
-      f.acceptedWithOneRow === f.accepted &&
-      empty;
-
-    if (f.accepted === 0) failures.push('no form was accepted');
-    if (f.acceptedMissing > 0)
-      failures.push(
-        `${f.acceptedMissing} accepted forms missing from PostgreSQL (e.g. ${storage.examples.missing!.join('; ')})`,
-      );
-    if (f.duplicates > 0)
-      failures.push(
-        `${f.duplicates} duplicate rows for one message id (e.g. ${storage.examples.duplicates!.join('; ')})`,
-      );
-    if (f.dataMismatches > 0)
-      failures.push(
-        `${f.dataMismatches} rows differ from the data of their 202 (e.g. ${storage.examples.mismatches!.join('; ')})`,
-      );
-    if (f.foreignRows > 0) failures.push(`${f.foreignRows} rows are not forms of this run (poison stored?)`);
-    if (f.unexpectedAnswers > 0)
-      failures.push(
-        `${f.unexpectedAnswers} submissions answered neither 202 nor 503 (e.g. ${storage.examples.unexpected!.join('; ')})`,
-      );
-    if (poison.foundUnchanged !== poison.injected)
-      failures.push(
-        `poison: ${poison.foundUnchanged} of ${poison.injected} found unchanged in the invalid queue (missing: ${poison.missing.join(', ')})`,
-      );
-    if (poison.copiedTwice.length > 0)
-      warnings.push(`poison copied to the invalid queue more than once: ${poison.copiedTwice.join(', ')}`);
-    if (poison.withoutAttributes.length > 0)
-      warnings.push(
-        `poison copies without original_message_id/reason attributes: ${poison.withoutAttributes.join(', ')}`,
-      );
-    if (poison.formsDeadLettered > 0)
-      failures.push(`${poison.formsDeadLettered} forms were dead-lettered to the invalid queue`);
-    for (const k of kills) if (!k.restarted) failures.push(`worker restart after SIGKILL failed: ${k.error ?? ''}`);
-    for (const t of sigterms)
-      if (!t.ok)
-        failures.push(
-          `${t.worker}: SIGTERM not clean (exit ${t.exitCode}, signal ${t.signal}, drained logged ${t.drainedLogged}, stopped logged ${t.stoppedLogged}${t.error ? `, ${t.error}` : ''})`,
-        );
-    for (const d of dbOutages) for (const p of d.problems) failures.push(`database outage: ${p}`);
-    for (const q of sqsOutages) for (const p of q.problems) failures.push(`SQS outage: ${p}`);
-    if (f.gaveUp > 0) warnings.push(`${f.gaveUp} forms were never accepted (clients gave up after 40 tries)`);
-    if (f.contentDuplicates > 0)
-      failures.push(
-        `${f.contentDuplicates} content duplicates: a submission stored twice (e.g. ${storage.examples.contentDuplicates!.join('; ')})`,
-      );
-    for (const q of lostAnswerFaults) for (const p of q.problems) failures.push(`lost answers: ${p}`);
-    const silent = silentWindowReport(results, storageOk);
-    failures.push(...silent.failures);
-
-    const sqsOutage0 = sqsOutages[0];
-    const dbOutage0 = dbOutages[0];
-    const table: Row[] = [
-      {
-        label: 'forms sent (distinct)',
-        value: f.formsSent,
-        expected: `≥ ${options.forms}`,
-        ok: f.formsSent >= options.forms,
-      },
-      { label: '  of which probes (SQS outage, lost answers)', value: f.formsSent - options.forms },
-      { label: 'submissions (tries)', value: f.attempts },
-      { label: '202 accepted', value: f.accepted },
-      { label: '503 answered', value: f.answered503 },
-      { label: 'no answer (connection error)', value: f.noAnswer },
-      { label: 'other answers', value: f.unexpectedAnswers, expected: '0', ok: f.unexpectedAnswers === 0 },
-      { label: 'forms never accepted', value: f.gaveUp },
-      { label: 'rows stored', value: f.rowsStored },
-      {
-        label: 'accepted ids with exactly 1 row',
-        value: `${f.acceptedWithOneRow}/${f.accepted}`,
-        expected: 'all',
-        ok: f.acceptedWithOneRow === f.accepted,
-      },
-      { label: 'accepted but missing', value: f.acceptedMissing, expected: '0', ok: f.acceptedMissing === 0 },
-      {
-        label: 'duplicates (rows per message id or submission id > 1)',
-        value: f.duplicates,
-        expected: '0',
-        ok: f.duplicates === 0,
-      },
-      {
-        label: "  accepted, stored under another copy's message id",
-        value: f.storedUnderOtherCopy,
-        expected: 'reported',
-      },
-      {
-        label: 'rows differing from their 202 data',
-        value: f.dataMismatches,
-        expected: '0',
-        ok: f.dataMismatches === 0,
-      },
-      { label: 'redeliveries skipped as already stored', value: redeliveriesSkipped, expected: 'reported' },
-      {
-        label: 'content duplicates (same chaos_id)',
-        value: f.contentDuplicates,
-        expected: '0',
-        ok: f.contentDuplicates === 0,
-      },
-      { label: '  of which after a client retry', value: f.contentDuplicatesAfterRetry },
-      { label: 'rows without a 202 (503 but queued)', value: f.rowsWithoutAccepted, expected: 'reported' },
-      {
-        label: 'lost-answer windows: answers lost / tries 202 / 503',
-        value: lostAnswerFaults.length
-          ? lostAnswerFaults.map((q) => `${q.lost} / ${q.answered202} / ${q.answered503}`).join(', ')
-          : '-',
-        expected: 'n > 0',
-        ok: lostAnswerFaults.length > 0 && lostAnswerFaults.every((q) => q.ok),
-      },
-      { label: 'poison injected', value: poison.injected },
-      {
-        label: 'poison in invalid queue, body unchanged',
-        value: poison.foundUnchanged,
-        expected: String(poison.injected),
-        ok: poison.foundUnchanged === poison.injected,
-      },
-      {
-        label: '  with original_message_id + reason',
-        value: poison.withAttributes,
-        expected: String(poison.injected),
-        ok: poison.withAttributes === poison.injected,
-      },
-      {
-        label: 'forms dead-lettered',
-        value: poison.formsDeadLettered,
-        expected: '0',
-        ok: poison.formsDeadLettered === 0,
-      },
-      {
-        label: 'worker SIGKILLs survived',
-        value: `${storageOk ? killedProcesses : 0}/${killedProcesses}`,
-        expected: '≥ 1',
-        ok: killedProcesses > 0 && storageOk && kills.every((k) => k.restarted),
-      },
-      {
-        label: 'worker SIGTERMs drained, exit 0',
-        value: `${sigterms.filter((t) => t.ok).length}/${sigterms.length}`,
-        expected: 'all',
-        ok: sigterms.every((t) => t.ok),
-      },
-      { label: 'longest drain (ms)', value: longestDrainMs },
-      {
-        label: 'database outages survived',
-        value: `${dbOutages.filter((d) => d.ok && storageOk).length}/${dbOutages.length}`,
-        expected: 'all',
-        ok: dbOutages.length > 0 && dbOutages.every((d) => d.ok) && storageOk,
-      },
-      {
-        label: '  down (ms) / workers ready again after (ms)',
-        value: dbOutage0 ? `${dbOutage0.downMs} / ${dbOutage0.recoveryMs ?? '-'}` : '-',
-      },
-      { label: '  first row stored after the restart (ms)', value: dbOutage0?.storingAgainMs ?? '-' },
-      {
-        label: '  not-ready probes / liveness failures',
-        value: dbOutage0
-          ? `${dbOutage0.probes.reduce((n, p) => n + p.notReady, 0)} / ${dbOutage0.probes.reduce((n, p) => n + p.liveFailed, 0)}`
-          : '-',
-      },
-      {
-        label: '  ReceiveMessage/s per worker while down',
-        value: dbOutage0 ? dbOutage0.probes.map((p) => p.receivesPerSecond ?? '?').join(', ') : '-',
-      },
-      {
-        label: '  messages handed back / longest backoff (ms)',
-        value: dbOutage0 ? `${dbOutage0.handedBack} / ${dbOutage0.longestBackoffMs}` : '-',
-      },
-      {
-        label: 'SQS outages survived',
-        value: `${sqsOutages.filter((q) => q.ok && storageOk).length}/${sqsOutages.length}`,
-        expected: 'all',
-        ok: sqsOutages.length > 0 && sqsOutages.every((q) => q.ok) && storageOk,
-      },
-      {
-        label: '  tries while down: 503 / 202',
-        value: sqsOutage0 ? `${sqsOutage0.answered503} / ${sqsOutage0.answered202}` : '-',
-        expected: 'n / 0',
-        ok: sqsOutage0 ? sqsOutage0.answered202 === 0 && sqsOutage0.answered503 > 0 : false,
-      },
-      {
-        label: '  slowest 503 (ms) / first 202 after (ms)',
-        value: sqsOutage0 ? `${sqsOutage0.slowest503Ms} / ${sqsOutage0.recoveryMs ?? '-'}` : '-',
-      },
-      ...silent.rows,
-    ];
-    process.stdout.write(`\n${printTable(table)}\n`);
+    const report = reportRun({
+      runId,
+      formsRequested: options.forms,
+      records: l.records,
+      rows: await readRows(s.databaseUrl),
+      invalid: await receiveAll(s.sqs, s.invalidQueueUrl, 10_000),
+      results,
+      queueEmptied: empty,
+      redeliveriesSkipped,
+      failures,
+    });
+    failures.splice(0, failures.length, ...report.failures);
+    warnings.push(...report.warnings);
+    process.stdout.write(`\n${report.table}\n`);
     for (const w of warnings) process.stdout.write(`warning: ${w}\n`);
     for (const e of failures) process.stdout.write(`FAILED: ${e}\n`);
     process.stdout.write(`logs: ${relative(process.cwd(), logDir) || logDir}\n`);
@@ -530,37 +315,9 @@ async function main(): Promise<number> {
       duration_s: Math.round(now() / 1000),
       workers: options.workers,
       clients: options.clients,
-      forms_sent: f.formsSent,
-      submissions: f.attempts,
-      accepted_202: f.accepted,
-      answered_503: f.answered503,
-      no_answer: f.noAnswer,
-      forms_never_accepted: f.gaveUp,
-      rows_stored: f.rowsStored,
-      accepted_with_exactly_one_row: f.acceptedWithOneRow,
-      accepted_missing: f.acceptedMissing,
-      duplicates: f.duplicates,
-      data_mismatches: f.dataMismatches,
-      redeliveries_skipped: redeliveriesSkipped,
-      content_duplicates: f.contentDuplicates,
-      content_duplicates_after_retry: f.contentDuplicatesAfterRetry,
-      stored_under_other_copy: f.storedUnderOtherCopy,
-      answers_lost: lostAnswerFaults.reduce((n, q) => n + q.lost, 0),
-      rows_without_202: f.rowsWithoutAccepted,
-      poison_injected: poison.injected,
-      poison_found_unchanged: poison.foundUnchanged,
-      poison_with_attributes: poison.withAttributes,
-      forms_dead_lettered: poison.formsDeadLettered,
-      worker_kills: killedProcesses,
-      worker_kills_survived: storageOk && kills.every((k) => k.restarted) ? killedProcesses : 0,
-      sigterms: sigterms.length,
-      sigterms_clean: sigterms.filter((t) => t.ok).length,
-      longest_drain_ms: longestDrainMs,
-      db_outages: dbOutages.length,
-      db_outages_survived: dbOutages.filter((d) => d.ok && storageOk).length,
-      sqs_outages: sqsOutages.length,
-      sqs_outages_survived: sqsOutages.filter((q) => q.ok && storageOk).length,
-      ...silent.summary,
+      ...report.figures,
+      ...report.silent,
+      invariants: report.invariants,
       faults: results.map((r) =>
         r.kind === 'poison'
           ? {

@@ -2,7 +2,8 @@
  * Child processes of the services for signal and end-to-end tests: JSON log
  * lines are parsed and can be waited on.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
 
 export interface LogLine {
@@ -24,6 +25,20 @@ export interface ProcessHandle {
   ensureStopped(): Promise<void>;
 }
 
+/** `command args` with exactly `env` on top of PATH and HOME, stdout and stderr piped. */
+function spawnPiped(
+  command: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  cwd: string | undefined,
+): ChildProcessByStdio<null, Readable, Readable> {
+  return spawn(command, args, {
+    cwd,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
 /** Starts `command args` with exactly `env` on top of PATH and HOME. */
 export function startProcess(
   command: string,
@@ -31,11 +46,7 @@ export function startProcess(
   env: Record<string, string>,
   options: { cwd?: string } = {},
 ): ProcessHandle {
-  const child = spawn(command, args, {
-    cwd: options.cwd,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnPiped(command, args, env, options.cwd);
   const logs: LogLine[] = [];
   const text: string[] = [];
   const waiters = new Set<{ predicate: (l: LogLine) => boolean; resolve: (l: LogLine) => void }>();
@@ -113,4 +124,31 @@ export function startProcess(
       await exited;
     },
   };
+}
+
+/** What a command that ran to its end left: its exit code and its whole output. */
+export interface Finished {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `command args` to its end with exactly `env` on top of PATH and HOME; never rejects on a non-zero exit. */
+export function runToEnd(
+  command: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  options: { cwd?: string } = {},
+): Promise<Finished> {
+  const child = spawnPiped(command, args, env, options.cwd);
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  child.stdout.on('data', (c: Buffer) => out.push(c));
+  child.stderr.on('data', (c: Buffer) => err.push(c));
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) =>
+      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
+    );
+  });
 }

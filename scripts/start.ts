@@ -3,26 +3,21 @@
  *
  * Without DATABASE_URL an embedded PostgreSQL runs from `.data/postgres`;
  * without SQS_ENDPOINT_URL the fauxqs emulator runs in this process. Then the
- * queues are created, the database migrated, and the web and the worker run as
- * child processes, exactly as their containers would. Ctrl-C drains both and
+ * queues are created and the database migrated (harness/pipeline.ts), and the
+ * web and the worker run as child processes, exactly as their containers would. Ctrl-C drains both and
  * stops everything.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { loadConfig } from '../services/common/config.ts';
-import { createDatabase } from '../services/common/db.ts';
 import { ConfigError } from '../services/common/errors.ts';
-import { createLogger } from '../services/common/logger.ts';
-import { createSqsClient, resolveQueueUrls } from '../services/common/sqs.ts';
 import { computeSignature } from '../services/web/signature.ts';
-import { migrationConfig } from '../migrations/config.ts';
 import { startEmbeddedPostgres } from '../harness/embedded-postgres.ts';
 import { freePort } from '../harness/ports.ts';
+import { preparePipeline, ROOT, SERVICES } from '../harness/pipeline.ts';
 
-const ROOT = resolve(fileURLToPath(import.meta.url), '../..');
 const DATA_DIR = join(ROOT, '.data', 'postgres');
 /** Preferred local ports (away from the standard ones); a free one is used when taken. */
 const PG_PORT = 54329;
@@ -67,9 +62,11 @@ async function startEmulator(): Promise<{ endpoint: string } & Stoppable> {
   return { name: 'SQS emulator', endpoint: server.address, stop: () => server.stop() };
 }
 
-function run(name: string, script: string, env: NodeJS.ProcessEnv): ChildProcess {
+function run(args: readonly string[], env: NodeJS.ProcessEnv): ChildProcess {
   // A process group of its own: Ctrl-C reaches only this script, which sends each child exactly one SIGTERM.
-  return spawn(process.execPath, [join(ROOT, script)], {
+  // Its output goes straight to the terminal (harness/pipeline.ts's startService would parse it).
+  return spawn(process.execPath, [...args], {
+    cwd: ROOT,
     env,
     stdio: ['ignore', 'inherit', 'inherit'],
     detached: true,
@@ -135,24 +132,10 @@ async function main(): Promise<number> {
     }
     env.SHUTDOWN_DELAY_MS ??= '0';
     env.SQS_WAIT_TIME ??= '5';
-    const config = loadConfig(env);
-    const logger = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, 'start', config.logFormat);
+    const config = await preparePipeline(env);
 
-    const sqs = createSqsClient(config.sqs);
-    await resolveQueueUrls(sqs, config.sqs, logger);
-    sqs.destroy();
-    const db = createDatabase({ ...config.database, poolMax: 1 }, logger);
-    try {
-      await db.migrate.latest(migrationConfig());
-    } finally {
-      await db.destroy();
-    }
-
-    for (const [name, script] of [
-      ['web', 'services/web/main.ts'],
-      ['worker', 'services/worker/main.ts'],
-    ] as const) {
-      const child = run(name, script, env);
+    for (const name of ['web', 'worker'] as const) {
+      const child = run(SERVICES[name].args, env);
       const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
       children.push({ name, child, exited });
       void exited.then((code) => {

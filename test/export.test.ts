@@ -19,6 +19,7 @@ import { createExportDatabase } from '../services/export/repository.ts';
 import { runExport, type ExportDependencies } from '../services/export/run.ts';
 import { parseCsv, parseCsvObjects } from './support/csv.ts';
 import { freePort } from '../harness/ports.ts';
+import { runToEnd } from '../harness/process.ts';
 import { createTestDatabase, type TestDatabase } from '../harness/postgres.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -44,21 +45,7 @@ interface CliResult {
 
 /** Runs the export's entry point as a child process with exactly `env` (plus PATH and HOME). */
 function runCli(args: readonly string[], env: Record<string, string>): Promise<CliResult> {
-  const child = spawn(process.execPath, [MAIN, ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on('data', (c: Buffer) => out.push(c));
-  child.stderr.on('data', (c: Buffer) => err.push(c));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) =>
-      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
-    );
-  });
+  return runToEnd(process.execPath, [MAIN, ...args], env, { cwd: ROOT });
 }
 
 describe('export: arguments', () => {

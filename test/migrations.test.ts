@@ -2,15 +2,7 @@ import { expect } from 'chai';
 import { createDatabase, type Knex } from '../services/common/db.ts';
 import { migrationConfig } from '../migrations/config.ts';
 import { createTestDatabase, type TestDatabase } from '../harness/postgres.ts';
-
-/** The table as Django's migrations of the replaced service created it. */
-const DJANGO_TABLE = `
-  CREATE TABLE form_form (
-    id serial NOT NULL PRIMARY KEY,
-    created timestamp with time zone NOT NULL,
-    data jsonb NOT NULL,
-    sqs_message_id varchar(255) NULL UNIQUE
-  )`;
+import { DJANGO_TABLE } from './support/django.ts';
 
 const KEY = '0f8fad5b-d9cb-469f-a165-70867728950e';
 

@@ -3,7 +3,6 @@
  * transaction pooling with its default settings (test/support/pgbouncer.ts).
  */
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -16,8 +15,10 @@ import { FormRepository } from '../services/worker/repository.ts';
 import { createWorkerService } from '../services/worker/service.ts';
 import { parseCsvObjects } from './support/csv.ts';
 import { startPgBouncer, type PgBouncer } from './support/pgbouncer.ts';
+import { requireTool, TOOLS } from './support/tools.ts';
 import { createTestDatabase, testServer, type TestDatabase } from '../harness/postgres.ts';
 import { queueCounts } from '../harness/sqs.ts';
+import { runToEnd, type Finished } from '../harness/process.ts';
 import { useEmulator } from './support/emulator.ts';
 import { createTestEnv, eventually } from './support/stack.ts';
 import { validForm } from '../harness/forms.ts';
@@ -25,26 +26,8 @@ import { validForm } from '../harness/forms.ts';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 /** Runs a TypeScript entry point of the project as a child process with `env` (plus PATH and HOME). */
-function run(
-  script: string,
-  args: readonly string[],
-  env: Record<string, string>,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [path.join(ROOT, script), ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const out: Buffer[] = [];
-  const err: Buffer[] = [];
-  child.stdout.on('data', (c: Buffer) => out.push(c));
-  child.stderr.on('data', (c: Buffer) => err.push(c));
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) =>
-      resolve({ code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }),
-    );
-  });
+function run(script: string, args: readonly string[], env: Record<string, string>): Promise<Finished> {
+  return runToEnd(process.execPath, [path.join(ROOT, script), ...args], env, { cwd: ROOT });
 }
 
 const envelope = (data: unknown): string =>
@@ -54,8 +37,9 @@ describe('through PgBouncer (transaction pooling, default settings)', function (
   this.timeout(120_000);
   const emulator = useEmulator();
   let bouncer: PgBouncer;
-  before(async () => {
-    bouncer = await startPgBouncer((await testServer()).adminUrl);
+  before(async function () {
+    const binary = await requireTool(this, TOOLS.pgbouncer);
+    bouncer = await startPgBouncer(binary, (await testServer()).adminUrl);
   });
   after(async () => {
     await bouncer?.stop();

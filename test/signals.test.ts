@@ -4,6 +4,7 @@
 import { expect } from 'chai';
 import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { queueCounts } from '../harness/sqs.ts';
+import { lockForms } from './support/locks.ts';
 import { useEmulator } from './support/emulator.ts';
 import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
 import { validForm } from '../harness/forms.ts';
@@ -94,9 +95,17 @@ describe('shutdown on signals (child processes)', function () {
 
   it('SIGTERM during processing: the batches under way finish and are deleted, exit 0, nothing lost', async () => {
     await sendMany(300);
-    const worker = await startWorker({ SQS_WAIT_TIME: '2', WORKER_CONCURRENCY: '4' });
-    await worker.waitForLog((l) => l.msg === 'batch handled');
-    worker.kill('SIGTERM');
+    // Mid-batch for certain: the worker's INSERT waits on the test's lock when the signal comes.
+    const lock = await lockForms(t.database.url);
+    let worker: ProcessHandle;
+    try {
+      worker = await startWorker({ SQS_WAIT_TIME: '2', WORKER_CONCURRENCY: '4' });
+      await lock.insertWaiting();
+      worker.kill('SIGTERM');
+      await worker.waitForLog((l) => l.msg === 'shutting down: no new polls; draining the polls in flight');
+    } finally {
+      await lock.release();
+    }
     const { code } = await worker.exited;
     expect(code).to.equal(0);
     const drained = await worker.waitForLog((l) => l.msg === 'worker drained');

@@ -30,6 +30,7 @@ import {
   type SpanExporter,
 } from '@opentelemetry/sdk-trace';
 import type { TracingConfig } from './tracing-config.ts';
+import { batchOptions, type BatchOptions } from './otel-batch.ts';
 import type { Attributes, Carrier, SpanKind, SpanOptions, TraceSpan, Tracing } from './tracing.ts';
 
 const KINDS: Record<SpanKind, OtelSpanKind> = {
@@ -126,7 +127,7 @@ class OtelTracing implements Tracing {
   private readonly provider: TracerProvider;
   private readonly tracer;
 
-  constructor(config: TracingConfig, spanExporter: SpanExporter, defaultServiceName: string) {
+  constructor(config: TracingConfig, spanExporter: SpanExporter, defaultServiceName: string, batch: BatchOptions) {
     const propagators = config.propagators.map((p) =>
       p === 'tracecontext' ? new W3CTraceContextPropagator() : new W3CBaggagePropagator(),
     );
@@ -138,7 +139,7 @@ class OtelTracing implements Tracing {
         ...(process.env.npm_package_version ? { 'service.version': process.env.npm_package_version } : {}),
       }),
       sampler: sampler(config),
-      spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter })],
+      spanProcessors: [new BatchSpanProcessor({ exporter: spanExporter, ...batch })],
     });
     this.tracer = this.provider.getTracer('form-data');
   }
@@ -190,11 +191,13 @@ class OtelTracing implements Tracing {
   }
 }
 
-/** Tracing exporting over OTLP/HTTP to `url`. */
+/** Tracing exporting over OTLP/HTTP to `url`, batched as the OTEL_BSP_* variables of `env` say. */
 export async function createOtelTracing(
   config: TracingConfig,
   url: string,
   defaultServiceName: string,
+  env: Record<string, string | undefined> = process.env,
 ): Promise<Tracing> {
-  return new OtelTracing(config, await exporter(config, url), defaultServiceName);
+  const batch = batchOptions(env);
+  return new OtelTracing(config, await exporter(config, url), defaultServiceName, batch);
 }

@@ -28,8 +28,8 @@ export interface AppOptions {
   maxBodyBytes: number;
   /** The HTTP server's request timeout, in ms: a refused body is not read past it. Default 30 000. */
   requestTimeoutMs?: number;
-  /** IDEMPOTENCY_WINDOW_SECONDS: seconds a repeat of the same request is the same submission; 0: off. */
-  windowSeconds: number;
+  /** Whether a repeat of the same signed request is the same submission (IDEMPOTENCY_WINDOW_SECONDS above 0). */
+  contentIdentity: boolean;
   /** Seconds submission ids are kept (the window, or its default when it is 0). */
   keyLifetimeSeconds: number;
   /** Where unexpected errors are reported. Default: nowhere (the log only). */

@@ -20,8 +20,8 @@ export interface FormRouteOptions {
   metrics: WebMetrics;
   /** Shared secret; undefined turns the signature check off. */
   secret: string | undefined;
-  /** Seconds a repeat of the same request is the same submission (IDEMPOTENCY_WINDOW_SECONDS); 0: off. */
-  windowSeconds: number;
+  /** Whether a repeat of the same signed request is the same submission (IDEMPOTENCY_WINDOW_SECONDS above 0). */
+  contentIdentity: boolean;
   /** Seconds submission ids are kept (the `repeat` hint of the 202 looks back as far). */
   keyLifetimeSeconds: number;
   /** Clock, for tests. Default: Date.now. */
@@ -73,7 +73,7 @@ export function formHandler(options: FormRouteOptions) {
       const errors = result.errors.map((e) => ({ field: e.field ? `data.${e.field}` : 'data', message: e.message }));
       throw new ProblemError(400, 'Bad Request', `the form is not valid: ${summarise(result.errors)}`, { errors });
     }
-    const submission = submissionOf({ key, path: ctx.originalUrl, rawBody: state.rawBody }, options.windowSeconds > 0);
+    const submission = submissionOf({ key, path: ctx.originalUrl, rawBody: state.rawBody }, options.contentIdentity);
     const receivedAt = now();
     const message = encodeFormMessage({
       data: result.value,

@@ -4,6 +4,7 @@
  * its own entry's result.
  */
 import { SendMessageBatchCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { Coalescer } from '../common/coalescer.ts';
 import { SqsError } from '../common/errors.ts';
 import { SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
 import {
@@ -124,17 +125,16 @@ interface Entry {
   reject: (error: Error) => void;
 }
 
-/** Coalesces sends arriving within `windowMs` (0: the same event-loop turn) into one SendMessageBatch. */
+/**
+ * Coalesces sends arriving within `windowMs` (0: the same event-loop turn) into one SendMessageBatch of at most
+ * MAX_BATCH_ENTRIES entries and SQS_MAX_MESSAGE_BYTES (services/common/coalescer.ts).
+ */
 export class BatchingSender implements FormSender {
   private readonly client: SQSClient;
   private readonly queueUrl: string;
-  private readonly windowMs: number;
   private readonly observe: BatchObserver;
-  private pending: Entry[] = [];
-  private pendingBytes = 0;
-  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
-  private readonly inflight = new Set<Promise<void>>();
   private readonly tracing: Tracing;
+  private readonly coalescer: Coalescer<Entry>;
 
   /** `tracing`: a PRODUCER span per form. Default: off. */
   constructor(
@@ -146,42 +146,26 @@ export class BatchingSender implements FormSender {
   ) {
     this.client = client;
     this.queueUrl = queueUrl;
-    this.windowMs = windowMs;
     this.observe = observe;
     this.tracing = tracing;
+    this.coalescer = new Coalescer<Entry>({
+      maxWeight: MAX_BATCH_ENTRIES,
+      maxSize: SQS_MAX_MESSAGE_BYTES,
+      size: (entry) => entry.bytes,
+      windowMs,
+      run: (entries) => this.sendBatch(entries),
+    });
   }
 
   send(body: string): Promise<string> {
     return new Promise<string>((resolve, reject) => {
       const { span, attributes, bytes } = producerSpan(this.tracing, this.queueUrl, 'SendMessageBatch', body);
-      if (this.pendingBytes + bytes > SQS_MAX_MESSAGE_BYTES) this.flush();
-      this.pending.push({ body, bytes, attributes, span, resolve, reject });
-      this.pendingBytes += bytes;
-      if (this.pending.length >= MAX_BATCH_ENTRIES) this.flush();
-      else if (this.timer === undefined) {
-        this.timer =
-          this.windowMs === 0 ? setImmediate(() => this.flush()) : setTimeout(() => this.flush(), this.windowMs);
-      }
+      this.coalescer.add({ body, bytes, attributes, span, resolve, reject });
     });
   }
 
-  async close(): Promise<void> {
-    this.flush();
-    await Promise.allSettled([...this.inflight]);
-  }
-
-  private flush(): void {
-    if (this.timer !== undefined) {
-      clearTimeout(this.timer as NodeJS.Timeout);
-      clearImmediate(this.timer as NodeJS.Immediate);
-      this.timer = undefined;
-    }
-    if (this.pending.length === 0) return;
-    const entries = this.pending;
-    this.pending = [];
-    this.pendingBytes = 0;
-    const done = this.sendBatch(entries).finally(() => this.inflight.delete(done));
-    this.inflight.add(done);
+  close(): Promise<void> {
+    return this.coalescer.close();
   }
 
   private async sendBatch(entries: Entry[]): Promise<void> {

@@ -16,6 +16,7 @@ import { createApp } from './app.ts';
 import { createHttpServer, DEFAULT_LIMITS, type ServerLimits } from './http-server.ts';
 import { createWebMetrics } from './metrics.ts';
 import { BatchingSender, DirectSender, type FormSender } from './sender.ts';
+import { LOG_CODES } from '../common/log-codes.ts';
 
 export interface WebServiceOptions {
   logger?: Logger;
@@ -77,7 +78,7 @@ export async function createWebService(config: Config, options: WebServiceOption
     secret: config.web.signatureCheck ? config.web.uiSecret : undefined,
     maxBodyBytes: config.web.maxBodyBytes,
     requestTimeoutMs: limits.requestTimeoutMs,
-    windowSeconds: config.idempotency.windowSeconds,
+    contentIdentity: config.idempotency.windowSeconds > 0,
     keyLifetimeSeconds: config.idempotency.keyLifetimeSeconds,
   });
   const server = createHttpServer(app.callback(), limits, (status, code) => {
@@ -118,7 +119,7 @@ export async function createWebService(config: Config, options: WebServiceOption
         server.listen(config.web.port, () => {
           server.off('error', reject);
           const port = (server.address() as AddressInfo).port;
-          logger.info({ port }, 'web listening');
+          logger.info({ port, code: LOG_CODES.webListening }, 'web listening');
           resolve(port);
         });
       }),

@@ -11,6 +11,7 @@ import type { FormRow, FormStore, SkipReason } from './repository.ts';
 import type { InvalidCopy, Received, WorkerQueue } from './queue.ts';
 import { noTracing, type Tracing } from '../common/tracing.ts';
 import { FormSpans } from './form-spans.ts';
+import { LOG_CODES } from '../common/log-codes.ts';
 
 /** The `reason` of a message whose submission id is stored with another form. */
 export const KEY_REUSED = 'submission id (Idempotency-Key) already used for a different form; not stored';
@@ -54,6 +55,12 @@ export interface BatchHandlerOptions {
   decode?: (body: string | undefined) => OriginalDecodeResult;
 }
 
+/** Visibility delay of a message received `receiveCount` times: base × 2^(receiveCount − 1), at most `maxSeconds`. */
+export function backoffSeconds(receiveCount: number, baseSeconds: number, maxSeconds: number): number {
+  const doublings = Math.min(Math.max(0, receiveCount - 1), 20);
+  return Math.min(baseSeconds * 2 ** doublings, maxSeconds);
+}
+
 /** Handles one batch; never throws for a failure of a message, SQS or the database. */
 export class BatchHandler {
   private readonly options: BatchHandlerOptions;
@@ -64,9 +71,7 @@ export class BatchHandler {
 
   /** Delay before a retried message is visible again. */
   backoffSeconds(message: Received): number {
-    const { backoffBaseSeconds, backoffMaxSeconds } = this.options;
-    const doublings = Math.min(Math.max(0, message.receiveCount - 1), 20);
-    return Math.min(backoffBaseSeconds * 2 ** doublings, backoffMaxSeconds);
+    return backoffSeconds(message.receiveCount, this.options.backoffBaseSeconds, this.options.backoffMaxSeconds);
   }
 
   /** Stores a batch and deletes what it handled. */
@@ -137,11 +142,14 @@ export class BatchHandler {
           const reason = inserted.has(row.messageId) ? 'stored' : reasons.get(row.messageId);
           if (reason === 'stored') {
             spans.outcome(row.messageId, 'stored', fields.requestId);
-            logger.info(fields, 'form stored');
+            logger.info({ ...fields, code: LOG_CODES.formStored }, 'form stored');
           } else if (reason === 'duplicate') {
             result.duplicates += 1;
             spans.outcome(row.messageId, 'duplicate', fields.requestId);
-            logger.info(fields, 'duplicate delivery skipped; the form was already stored');
+            logger.info(
+              { ...fields, code: LOG_CODES.duplicateDelivery },
+              'duplicate delivery skipped; the form was already stored',
+            );
           } else if (reason === 'conflict') {
             // Its span's outcome is set with the invalid copies below.
             invalid.push({ message, reason: KEY_REUSED, code: 'idempotency_key_reused', requestId: fields.requestId });
@@ -160,7 +168,7 @@ export class BatchHandler {
         // Rows inserted before a failed look-up are committed: only the others go back.
         const back = rows.filter((row) => !inserted?.has(row.messageId));
         logger.warn(
-          { err: errorSummary(error), messageIds: error.messageIds },
+          { err: errorSummary(error), messageIds: error.messageIds, code: LOG_CODES.storeFailed },
           'could not store forms; handing them back',
         );
         for (const row of back) {
@@ -195,6 +203,7 @@ export class BatchHandler {
               messageId: copy.message.messageId,
               requestId: copy.requestId,
               reason: copy.reason,
+              code: LOG_CODES.invalidMoved,
               ...spans.fields(copy.message.messageId),
             },
             'invalid message moved to the invalid queue',

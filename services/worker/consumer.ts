@@ -11,6 +11,7 @@ import type { BatchHandler, BatchResult, StoredBatch } from './batch.ts';
 import type { ErrorReporter } from '../common/error-reporter.ts';
 import type { Received, ReceiveOptions, WorkerQueue } from './queue.ts';
 import { ATTR, AWS_SQS, noSpan, type TraceSpan, type Tracing } from '../common/tracing.ts';
+import { LOG_CODES } from '../common/log-codes.ts';
 
 export interface ConsumerOptions extends ReceiveOptions {
   queue: WorkerQueue;
@@ -217,7 +218,10 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
       failures += 1;
       const cap = this.databaseHealthy ? maxMs : databaseMaxMs;
       const ms = Math.min(cap, minMs * 2 ** Math.min(failures - 1, 16));
-      logger.warn({ loop: index, backoffMs: ms, reason: failure.reason }, 'poll loop backing off');
+      logger.warn(
+        { loop: index, backoffMs: ms, kind: failure.kind, reason: failure.reason, code: LOG_CODES.pollBackoff },
+        'poll loop backing off',
+      );
       this.emit('backoff', { loop: index, ms, ...failure });
       await sleep(ms, undefined, { signal: this.sleeps.signal }).catch(() => undefined);
       this.lastProgress = Date.now();

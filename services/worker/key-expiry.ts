@@ -6,6 +6,7 @@
  */
 import { errorSummary } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
+import { PeriodicTask } from '../common/periodic.ts';
 import type { FormRepository } from './repository.ts';
 
 export interface KeyExpiryOptions {
@@ -25,31 +26,21 @@ export function expiryIntervalMs(lifetimeSeconds: number): number {
 /** The periodic release of expired submission keys. */
 export class KeyExpiry {
   private readonly options: KeyExpiryOptions;
-  private timer: NodeJS.Timeout | undefined;
-  private running: Promise<void> | undefined;
-  private stopped = false;
+  private readonly periodic: PeriodicTask;
 
   constructor(options: KeyExpiryOptions) {
     this.options = options;
+    this.periodic = new PeriodicTask(() => this.run(), expiryIntervalMs(options.lifetimeSeconds));
   }
 
   /** Runs now, then every interval. */
   start(): void {
-    if (this.timer || this.running || this.stopped) return;
-    const tick = (): void => {
-      this.running = this.run().finally(() => {
-        this.running = undefined;
-        if (!this.stopped) this.timer = setTimeout(tick, expiryIntervalMs(this.options.lifetimeSeconds)).unref();
-      });
-    };
-    tick();
+    this.periodic.start();
   }
 
   /** Stops and waits for a run under way. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 
   /** Releases the expired keys once; a database failure is logged and retried at the next run. */

@@ -1,17 +1,15 @@
 /**
  * Composition root of the worker: builds the SQS client and the database pool
- * from config, wires the poll loops, the health server and the shutdown order.
+ * from config, wires the poll loops, the health server (health-server.ts) and
+ * the shutdown order.
  */
 import type { SQSClient } from '@aws-sdk/client-sqs';
-import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Config } from '../common/config.ts';
 import { createDatabase, type Knex } from '../common/db.ts';
-import { errorSummary } from '../common/errors.ts';
-import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
+import { stopServer } from '../common/health.ts';
 import { createErrorReporter } from '../common/error-reporter.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
-import { writeProblem } from '../common/problem.ts';
 import {
   createSqsClient,
   maxMessageBytes,
@@ -25,10 +23,12 @@ import { BatchHandler, type BatchHandlerOptions } from './batch.ts';
 import { Consumer } from './consumer.ts';
 import { createWorkerMetrics, observeConsumer, type WorkerMetrics } from './metrics.ts';
 import { WorkerQueue } from './queue.ts';
-import { QueueMetrics } from './queue-metrics.ts';
+import { QueueDepthPoller } from './queue-depth-poller.ts';
 import { FormRepository } from './repository.ts';
 import { FormWriter } from './writer.ts';
+import { createHealthServer } from './health-server.ts';
 import { KeyExpiry } from './key-expiry.ts';
+import { LOG_CODES } from '../common/log-codes.ts';
 
 export interface WorkerServiceOptions {
   logger?: Logger;
@@ -160,7 +160,7 @@ export async function createWorkerService(config: Config, options: WorkerService
     observeConsumer(loop, metrics);
     return loop;
   }
-  const queueMetrics = new QueueMetrics({
+  const queueDepth = new QueueDepthPoller({
     queue,
     metrics,
     logger,
@@ -188,17 +188,7 @@ export async function createWorkerService(config: Config, options: WorkerService
     );
   });
 
-  const server: Server = createServer(async (req, res) => {
-    if (req.method === 'GET' && req.url === '/metrics') {
-      res.setHeader('Content-Type', metrics.registry.contentType);
-      res.end(await metrics.registry.metrics());
-      return;
-    }
-    writeProblem(res, { status: 404, title: 'Not Found', detail: `no resource at ${req.url ?? ''}` });
-  });
-
   let ready = true;
-  const bound = livenessBoundMs(config);
   const drain = async (): Promise<{ drainMs: number }> => {
     ready = false;
     logger.info('shutting down: no new polls; draining the polls in flight');
@@ -207,12 +197,12 @@ export async function createWorkerService(config: Config, options: WorkerService
     const [result] = await Promise.all([
       consumer.stop(),
       originalConsumer?.stop(),
-      queueMetrics.stop(),
+      queueDepth.stop(),
       keyExpiry.stop(),
       closing,
     ]);
     await writer.close();
-    logger.info({ drainMs: result.drainMs }, 'worker drained');
+    logger.info({ drainMs: result.drainMs, code: LOG_CODES.workerDrained }, 'worker drained');
     return result;
   };
   const closeClients = async (): Promise<void> => {
@@ -220,32 +210,19 @@ export async function createWorkerService(config: Config, options: WorkerService
     sqs.destroy();
     await Promise.all([reporter.close(), tracing.close()]);
   };
-  attachHealth(server, {
-    live: async () => {
-      const idleMs = Date.now() - consumer.lastProgress;
-      if (consumer.running && idleMs > bound) unhealthy('poll loop made no progress', { idleMs, boundMs: bound });
-      return { status: 'ok', idleMs };
-    },
-    ready: async () => {
-      if (!ready) unhealthy('shutting down');
-      try {
-        await repository.ping();
-      } catch (error) {
-        consumer.databaseHealthy = false;
-        unhealthy('database unreachable', { error: errorSummary(error) });
-      }
-      consumer.databaseHealthy = true;
-      if (!consumer.sqsHealthy) unhealthy('SQS unreachable at the last poll');
-      return { status: 'ok' };
-    },
+  const server = createHealthServer({
+    metrics,
+    consumer,
+    ping: () => repository.ping(),
+    livenessBoundMs: livenessBoundMs(config),
+    ready: () => ready,
     beforeClose: async () => {
       await drain();
     },
     afterClose: async () => {
       await closeClients();
-      logger.info('worker stopped');
+      logger.info({ code: LOG_CODES.workerStopped }, 'worker stopped');
     },
-    closeTimeoutMs: 1000,
     handleSignals: options.handleSignals ?? false,
     logger,
   });
@@ -266,9 +243,17 @@ export async function createWorkerService(config: Config, options: WorkerService
           originalConsumer?.start();
           if (originalConsumer)
             logger.info({ queue: config.sqs.originalQueueName }, "also reading the replaced service's live queue");
-          queueMetrics.start();
+          queueDepth.start();
           keyExpiry.start();
-          logger.info({ healthPort: port, concurrency: config.worker.concurrency, queue: urls.form }, 'worker polling');
+          logger.info(
+            {
+              healthPort: port,
+              concurrency: config.worker.concurrency,
+              queue: urls.form,
+              code: LOG_CODES.workerPolling,
+            },
+            'worker polling',
+          );
           resolve(port);
         });
       }),

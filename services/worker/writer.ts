@@ -1,6 +1,7 @@
 /**
  * The worker's one writer per process: the poll loops hand it their valid
- * forms and it stores them with few connections. Rows waiting are inserted
+ * forms and it stores them with few connections (batched by
+ * services/common/coalescer.ts). Rows waiting are inserted
  * together, up to `maxRows` per statement (`FormInserter.insertMany`: one
  * multi-row INSERT … ON CONFLICT DO NOTHING in a transaction of its own), at
  * most `parallel` statements at a time. A statement starts when `maxRows` rows
@@ -9,6 +10,7 @@
  * only when the statement holding its rows has committed (or failed), so a
  * loop deletes its messages only after their rows are stored.
  */
+import { Coalescer } from '../common/coalescer.ts';
 import { DatabaseError } from '../common/errors.ts';
 import type { FormInserter, FormRow } from './repository.ts';
 
@@ -33,21 +35,22 @@ interface Pending {
 /** Coalesces the inserts of concurrent poll loops; implements the same `insertMany` as the repository. */
 export class FormWriter implements FormInserter {
   private readonly options: FormWriterOptions;
-  private queue: Pending[] = [];
-  private queuedRows = 0;
-  private inFlight = 0;
-  private timer: NodeJS.Timeout | undefined;
-  private readonly flushes = new Set<Promise<void>>();
-  private closing = false;
+  private readonly coalescer: Coalescer<Pending>;
 
   constructor(options: FormWriterOptions) {
-    if (options.maxRows < 1 || options.parallel < 1) throw new RangeError('maxRows and parallel must be at least 1');
     this.options = options;
+    this.coalescer = new Coalescer<Pending>({
+      maxWeight: options.maxRows,
+      weight: (p) => p.rows.length,
+      windowMs: options.windowMs,
+      parallel: options.parallel,
+      run: (taken) => this.flush(taken),
+    });
   }
 
   /** Rows waiting for a statement. */
   get waitingRows(): number {
-    return this.queuedRows;
+    return this.coalescer.waiting;
   }
 
   /**
@@ -57,64 +60,16 @@ export class FormWriter implements FormInserter {
    */
   insertMany(rows: readonly FormRow[]): Promise<Set<string>> {
     if (rows.length === 0) return Promise.resolve(new Set());
-    return new Promise((resolve, reject) => {
-      this.queue.push({ rows, resolve, reject });
-      this.queuedRows += rows.length;
-      this.schedule();
-    });
+    return new Promise((resolve, reject) => this.coalescer.add({ rows, resolve, reject }));
   }
 
   /** Starts the waiting rows at once and resolves when every statement has settled. */
-  async close(): Promise<void> {
-    this.closing = true;
-    this.schedule();
-    while (this.flushes.size > 0 || this.queue.length > 0) {
-      await Promise.all([...this.flushes]);
-      this.schedule();
-    }
+  close(): Promise<void> {
+    return this.coalescer.close();
   }
 
-  private schedule(): void {
-    while (this.inFlight < this.options.parallel && this.queuedRows > 0) {
-      if (this.queuedRows < this.options.maxRows && !this.closing) {
-        this.timer ??= setTimeout(() => {
-          this.timer = undefined;
-          this.startFlush();
-          this.schedule();
-        }, this.options.windowMs);
-        return;
-      }
-      this.startFlush();
-    }
-  }
-
-  /** Takes up to maxRows rows (whole callers; a caller larger than maxRows goes alone) into one statement. */
-  private startFlush(): void {
-    if (this.queue.length === 0 || this.inFlight >= this.options.parallel) return;
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
-    const taken: Pending[] = [];
-    let count = 0;
-    while (this.queue.length > 0) {
-      const next = this.queue[0]!;
-      if (taken.length > 0 && count + next.rows.length > this.options.maxRows) break;
-      taken.push(next);
-      count += next.rows.length;
-      this.queue.shift();
-    }
-    this.queuedRows -= count;
-    this.inFlight += 1;
-    const flush = this.flush(taken, count).finally(() => {
-      this.inFlight -= 1;
-      this.flushes.delete(flush);
-      this.schedule();
-    });
-    this.flushes.add(flush);
-  }
-
-  private async flush(taken: readonly Pending[], count: number): Promise<void> {
+  private async flush(taken: readonly Pending[]): Promise<void> {
+    const count = taken.reduce((n, p) => n + p.rows.length, 0);
     const started = performance.now();
     let inserted: Set<string>;
     try {

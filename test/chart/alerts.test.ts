@@ -13,15 +13,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { ROOT, VALUES, render, type Manifest } from './helm.ts';
-import {
-  RUNBOOK_ANCHORS,
-  alertRulesOf,
-  defaultRunbookBase,
-  promtool,
-  requireBinary,
-  writeRuleFile,
-  type Rule,
-} from './prometheus.ts';
+import { RUNBOOK_ANCHORS, alertRulesOf, defaultRunbookBase, promtool, writeRuleFile, type Rule } from './prometheus.ts';
+import { requireTool, TOOLS } from '../support/tools.ts';
 
 const NAMESPACE = 'forms';
 const WEB = `namespace="${NAMESPACE}", job="form-data-web"`;
@@ -402,7 +395,7 @@ describe('chart alerts: evaluated by promtool on the rendered rules', function (
   const rendered = new Map<Variant, Manifest[]>();
 
   before(async function () {
-    bin = await requireBinary(this, 'promtool');
+    bin = await requireTool(this, TOOLS.promtool);
     dir = await mkdtemp(path.join(tmpdir(), 'form-data-promtool-'));
     for (const [variant, set] of Object.entries(VARIANTS) as [Variant, Record<string, string | number | boolean>][]) {
       const manifests = await render({ release: 'form-data', namespace: NAMESPACE, set });

@@ -37,7 +37,8 @@ import {
 import { parsePromQL, substituteGrafanaVariables, type Selector } from './promql.ts';
 import { familyOf, parseExposition, type Exposition } from './exposition.ts';
 import { subheadings } from '../support/markdown.ts';
-import { promtool, requireBinary, writeRuleFile } from './prometheus.ts';
+import { promtool, writeRuleFile } from './prometheus.ts';
+import { requireTool, TOOLS } from '../support/tools.ts';
 
 const RELEASE = 'form-data';
 const FULL = 'form-data'; // the release name holds the chart name
@@ -158,10 +159,10 @@ interface Expression {
 
 /**
  * `promtool check rules` on the rule groups of the rendered PrometheusRule (a custom resource: no schema here).
- * Without promtool it skips the test, or fails it under CI (requireBinary).
+ * Without promtool it skips the test, or fails it under CI (requireTool).
  */
 async function checkRules(context: Mocha.Context, manifests: readonly Manifest[], what: string): Promise<void> {
-  const bin = await requireBinary(context, 'promtool');
+  const bin = await requireTool(context, TOOLS.promtool);
   const dir = await mkdtemp(path.join(tmpdir(), 'form-data-promtool-'));
   try {
     await writeRuleFile(path.join(dir, 'rules.yaml'), manifests);

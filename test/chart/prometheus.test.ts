@@ -21,9 +21,10 @@ import { freePort } from '../../harness/ports.ts';
 import { jsonBody, post } from '../../harness/http.ts';
 import { ROOT, render, type Manifest } from './helm.ts';
 import { parsePromQL } from './promql.ts';
+import { alertRulesOf, defaultRunbookBase, startPrometheus, writeRuleFile } from './prometheus.ts';
 import { chartExpressions } from './expressions.ts';
-import { alertRulesOf, defaultRunbookBase, requireBinary, startPrometheus, writeRuleFile } from './prometheus.ts';
 import type { ApiAlert, PrometheusServer } from './prometheus.ts';
+import { requireTool, TOOLS } from '../support/tools.ts';
 
 const NAMESPACE = 'forms';
 const WEB_JOB = 'form-data-web';
@@ -83,7 +84,7 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
   const started: ProcessHandle[] = [];
 
   before(async function () {
-    const bin = await requireBinary(this, 'prometheus');
+    const bin = await requireTool(this, TOOLS.prometheus);
     this.timeout(120_000);
     emulator = await startEmulator();
     t = await createTestEnv(emulator.endpoint, { QUEUE_METRICS_INTERVAL_SECONDS: '1' });

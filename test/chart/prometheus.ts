@@ -1,11 +1,11 @@
 /**
- * Prometheus for the alert tests: Debian's `promtool` and `prometheus` binaries,
+ * Prometheus for the alert tests: Debian's `promtool` and `prometheus` binaries
+ * (found with test/support/tools.ts),
  * the chart's rendered rule groups as a rule file, and a Prometheus server of
  * the test's own (free port, temporary data dir) with its HTTP API.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { constants } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
@@ -64,32 +64,6 @@ export function alertRulesOf(manifests: readonly Manifest[]): Map<string, Rule> 
 /** Writes the rendered rule groups to `file` (a Prometheus rule file). */
 export async function writeRuleFile(file: string, manifests: readonly Manifest[]): Promise<void> {
   await writeFile(file, stringify({ groups: ruleGroupsOf(manifests) }));
-}
-
-async function onPath(name: string): Promise<string | undefined> {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    try {
-      await access(path.join(dir, name), constants.X_OK);
-      return path.join(dir, name);
-    } catch {
-      // not here
-    }
-  }
-  return undefined;
-}
-
-/**
- * Path of `name` (promtool, prometheus) from PATH. Missing: under CI (CI set)
- * it throws, so the test fails; elsewhere it prints one line and skips.
- */
-export async function requireBinary(context: Mocha.Context, name: string): Promise<string> {
-  const found = await onPath(name);
-  if (found) return found;
-  const what = `${name} not found: install Debian's prometheus package (apt-get install prometheus)`;
-  if (process.env.CI) throw new Error(`${what}; it is required under CI (.ci/run installs it)`);
-  console.log(`      skipped: ${what}`);
-  context.skip();
 }
 
 /** Runs promtool; resolves with its exit code and output (never rejects on a non-zero exit). */

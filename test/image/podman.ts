@@ -11,6 +11,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { requireTools, skipOrFail, TOOLS } from '../support/tools.ts';
 
 /** Where the stand-in base and its inputs are kept between runs: outside the repository, shared by its clones. */
 export function cacheHome(): string {
@@ -86,17 +87,14 @@ export async function spawnPodman(args: readonly string[]): Promise<ChildProcess
   return spawn('podman', args, { env: await podmanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
-/** What is missing on this machine to build and run the image, or undefined when nothing is. */
-export async function missingTools(): Promise<string | undefined> {
+/**
+ * What the image test needs of this machine: x86-64 Linux, root (rootful podman, debootstrap) and podman, runc
+ * and debootstrap on PATH; when something is missing it is skipped with one line, or fails under CI (skipOrFail).
+ */
+export async function requireImageTools(context: Mocha.Context): Promise<void> {
   if (process.platform !== 'linux' || process.arch !== 'x64')
-    return `the image test runs on x86-64 Linux only (this is ${process.platform}/${process.arch})`;
-  const missing: string[] = [];
-  for (const tool of ['podman', 'runc', 'debootstrap']) {
-    const found = await runCommand('sh', ['-c', `command -v ${tool}`]).catch(() => undefined);
-    if (!found || found.code !== 0) missing.push(tool);
-  }
-  if (missing.length > 0) return `needs ${missing.join(', ')} (Debian: apt-get install -y podman runc debootstrap)`;
+    skipOrFail(context, `the image test runs on x86-64 Linux only (this is ${process.platform}/${process.arch})`);
+  await requireTools(context, TOOLS.podman, TOOLS.runc, TOOLS.debootstrap);
   if (typeof process.getuid === 'function' && process.getuid() !== 0)
-    return 'needs root (rootful podman and debootstrap)';
-  return undefined;
+    skipOrFail(context, 'the image test needs root (rootful podman and debootstrap)');
 }

@@ -68,8 +68,8 @@ export interface OtlpReceiver {
   /** Base URL, for OTEL_EXPORTER_OTLP_ENDPOINT. */
   url: string;
   spans: ReceivedSpan[];
-  /** Headers of each export request. */
-  requests: { headers: IncomingHttpHeaders; protocol: string }[];
+  /** Headers, encoding and span count of each export request, and when it arrived (Date.now()). */
+  requests: { headers: IncomingHttpHeaders; protocol: string; spans: number; at: number }[];
   close(): Promise<void>;
 }
 
@@ -118,7 +118,7 @@ function normalise(request: OtlpRequest, protocol: 'http/json' | 'http/protobuf'
 /** Starts a receiver on 127.0.0.1 and an ephemeral port. */
 export async function startOtlpReceiver(): Promise<OtlpReceiver> {
   const spans: ReceivedSpan[] = [];
-  const requests: { headers: IncomingHttpHeaders; protocol: string }[] = [];
+  const requests: OtlpReceiver['requests'] = [];
   const server: Server = createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -131,12 +131,14 @@ export async function startOtlpReceiver(): Promise<OtlpReceiver> {
       }
       try {
         if (type.startsWith('application/x-protobuf')) {
-          spans.push(...normalise(decodeProtobuf(body), 'http/protobuf'));
-          requests.push({ headers: req.headers, protocol: 'http/protobuf' });
+          const received = normalise(decodeProtobuf(body), 'http/protobuf');
+          spans.push(...received);
+          requests.push({ headers: req.headers, protocol: 'http/protobuf', spans: received.length, at: Date.now() });
           res.writeHead(200, { 'Content-Type': 'application/x-protobuf' }).end();
         } else if (type.startsWith('application/json')) {
-          spans.push(...normalise(JSON.parse(body.toString('utf8')) as OtlpRequest, 'http/json'));
-          requests.push({ headers: req.headers, protocol: 'http/json' });
+          const received = normalise(JSON.parse(body.toString('utf8')) as OtlpRequest, 'http/json');
+          spans.push(...received);
+          requests.push({ headers: req.headers, protocol: 'http/json', spans: received.length, at: Date.now() });
           res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}');
         } else res.writeHead(415).end();
       } catch {

@@ -6,7 +6,6 @@
  * `-u`, since PgBouncer refuses to run as root.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,13 +20,17 @@ export interface PgBouncer {
   stop(): Promise<void>;
 }
 
-/** Debian installs it in /usr/sbin, which a non-root PATH may lack. */
-const BINARY = existsSync('/usr/sbin/pgbouncer') ? '/usr/sbin/pgbouncer' : 'pgbouncer';
-
 const quote = (s: string): string => `"${s.replace(/"/g, '""')}"`;
 
-/** Starts PgBouncer in front of the server of `serverUrl`; resolves once it listens. */
-export async function startPgBouncer(serverUrl: string, settings: Record<string, string> = {}): Promise<PgBouncer> {
+/**
+ * Starts PgBouncer (`binary`, from requireTool in test/support/tools.ts) in front of the server of `serverUrl`;
+ * resolves once it listens.
+ */
+export async function startPgBouncer(
+  binary: string,
+  serverUrl: string,
+  settings: Record<string, string> = {},
+): Promise<PgBouncer> {
   const server = new URL(serverUrl);
   const user = decodeURIComponent(server.username || 'postgres');
   const password = decodeURIComponent(server.password);
@@ -56,7 +59,7 @@ export async function startPgBouncer(serverUrl: string, settings: Record<string,
   await writeFile(join(dir, 'users.txt'), `${quote(user)} ""\n`);
   await chmod(dir, 0o755);
   const root = process.getuid?.() === 0;
-  const child: ChildProcess = spawn(BINARY, [...(root ? ['-u', 'postgres'] : []), join(dir, 'pgbouncer.ini')], {
+  const child: ChildProcess = spawn(binary, [...(root ? ['-u', 'postgres'] : []), join(dir, 'pgbouncer.ini')], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -68,9 +71,7 @@ export async function startPgBouncer(serverUrl: string, settings: Record<string,
     };
     child.stdout?.on('data', onData);
     child.stderr?.on('data', onData);
-    child.once('error', (error) =>
-      reject(new Error(`pgbouncer could not start (is the pgbouncer package installed?): ${error.message}`)),
-    );
+    child.once('error', (error) => reject(new Error(`pgbouncer could not start: ${error.message}`)));
     child.once('exit', (code, signal) =>
       reject(new Error(`pgbouncer exited (${code ?? signal}) before listening:\n${output}`)),
     );

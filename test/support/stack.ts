@@ -1,17 +1,16 @@
 /**
  * What one test owns: a database of its own (migrated), queue names of its
- * own on the shared emulator, and the configuration that points at them.
+ * own on the shared emulator, and the configuration that points at them
+ * (harness/pipeline.ts's environment and preparation).
  */
-import { randomBytes } from 'node:crypto';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { loadConfig, type Config } from '../../services/common/config.ts';
 import { createDatabase, type Knex } from '../../services/common/db.ts';
-import { migrationConfig } from '../../migrations/config.ts';
-import { createLogger } from '../../services/common/logger.ts';
-import { resolveQueueUrls } from '../../services/common/sqs.ts';
 import { createTestDatabase, type TestDatabase } from '../../harness/postgres.ts';
 import { observerClient, queueUrl } from '../../harness/sqs.ts';
-import { TEST_SECRET } from '../../harness/forms.ts';
+import { pipelineEnv, preparePipeline, uniqueQueues } from '../../harness/pipeline.ts';
+
+export { eventually } from './eventually.ts';
 
 export interface TestEnv {
   /** Environment variables for a service process or loadConfig. */
@@ -36,30 +35,19 @@ export async function createTestEnv(
   options: { migrate?: boolean } = {},
 ): Promise<TestEnv> {
   const database = await createTestDatabase();
-  const suffix = randomBytes(4).toString('hex');
-  const formQueue = `form-${suffix}`;
-  const invalidQueue = `invalid-${suffix}`;
-  const env: Record<string, string> = {
-    DATABASE_URL: database.url,
-    SQS_ENDPOINT_URL: endpoint,
-    SQS_CREATE_QUEUES: 'true',
-    SQS_FORM_DATA_QUEUE_NAME: formQueue,
-    SQS_INVALID_MESAGES_QUEUE_NAME: invalidQueue,
-    SQS_WAIT_TIME: '1',
-    SQS_VISIBILITY_TIMEOUT: '30',
-    UI_SECRET: TEST_SECRET,
-    PORT: '0',
-    HEALTH_PORT: '0',
-    LOG_LEVEL: 'silent',
-    SHUTDOWN_DELAY_MS: '0',
-    ...overrides,
-  };
-  const db = createDatabase({ url: database.url, poolMax: 2, timeoutMs: 5000 });
-  if (options.migrate ?? true) await db.migrate.latest(migrationConfig());
+  const queues = uniqueQueues('test');
+  const formQueue = queues.form;
+  const invalidQueue = queues.invalid;
+  const env = pipelineEnv({
+    databaseUrl: database.url,
+    sqsEndpoint: endpoint,
+    queues,
+    overrides: { SQS_WAIT_TIME: '1', SQS_VISIBILITY_TIMEOUT: '30', LOG_LEVEL: 'silent', ...overrides },
+  });
   const sqs = observerClient(endpoint);
-  const config = loadConfig(env);
-  // The same creation the services do with SQS_CREATE_QUEUES, so tests can send before a service starts.
-  if (config.sqs.createQueues) await resolveQueueUrls(sqs, config.sqs, createLogger('silent', 'test'));
+  // Queues made as the services make them with SQS_CREATE_QUEUES, so tests can send before a service starts.
+  const config = await preparePipeline(env, { ...options, sqs });
+  const db = createDatabase({ url: database.url, poolMax: 2, timeoutMs: 5000 });
   return {
     env,
     config,
@@ -76,24 +64,4 @@ export async function createTestEnv(
       await database.drop();
     },
   };
-}
-
-/** Polls `check` until it returns a value other than undefined (conditions, not fixed sleeps). */
-export async function eventually<T>(
-  check: () => Promise<T | undefined>,
-  timeoutMs = 20_000,
-  what = 'condition',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (let delay = 10; ; delay = Math.min(delay * 2, 250)) {
-    try {
-      const value = await check();
-      if (value !== undefined) return value;
-    } catch (error) {
-      last = error;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await new Promise((r) => setTimeout(r, delay));
-  }
 }

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { computeSignature, verifySignature } from '../services/web/signature.ts';
+import { computeSignature, verifySignature } from '../../services/web/signature.ts';
 
 // Vectors computed outside Node, with coreutils:
 //   printf '%s' '/form/?lang=en{"data":{"company_name":"Acme"}}s3cr3t-ui' | sha256sum

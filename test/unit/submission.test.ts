@@ -1,8 +1,8 @@
 /** Unit tests of the submission identity (services/web/submission.ts); the pipeline tests are in exactly-once.test.ts. */
 import { expect } from 'chai';
-import { SUBMISSION_ID } from '../services/common/message.ts';
-import { ProblemError } from '../services/web/problem.ts';
-import { idempotencyKey, MAX_IDEMPOTENCY_KEY, RecentSubmissions, submissionOf } from '../services/web/submission.ts';
+import { SUBMISSION_ID } from '../../services/common/message.ts';
+import { ProblemError } from '../../services/web/problem.ts';
+import { idempotencyKey, MAX_IDEMPOTENCY_KEY, RecentSubmissions, submissionOf } from '../../services/web/submission.ts';
 
 const header = (...values: string[]): string[] => values.flatMap((v) => ['Idempotency-Key', v]);
 

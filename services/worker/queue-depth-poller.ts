@@ -6,10 +6,11 @@
  */
 import { errorSummary } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
+import { PeriodicTask } from '../common/periodic.ts';
 import type { WorkerMetrics } from './metrics.ts';
 import type { WorkerQueue } from './queue.ts';
 
-export interface QueueMetricsOptions {
+export interface QueueDepthPollerOptions {
   queue: WorkerQueue;
   metrics: WorkerMetrics;
   logger: Logger;
@@ -19,34 +20,24 @@ export interface QueueMetricsOptions {
   intervalMs: number;
 }
 
-/** Periodic GetQueueAttributes feeding the queue depth gauges. */
-export class QueueMetrics {
-  private readonly options: QueueMetricsOptions;
-  private timer: NodeJS.Timeout | undefined;
-  private reading: Promise<void> | undefined;
-  private stopped = false;
+/** Polls the queues' depth (GetQueueAttributes) at an interval, feeding the queue depth gauges. */
+export class QueueDepthPoller {
+  private readonly options: QueueDepthPollerOptions;
+  private readonly periodic: PeriodicTask;
 
-  constructor(options: QueueMetricsOptions) {
+  constructor(options: QueueDepthPollerOptions) {
     this.options = options;
+    this.periodic = new PeriodicTask(() => this.read(), options.intervalMs);
   }
 
-  /** Reads now, then every interval. */
+  /** Reads now, then every interval (never with an interval of 0). */
   start(): void {
-    if (this.options.intervalMs === 0 || this.timer || this.stopped) return;
-    const tick = (): void => {
-      this.reading = this.read().finally(() => {
-        this.reading = undefined;
-        if (!this.stopped) this.timer = setTimeout(tick, this.options.intervalMs).unref();
-      });
-    };
-    tick();
+    this.periodic.start();
   }
 
   /** Stops reading and waits for a read under way. */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
-    await this.reading;
+  stop(): Promise<void> {
+    return this.periodic.stop();
   }
 
   /** Reads both queues once. */

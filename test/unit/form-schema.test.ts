@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { LIMITS, validateForm, type FieldError } from '../services/common/form-schema.ts';
-import { decodeFormMessage, encodeFormMessage, parseData } from '../services/common/message.ts';
-import { validForm } from '../harness/forms.ts';
+import { LIMITS, validateForm, type FieldError } from '../../services/common/form-schema.ts';
+import { decodeFormMessage, encodeFormMessage, parseData } from '../../services/common/message.ts';
+import { validForm } from '../../harness/forms.ts';
 
 function errorsOf(input: unknown): FieldError[] {
   const result = validateForm(input);

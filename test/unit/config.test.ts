@@ -1,14 +1,14 @@
 import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
-import { allowedOf, assertWebConfig, loadConfig, SETTINGS, type Setting } from '../services/common/config.ts';
-import { ConfigError } from '../services/common/errors.ts';
-import { createWebMetrics } from '../services/web/metrics.ts';
-import { createWorkerMetrics } from '../services/worker/metrics.ts';
+import { allowedOf, assertWebConfig, loadConfig, SETTINGS, type Setting } from '../../services/common/config.ts';
+import { ConfigError } from '../../services/common/errors.ts';
+import { createWebMetrics } from '../../services/web/metrics.ts';
+import { createWorkerMetrics } from '../../services/worker/metrics.ts';
 import type { Registry } from 'prom-client';
-import { section, tableRows } from './support/markdown.ts';
+import { section, tableRows } from '../support/markdown.ts';
 
 async function tableOf(file: string, title: string): Promise<string[][]> {
-  return tableRows(section(await readFile(new URL(`../${file}`, import.meta.url), 'utf8'), title));
+  return tableRows(section(await readFile(new URL(`../../${file}`, import.meta.url), 'utf8'), title));
 }
 
 describe('configuration', () => {
