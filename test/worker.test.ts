@@ -12,6 +12,7 @@ import { createWorkerService, type WorkerService } from '../services/worker/serv
 import { queueCounts, receiveAll } from '../harness/sqs.ts';
 import { useEmulator } from './support/emulator.ts';
 import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { lockForms } from './support/locks.ts';
 import { validForm } from '../harness/forms.ts';
 import { startTcpProxy } from '../harness/tcp-proxy.ts';
 
@@ -111,24 +112,33 @@ describe('worker', () => {
         20_000,
         'one polling loop on an empty queue',
       );
-      let most = 0;
-      worker.consumer.on('batch', () => {
-        most = Math.max(most, worker.consumer.activeLoops);
-      });
-      const { form } = await t.queueUrls();
-      for (let i = 0; i < 60; i++) {
-        await t.sqs.send(
-          new SendMessageBatchCommand({
-            QueueUrl: form,
-            Entries: Array.from({ length: 10 }, (_, j) => ({
-              Id: String(j),
-              MessageBody: envelope(validForm({ company_name: `backlog ${i}.${j}` })),
-            })),
-          }),
+      // The backlog is made, not raced for: with form_form locked, each loop that brings a full batch waits on
+      // its INSERT, so the backlog stays in the queue until every loop polls, on a fast machine or a slow one.
+      const lock = await lockForms(t.config.database.url);
+      try {
+        const { form } = await t.queueUrls();
+        await Promise.all(
+          Array.from({ length: 60 }, (_, i) =>
+            t.sqs.send(
+              new SendMessageBatchCommand({
+                QueueUrl: form,
+                Entries: Array.from({ length: 10 }, (_, j) => ({
+                  Id: String(j),
+                  MessageBody: envelope(validForm({ company_name: `backlog ${i}.${j}` })),
+                })),
+              }),
+            ),
+          ),
         );
+        await eventually(
+          async () => (worker.consumer.activeLoops === t.config.worker.concurrency ? true : undefined),
+          30_000,
+          `all ${t.config.worker.concurrency} loops polling during the backlog`,
+        );
+      } finally {
+        await lock.release();
       }
-      await eventually(async () => ((await rows()).length === 600 ? true : undefined), 30_000, 'the backlog stored');
-      expect(most, 'loops polling during the backlog').to.equal(t.config.worker.concurrency);
+      await eventually(async () => ((await rows()).length === 600 ? true : undefined), 60_000, 'the backlog stored');
       await eventually(async () => (worker.consumer.activeLoops === 1 ? true : undefined), 20_000, 'back to one loop');
     });
 
