@@ -12,7 +12,7 @@ import { ATTR, CARRIER_FIELDS, FORM_ATTR, noTracing, type Tracing } from '../com
 import { REQUEST_ID } from '../common/message.ts';
 import { readBody } from './body.ts';
 import { DEFAULT_LIMITS } from './http-server.ts';
-import { formHandler } from './form-route.ts';
+import { formHandler, type SignatureOptions } from './form-route.ts';
 import { methodLabel, routeLabel, type RefusalReason, type WebMetrics } from './metrics.ts';
 import { echo, ProblemError, problemMiddleware, sendProblem } from './problem.ts';
 import type { FormSender } from './sender.ts';
@@ -22,8 +22,8 @@ export interface AppOptions {
   sender: FormSender;
   logger: Logger;
   metrics: WebMetrics;
-  /** Shared secret; undefined turns the signature check off. */
-  secret: string | undefined;
+  /** How requests are signed; undefined turns the signature check off. */
+  signature: SignatureOptions | undefined;
   /** Largest accepted body, in bytes. */
   maxBodyBytes: number;
   /** The HTTP server's request timeout, in ms: a refused body is not read past it. Default 30 000. */
@@ -160,7 +160,7 @@ export function createApp(options: AppOptions): Koa {
   app.silent = true;
   // strict: /form and /form/ only, not /form// and the like.
   const router = new Router({ strict: true });
-  const submit = formHandler(options);
+  const submit = formHandler({ ...options, maxFormBytes: options.maxBodyBytes });
   const body = readBody(options.maxBodyBytes, options.requestTimeoutMs ?? DEFAULT_LIMITS.requestTimeoutMs);
   router.post(['/form', '/form/'], body, submit);
   const openapi = JSON.stringify(openapiDocument);

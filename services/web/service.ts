@@ -41,11 +41,12 @@ export type { ServerLimits };
 
 /** Builds the web service; resolves once the queue URL is known. */
 export async function createWebService(config: Config, options: WebServiceOptions = {}): Promise<WebService> {
-  assertWebConfig(config);
+  const warnings = assertWebConfig(config);
   const tracing = await createTracing(config.tracing, 'web');
   const logger =
     options.logger ??
     createLogger(config.logLevel, 'web', config.logFormat, tracing.enabled ? () => tracing.logFields() : undefined);
+  for (const { code, message } of warnings) logger.warn({ code }, message);
   if (tracing.enabled)
     logger.info(
       { collector: new URL(config.tracing.endpoint!).origin, protocol: config.tracing.protocol },
@@ -74,7 +75,13 @@ export async function createWebService(config: Config, options: WebServiceOption
     metrics,
     reporter,
     tracing,
-    secret: config.web.signatureCheck ? config.web.uiSecret : undefined,
+    signature: config.web.signatureCheck
+      ? {
+          secrets: [config.web.uiSecret!, ...(config.web.uiSecretNext ? [config.web.uiSecretNext] : [])],
+          schemes: config.web.signatureSchemes,
+          toleranceSeconds: config.web.signatureToleranceSeconds,
+        }
+      : undefined,
     maxBodyBytes: config.web.maxBodyBytes,
     requestTimeoutMs: limits.requestTimeoutMs,
     windowSeconds: config.idempotency.windowSeconds,

@@ -49,6 +49,8 @@ export interface BatchHandlerOptions {
   backoffMaxSeconds: number;
   /** A process span per form. Default: off. */
   tracing?: Tracing;
+  /** Largest serialised form stored (MAX_BODY_BYTES, as the web enforces). Default: its default. */
+  maxFormBytes?: number;
 }
 
 /** Handles one batch; never throws for a failure of a message, SQS or the database. */
@@ -104,7 +106,7 @@ export class BatchHandler {
     const invalid: InvalidCopy[] = [];
     for (const message of messages) {
       byId.set(message.messageId, message);
-      const decoded = decodeFormMessage(message.body);
+      const decoded = decodeFormMessage(message.body, this.options.maxFormBytes);
       if (decoded.ok) {
         rows.push({ messageId: message.messageId, data: decoded.data, submissionId: decoded.submissionId });
         requestIds.set(message.messageId, decoded.requestId);

@@ -111,6 +111,7 @@ export async function createWorkerService(config: Config, options: WorkerService
     backoffBaseSeconds: config.sqs.retryBackoffBaseSeconds,
     backoffMaxSeconds: config.sqs.retryBackoffMaxSeconds,
     tracing,
+    maxFormBytes: config.web.maxBodyBytes,
   });
   const consumer = new Consumer({
     queue,
