@@ -86,8 +86,8 @@ describe('web service', function () {
     });
 
     it('matches a vector computed with sha256sum, and the server accepts that signature', async () => {
-      // printf '%s' '/form/{}test-ui-secret' | sha256sum
-      const vector = 'ddbf4e6c4878271f00fb61b30156ec6fde932b35a6156b100162a225e7be3f49';
+      // printf '%s' '/form/{}test-ui-secret-of-at-least-32-characters' | sha256sum
+      const vector = '68f62d8860623672b0bd55fce2d8adeab8e8429ffe02ab78c7ad4ee685a62ba6';
       expect(computeSignature('/form/', Buffer.from('{}'), TEST_SECRET)).to.equal(vector);
       expect(sign('/form/', '{}')).to.equal(vector);
       const r = await start();
@@ -176,7 +176,7 @@ describe('web service', function () {
         expect(messages).to.have.length(1);
         expect(messages[0]!.MessageId).to.equal(id);
         const message = JSON.parse(messages[0]!.Body!) as Record<string, unknown>;
-        expect(Object.keys(message).sort()).to.deep.equal(['data', 'received_at', 'request_id', 'submission_id']);
+        expect(Object.keys(message).sort()).to.deep.equal(['data', 'received_at', 'request_id', 'submission_id', 'submission_source']);
         expect(message.submission_id).to.equal(submissionId);
         expect(message.data).to.deep.equal(validForm());
         expect(new Date(message.received_at as string).toISOString()).to.equal(message.received_at);
