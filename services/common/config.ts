@@ -196,6 +196,21 @@ export const SETTINGS: readonly Setting[] = [
     description: 'PostgreSQL connection string.',
   },
   {
+    names: ['DATABASE_WORKER_ROLE'],
+    default: 'none',
+    kind: 'text',
+    label: 'role name',
+    description:
+      "Migrations: role given the worker's privileges (read, insert and clear keys on form_form), created without login if missing.",
+  },
+  {
+    names: ['DATABASE_EXPORT_ROLE'],
+    default: 'none',
+    kind: 'text',
+    label: 'role name',
+    description: "Migrations: role given the export's privileges (read form_form), created without login if missing.",
+  },
+  {
     names: ['WORKER_INSERT_MAX_ROWS'],
     default: '100',
     kind: 'int',
@@ -376,6 +391,8 @@ export interface Config {
     insertWindowMs: number;
   };
   database: { url: string; poolMax: number; timeoutMs: number };
+  /** Roles the migrations grant (DATABASE_WORKER_ROLE, DATABASE_EXPORT_ROLE). */
+  databaseRoles: { worker: string | undefined; export: string | undefined };
   web: {
     port: number;
     uiSecret: string | undefined;
@@ -558,6 +575,7 @@ export function loadConfig(env: Env = process.env, settings: readonly Setting[] 
       poolMax,
       timeoutMs: r.int('DATABASE_TIMEOUT_MS'),
     },
+    databaseRoles: { worker: r.optional('DATABASE_WORKER_ROLE'), export: r.optional('DATABASE_EXPORT_ROLE') },
     web: {
       port: r.int('PORT'),
       uiSecret: r.optional('UI_SECRET'),
