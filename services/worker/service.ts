@@ -198,7 +198,12 @@ export async function createWorkerService(config: Config, options: WorkerService
         await repository.ping();
       } catch (error) {
         consumer.databaseHealthy = false;
-        unhealthy('database unreachable', { error: errorSummary(error) });
+        // The cause goes to the log only: a probe's answer carries no error text (docs/security.md).
+        logger.warn(
+          { code: 'readiness_database_unreachable', err: errorSummary(error) },
+          'readiness: database unreachable',
+        );
+        unhealthy('database unreachable');
       }
       consumer.databaseHealthy = true;
       if (!consumer.sqsHealthy) unhealthy('SQS unreachable at the last poll');
