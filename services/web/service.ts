@@ -10,7 +10,7 @@ import { assertWebConfig, type Config } from '../common/config.ts';
 import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
 import { createErrorReporter } from '../common/error-reporter.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
-import { createSqsClient, resolveQueueUrls } from '../common/sqs.ts';
+import { createSqsClient, resolveFormQueueUrl } from '../common/sqs.ts';
 import { createTracing } from '../common/tracing.ts';
 import { createApp } from './app.ts';
 import { createHttpServer, DEFAULT_LIMITS, type ServerLimits } from './http-server.ts';
@@ -58,7 +58,7 @@ export async function createWebService(config: Config, options: WebServiceOption
   const metrics = createWebMetrics();
   let sender = options.sender;
   if (!sender) {
-    const { form } = await resolveQueueUrls(sqs, config.sqs, logger);
+    const form = await resolveFormQueueUrl(sqs, config.sqs, logger);
     const observe = (entries: number, failed: number, seconds: number): void => {
       const result = failed === entries ? 'failed' : 'ok';
       metrics.sqsSends.inc({ result });

@@ -12,7 +12,7 @@ import { CHART, find, render } from './helm.ts';
 
 /** Read by the AWS SDK itself, not declared in SETTINGS. */
 const AWS_SDK_VARIABLES = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'];
-const SECRET_SETTINGS = ['DATABASE_URL', 'UI_SECRET', 'SENTRY_DSN'];
+const SECRET_SETTINGS = ['DATABASE_URL', 'UI_SECRET', 'UI_SECRET_NEXT', 'SENTRY_DSN'];
 
 describe('chart configuration matches services/common/config.ts', function () {
   this.timeout(60_000);
@@ -25,11 +25,14 @@ describe('chart configuration matches services/common/config.ts', function () {
       set: {
         'secrets.DATABASE_URL': 'postgres://u:p@db:5432/x',
         'secrets.UI_SECRET': 's',
+        'secrets.UI_SECRET_NEXT': 'n',
         'secrets.AWS_ACCESS_KEY_ID': 'a',
         'secrets.AWS_SECRET_ACCESS_KEY': 'b',
         'secrets.SENTRY_DSN': 'https://key@sentry.example/1',
         'config.SQS_ENDPOINT_URL': 'http://sqs:4566',
         'config.SENTRY_ENVIRONMENT': 'staging',
+        'config.DATABASE_WORKER_ROLE': 'form_data_worker',
+        'config.DATABASE_EXPORT_ROLE': 'form_data_export',
       },
     });
     return {

@@ -64,11 +64,19 @@ Image reference: repository@digest when a digest is given, else repository:tag.
 {{- end }}
 {{- end }}
 
+{{/*
+The ServiceAccount of one component (one identity, so one IAM role, each):
+<name or fullname>-<component> when the chart makes them; else
+serviceAccount.<component>.name, or serviceAccount.name for all.
+Call with (dict "ctx" $ "component" "web").
+*/}}
 {{- define "form-data.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "form-data.fullname" .) .Values.serviceAccount.name }}
+{{- $sa := .ctx.Values.serviceAccount }}
+{{- $own := index $sa .component }}
+{{- if $sa.create }}
+{{- printf "%s-%s" (default (include "form-data.fullname" .ctx) $sa.name) .component }}
 {{- else }}
-{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- required (printf "serviceAccount.%s.name or serviceAccount.name is required when serviceAccount.create is false" .component) (default $sa.name $own.name) }}
 {{- end }}
 {{- end }}
 
@@ -83,7 +91,7 @@ Name of the Secret with DATABASE_URL, UI_SECRET (and optional AWS keys).
 True ("true") when the chart has secret settings to hand to the pods.
 */}}
 {{- define "form-data.hasSecret" -}}
-{{- if or .Values.existingSecret .Values.secrets.DATABASE_URL .Values.secrets.UI_SECRET .Values.secrets.AWS_ACCESS_KEY_ID .Values.secrets.AWS_SECRET_ACCESS_KEY .Values.secrets.SENTRY_DSN }}true{{ end }}
+{{- if or .Values.existingSecret .Values.secrets.DATABASE_URL .Values.secrets.UI_SECRET .Values.secrets.UI_SECRET_NEXT .Values.secrets.AWS_ACCESS_KEY_ID .Values.secrets.AWS_SECRET_ACCESS_KEY .Values.secrets.SENTRY_DSN }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -112,7 +120,7 @@ Call with (dict "ctx" $ "keys" (list ...)).
 {{- define "form-data.secretEnvs" -}}
 {{- $ctx := .ctx }}
 {{- range .keys }}
-{{- include "form-data.secretEnv" (dict "ctx" $ctx "key" . "optional" (or (hasPrefix "AWS_" .) (eq . "SENTRY_DSN"))) }}
+{{- include "form-data.secretEnv" (dict "ctx" $ctx "key" . "optional" (or (hasPrefix "AWS_" .) (eq . "SENTRY_DSN") (eq . "UI_SECRET_NEXT"))) }}
 {{- end }}
 {{- end }}
 
@@ -121,8 +129,14 @@ Checks that fail rendering with a clear message.
 */}}
 {{- define "form-data.validate" -}}
 {{- $s := .Values.secrets }}
-{{- if and .Values.existingSecret (or $s.DATABASE_URL $s.UI_SECRET $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY $s.SENTRY_DSN) }}
+{{- if and .Values.existingSecret (or $s.DATABASE_URL $s.UI_SECRET $s.UI_SECRET_NEXT $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY $s.SENTRY_DSN) }}
 {{- fail "existingSecret and inline secrets.* are mutually exclusive: put DATABASE_URL, UI_SECRET (and any AWS keys) into the existing Secret, or leave existingSecret empty" }}
+{{- end }}
+{{- if hasKey .Values.serviceAccount.annotations "eks.amazonaws.com/role-arn" }}
+{{- fail "serviceAccount.annotations would give every component the same IAM role: set eks.amazonaws.com/role-arn under serviceAccount.web.annotations and serviceAccount.worker.annotations, each a role with only its own SQS actions (docs/security.md)" }}
+{{- end }}
+{{- if and .Values.config.DISABLE_SIGNATURE_CHECK (not (or .Values.config.SQS_ENDPOINT_URL .Values.localDependencies.sqs.enabled)) }}
+{{- fail "config.DISABLE_SIGNATURE_CHECK accepts unsigned forms: the chart allows it only with an SQS emulator (config.SQS_ENDPOINT_URL or localDependencies.sqs.enabled), never against AWS" }}
 {{- end }}
 {{- if and (or $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY) (not (and $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY)) }}
 {{- fail "secrets.AWS_ACCESS_KEY_ID and secrets.AWS_SECRET_ACCESS_KEY go together: set both or neither" }}
