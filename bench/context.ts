@@ -10,7 +10,7 @@ import { createTestDatabase, stopTestServer, type TestDatabase } from '../harnes
 import { startEmulatorProcess, startProxyProcess, type Child, type ProxyProcess } from './processes.ts';
 import { directClient } from './sqs.ts';
 
-export const BENCH_SECRET = 'bench-ui-secret';
+export const BENCH_SECRET = 'bench-ui-secret-of-at-least-32-characters';
 
 export interface BenchContext {
   emulator: Child & { url: string };
