@@ -96,7 +96,7 @@ async function recordingProxy(target: string): Promise<{ server: Server; url: st
     req.on('end', () => {
       const body = Buffer.concat(chunks);
       const action = String(req.headers['x-amz-target'] ?? '').replace(/^AmazonSQS\./, '');
-      let queue = '';
+      let queue: string;
       try {
         const fields = JSON.parse(body.toString('utf8')) as { QueueUrl?: string; QueueName?: string };
         queue = fields.QueueName ?? fields.QueueUrl?.split('/').at(-1) ?? '';

@@ -176,7 +176,13 @@ describe('web service', function () {
         expect(messages).to.have.length(1);
         expect(messages[0]!.MessageId).to.equal(id);
         const message = JSON.parse(messages[0]!.Body!) as Record<string, unknown>;
-        expect(Object.keys(message).sort()).to.deep.equal(['data', 'received_at', 'request_id', 'submission_id', 'submission_source']);
+        expect(Object.keys(message).sort()).to.deep.equal([
+          'data',
+          'received_at',
+          'request_id',
+          'submission_id',
+          'submission_source',
+        ]);
         expect(message.submission_id).to.equal(submissionId);
         expect(message.data).to.deep.equal(validForm());
         expect(new Date(message.received_at as string).toISOString()).to.equal(message.received_at);
