@@ -38,6 +38,37 @@ describe('chart: least privilege by default', function () {
     expect(find(manifests, 'ServiceAccount', `${FULL}-web`).metadata.annotations).to.equal(undefined);
   });
 
+  it("gives the worker its own database URL (its role's login) and the migrations the owner's", async () => {
+    const envOf = (manifests: Manifest[], kind: string, name: string) =>
+      (
+        find(manifests, kind, name).spec.template.spec.containers[0].env as {
+          name: string;
+          valueFrom?: { secretKeyRef: { name: string; key: string } };
+        }[]
+      ).find((e) => e.name === 'DATABASE_URL')?.valueFrom?.secretKeyRef;
+    const inline = await render({
+      set: {
+        'secrets.DATABASE_URL': 'postgres://owner:o@db:5432/forms',
+        'secrets.WORKER_DATABASE_URL': 'postgres://worker:w@db:5432/forms',
+        'config.DATABASE_WORKER_ROLE': 'form_data_worker',
+      },
+    });
+    expect(envOf(inline, 'Deployment', `${FULL}-worker`)).to.deep.equal({ name: FULL, key: 'WORKER_DATABASE_URL' });
+    expect(envOf(inline, 'Job', `${FULL}-migrations`)).to.deep.equal({
+      name: `${FULL}-migrations`,
+      key: 'DATABASE_URL',
+    });
+    expect(find(inline, 'Secret', `${FULL}-migrations`).data).to.have.keys(['DATABASE_URL']);
+    const existing = await render({
+      set: { existingSecret: 'credentials', 'database.workerSecretKey': 'WORKER_DATABASE_URL' },
+    });
+    expect(envOf(existing, 'Deployment', `${FULL}-worker`)).to.deep.equal({
+      name: 'credentials',
+      key: 'WORKER_DATABASE_URL',
+    });
+    expect(envOf(existing, 'Job', `${FULL}-migrations`)).to.deep.equal({ name: 'credentials', key: 'DATABASE_URL' });
+  });
+
   it('refuses one IAM role for every component', async () => {
     const message = await renderError({
       set: { 'serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn': 'arn:aws:iam::123456789012:role/all' },

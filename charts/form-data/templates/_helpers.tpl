@@ -91,7 +91,7 @@ Name of the Secret with DATABASE_URL, UI_SECRET (and optional AWS keys).
 True ("true") when the chart has secret settings to hand to the pods.
 */}}
 {{- define "form-data.hasSecret" -}}
-{{- if or .Values.existingSecret .Values.secrets.DATABASE_URL .Values.secrets.UI_SECRET .Values.secrets.UI_SECRET_NEXT .Values.secrets.AWS_ACCESS_KEY_ID .Values.secrets.AWS_SECRET_ACCESS_KEY .Values.secrets.SENTRY_DSN }}true{{ end }}
+{{- if or .Values.existingSecret .Values.secrets.DATABASE_URL .Values.secrets.WORKER_DATABASE_URL .Values.secrets.UI_SECRET .Values.secrets.UI_SECRET_NEXT .Values.secrets.AWS_ACCESS_KEY_ID .Values.secrets.AWS_SECRET_ACCESS_KEY .Values.secrets.SENTRY_DSN }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -102,7 +102,7 @@ inline secrets only keys that have a value are referenced.
 {{- define "form-data.secretEnv" -}}
 {{- $ctx := .ctx }}
 {{- if or $ctx.Values.existingSecret (index $ctx.Values.secrets .key) }}
-- name: {{ .key }}
+- name: {{ .env | default .key }}
   valueFrom:
     secretKeyRef:
       name: {{ include "form-data.secretName" $ctx }}
@@ -120,6 +120,12 @@ Call with (dict "ctx" $ "keys" (list ...)).
 {{- define "form-data.secretEnvs" -}}
 {{- $ctx := .ctx }}
 {{- range .keys }}
+{{- if eq . "WORKER_DATABASE_URL" }}
+{{- /* The worker's own connection string (its database role, docs/security.md) when there is one, else DATABASE_URL. */}}
+{{- $key := ternary $ctx.Values.database.workerSecretKey (ternary "WORKER_DATABASE_URL" "DATABASE_URL" (not (empty $ctx.Values.secrets.WORKER_DATABASE_URL))) (not (empty $ctx.Values.existingSecret)) }}
+{{- include "form-data.secretEnv" (dict "ctx" $ctx "key" $key "env" "DATABASE_URL" "optional" false) }}
+{{- continue }}
+{{- end }}
 {{- include "form-data.secretEnv" (dict "ctx" $ctx "key" . "optional" (or (hasPrefix "AWS_" .) (eq . "SENTRY_DSN") (eq . "UI_SECRET_NEXT"))) }}
 {{- end }}
 {{- end }}
@@ -129,7 +135,7 @@ Checks that fail rendering with a clear message.
 */}}
 {{- define "form-data.validate" -}}
 {{- $s := .Values.secrets }}
-{{- if and .Values.existingSecret (or $s.DATABASE_URL $s.UI_SECRET $s.UI_SECRET_NEXT $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY $s.SENTRY_DSN) }}
+{{- if and .Values.existingSecret (or $s.DATABASE_URL $s.WORKER_DATABASE_URL $s.UI_SECRET $s.UI_SECRET_NEXT $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY $s.SENTRY_DSN) }}
 {{- fail "existingSecret and inline secrets.* are mutually exclusive: put DATABASE_URL, UI_SECRET (and any AWS keys) into the existing Secret, or leave existingSecret empty" }}
 {{- end }}
 {{- if hasKey .Values.serviceAccount.annotations "eks.amazonaws.com/role-arn" }}
