@@ -298,3 +298,48 @@ while tracing.endpoint is empty.
 {{- end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The linter's exceptions (kube-score, standing in for kube-linter: docs/releasing.md), as the kube-score/ignore
+annotation of a workload. Each check the chart does not meet, and why:
+- container-image-pull-policy: images are pinned by version tag or digest (image.digest), never a moving tag, so
+  IfNotPresent pulls what Always would; Always adds a registry round trip to every start and fails restarts while
+  the registry is down.
+- container-resources: CPU limits are left unset on purpose (CFS throttling stalls the event loop and the probes);
+  CPU and memory requests and memory limits are set.
+- container-ephemeral-storage-request-and-limit: the root filesystem is read-only; the only writable path is the
+  /tmp emptyDir, bounded by tmpSizeLimit; logs go to stdout.
+- pod-networkpolicy: only while networkPolicy.enabled is off or its egress is empty (both are the operator's
+  choice: the peers are the cluster's), and always for the migrations Job and the helm test Pod, which the chart's
+  policies do not select (short-lived: the Job reaches only the database, the test Pod only the web).
+- deployment-has-host-podantiaffinity: spreading is left to the affinity and topologySpreadConstraints values
+  (zones or hosts are the cluster's); kube-score recognises only a host podAntiAffinity.
+- deployment-replicas, horizontalpodautoscaler-replicas (worker): one worker loses nothing when it restarts (the
+  messages wait on SQS); its Service only serves metrics.
+- deployment-replicas (web): only when web.replicaCount is below 2, which the values chose (values-local.yaml for
+  local clusters); the default is 2.
+Local dependencies (localDependencies.*, local clusters only, ephemeral by design) are not held to production
+checks: their images' own users and writable filesystems, a moving fauxqs tag, one replica, Recreate.
+Usage: include "form-data.lintExceptions" (dict "ctx" . "component" "web")
+*/}}
+{{- define "form-data.lintExceptions" -}}
+{{- $ctx := .ctx }}
+{{- $np := $ctx.Values.networkPolicy }}
+{{- $ignore := list "container-image-pull-policy" "container-resources" "container-ephemeral-storage-request-and-limit" }}
+{{- if or (not $np.enabled) (not $np.egress) (has .component (list "migrations" "test")) }}
+{{- $ignore = append $ignore "pod-networkpolicy" }}
+{{- end }}
+{{- if has .component (list "web" "worker") }}
+{{- $ignore = append $ignore "deployment-has-host-podantiaffinity" }}
+{{- end }}
+{{- if and (eq .component "web") (lt (int $ctx.Values.web.replicaCount) 2) }}
+{{- $ignore = append $ignore "deployment-replicas" }}
+{{- end }}
+{{- if eq .component "worker" }}
+{{- $ignore = concat $ignore (list "deployment-replicas" "horizontalpodautoscaler-replicas") }}
+{{- end }}
+{{- if eq .component "local" }}
+{{- $ignore = concat $ignore (list "container-security-context-readonlyrootfilesystem" "container-security-context-user-group-id" "deployment-replicas" "deployment-strategy" "pod-probes" "deployment-has-host-podantiaffinity" "container-image-tag") }}
+{{- end -}}
+kube-score/ignore: {{ join "," $ignore | quote }}
+{{- end }}
