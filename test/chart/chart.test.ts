@@ -537,7 +537,10 @@ describe('chart: helm lint and template', function () {
         expect(find(manifests, 'Service', `${FULL}-sqs`).spec.ports[0].port).to.equal(4566);
         const config = find(manifests, 'ConfigMap', FULL).data as Record<string, string>;
         expect(config.SQS_ENDPOINT_URL).to.equal(`http://${FULL}-sqs:4566`);
-        const dbUrl = Buffer.from(find(manifests, 'Secret', FULL).data.DATABASE_URL as string, 'base64').toString();
+        const dbUrl = Buffer.from(
+          find(manifests, 'Secret', `${FULL}-worker`).data.DATABASE_URL as string,
+          'base64',
+        ).toString();
         expect(new URL(dbUrl).host).to.equal(`${FULL}-postgresql:5432`);
       } else {
         expect(local, name).to.deep.equal([]);

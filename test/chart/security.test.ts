@@ -53,7 +53,24 @@ describe('chart: least privilege by default', function () {
         'config.DATABASE_WORKER_ROLE': 'form_data_worker',
       },
     });
-    expect(envOf(inline, 'Deployment', `${FULL}-worker`)).to.deep.equal({ name: FULL, key: 'WORKER_DATABASE_URL' });
+    // A Secret per component, each with only what its pods read.
+    expect(envOf(inline, 'Deployment', `${FULL}-worker`)).to.deep.equal({
+      name: `${FULL}-worker`,
+      key: 'DATABASE_URL',
+    });
+    const workerUrl = Buffer.from(find(inline, 'Secret', `${FULL}-worker`).data.DATABASE_URL as string, 'base64');
+    expect(workerUrl.toString()).to.equal('postgres://worker:w@db:5432/forms');
+    expect(find(inline, 'Secret', `${FULL}-worker`).data).to.have.keys(['DATABASE_URL']);
+    expect(
+      findAll(inline, 'Secret')
+        .map((s) => s.metadata.name)
+        .sort(),
+    ).to.deep.equal([`${FULL}-migrations`, `${FULL}-worker`]);
+    const web = await render({
+      set: { 'secrets.UI_SECRET': 'u'.repeat(32), 'secrets.SENTRY_DSN': 'https://k@s.example/1' },
+    });
+    expect(find(web, 'Secret', `${FULL}-web`).data).to.have.keys(['UI_SECRET', 'SENTRY_DSN']);
+    expect(find(web, 'Secret', `${FULL}-worker`).data).to.have.keys(['SENTRY_DSN']);
     expect(envOf(inline, 'Job', `${FULL}-migrations`)).to.deep.equal({
       name: `${FULL}-migrations`,
       key: 'DATABASE_URL',
