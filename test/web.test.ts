@@ -120,6 +120,31 @@ describe('web service', function () {
       expect((await post(r.base, '/form', body)).status).to.equal(202);
     });
 
+    it('serves /metrics on METRICS_PORT alone when it is set, so a network policy can separate scrapers', async () => {
+      const r = await start({ METRICS_PORT: '0' });
+      const metricsPort = r.web.metricsPort();
+      expect(metricsPort)
+        .to.be.a('number')
+        .and.not.equal(Number(new URL(r.base).port));
+      const scraped = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(scraped.status).to.equal(200);
+      expect(await scraped.text()).to.contain('form_data_http_requests_total');
+      const onFormPort = await fetch(`${r.base}/metrics`);
+      expect(onFormPort.status, '/metrics is not on the form port').to.equal(404);
+      await onFormPort.text();
+      for (const [path, method, status] of [
+        ['/form/', 'POST', 404],
+        ['/healthz/ready', 'GET', 404],
+        ['/metrics', 'POST', 405],
+      ] as const) {
+        const res = await fetch(`http://127.0.0.1:${metricsPort}${path}`, { method });
+        expect(res.status, `${method} ${path}`).to.equal(status);
+        expect(res.headers.get('content-type')).to.match(/^application\/problem\+json/);
+        await res.text();
+      }
+      expect((await fetch(`${r.base}/healthz/ready`)).status).to.equal(200);
+    });
+
     it('needs no signature on health and metrics endpoints', async () => {
       const r = await start();
       for (const path of ['/healthz/live', '/healthz/ready', '/metrics']) {

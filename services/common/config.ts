@@ -297,6 +297,15 @@ export const SETTINGS: readonly Setting[] = [
     description: 'Web: HTTP port (also health and metrics).',
   },
   {
+    names: ['METRICS_PORT'],
+    default: 'none',
+    kind: 'int',
+    min: 0,
+    max: 65535,
+    description:
+      'Web: serve /metrics on this port alone, not on PORT, so a network policy can tell scrapers from submitters; unset: on PORT.',
+  },
+  {
     names: ['HEALTH_PORT'],
     default: '8001',
     kind: 'int',
@@ -403,6 +412,8 @@ export interface Config {
     signatureCheck: boolean;
     signatureSchemes: readonly SignatureScheme[];
     signatureToleranceSeconds: number;
+    /** METRICS_PORT: /metrics is served there alone; undefined: on `port`. */
+    metricsPort: number | undefined;
     maxBodyBytes: number;
     shutdownDelayMs: number;
   };
@@ -456,6 +467,11 @@ class Reader {
 
   optional(name: string): string | undefined {
     return this.text(this.declared(name, 'text')).value;
+  }
+
+  /** An int whose default is `none`: undefined when unset. */
+  optionalInt(name: string): number | undefined {
+    return this.text(this.declared(name, 'int')).text === undefined ? undefined : this.int(name);
   }
 
   int(name: string): number {
@@ -584,6 +600,7 @@ export function loadConfig(env: Env = process.env, settings: readonly Setting[] 
       signatureCheck: !r.bool('DISABLE_SIGNATURE_CHECK'),
       signatureSchemes: r.subsetOf('SIGNATURE_SCHEMES', SIGNATURE_SCHEMES),
       signatureToleranceSeconds: r.int('SIGNATURE_TOLERANCE_SECONDS'),
+      metricsPort: r.optionalInt('METRICS_PORT'),
       maxBodyBytes: r.int('MAX_BODY_BYTES'),
       shutdownDelayMs: r.int('SHUTDOWN_DELAY_MS'),
     },

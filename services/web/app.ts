@@ -26,6 +26,8 @@ export interface AppOptions {
   signature: SignatureOptions | undefined;
   /** Largest accepted body, in bytes. */
   maxBodyBytes: number;
+  /** Serve /metrics on this app; false when a port of its own serves it (METRICS_PORT). Default true. */
+  metricsRoute?: boolean;
   /** The HTTP server's request timeout, in ms: a refused body is not read past it. Default 30 000. */
   requestTimeoutMs?: number;
   /** IDEMPOTENCY_WINDOW_SECONDS: seconds a repeat of the same request is the same submission; 0: off. */
@@ -168,10 +170,12 @@ export function createApp(options: AppOptions): Koa {
     ctx.type = 'application/json';
     ctx.body = openapi;
   });
-  router.get('/metrics', async (ctx) => {
-    ctx.type = metrics.registry.contentType;
-    ctx.body = await metrics.registry.metrics();
-  });
+  if (options.metricsRoute ?? true) {
+    router.get('/metrics', async (ctx) => {
+      ctx.type = metrics.registry.contentType;
+      ctx.body = await metrics.registry.metrics();
+    });
+  }
 
   /** SQS message id and submission id of each accepted form, for its request's log line. */
   const accepted = new WeakMap<IncomingMessage, AcceptedIds>();

@@ -13,7 +13,7 @@ import { createLogger, type Logger } from '../common/logger.ts';
 import { createSqsClient, resolveFormQueueUrl } from '../common/sqs.ts';
 import { createTracing } from '../common/tracing.ts';
 import { createApp } from './app.ts';
-import { createHttpServer, DEFAULT_LIMITS, type ServerLimits } from './http-server.ts';
+import { createHttpServer, createMetricsServer, DEFAULT_LIMITS, type ServerLimits } from './http-server.ts';
 import { createWebMetrics } from './metrics.ts';
 import { BatchingSender, DirectSender, type FormSender } from './sender.ts';
 
@@ -31,8 +31,10 @@ export interface WebServiceOptions {
 export interface WebService {
   server: Server;
   logger: Logger;
-  /** Starts listening on config.web.port (0: any free port); resolves with the port. */
+  /** Starts listening on config.web.port (0: any free port), and METRICS_PORT when set; resolves with the port. */
   listen(): Promise<number>;
+  /** The port /metrics listens on when METRICS_PORT is set (after listen), else undefined. */
+  metricsPort(): number | undefined;
   /** The shutdown sequence without exiting: fail readiness, wait the delay, stop intake, finish in-flight requests, close clients. */
   stop(): Promise<void>;
 }
@@ -83,6 +85,7 @@ export async function createWebService(config: Config, options: WebServiceOption
         }
       : undefined,
     maxBodyBytes: config.web.maxBodyBytes,
+    metricsRoute: config.web.metricsPort === undefined,
     requestTimeoutMs: limits.requestTimeoutMs,
     windowSeconds: config.idempotency.windowSeconds,
     keyLifetimeSeconds: config.idempotency.keyLifetimeSeconds,
@@ -92,8 +95,13 @@ export async function createWebService(config: Config, options: WebServiceOption
     logger.info({ status, code }, 'request refused by the HTTP server');
   });
 
+  // METRICS_PORT: /metrics alone on a port of its own (docs/security.md#network).
+  const metricsServer =
+    config.web.metricsPort === undefined ? undefined : createMetricsServer(metrics.registry, limits);
+
   let ready = true;
   const closeClients = async (): Promise<void> => {
+    if (metricsServer?.listening) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
     await sender.close();
     sqs.destroy();
     await Promise.all([reporter.close(), tracing.close()]);
@@ -116,19 +124,28 @@ export async function createWebService(config: Config, options: WebServiceOption
     logger,
   });
 
+  const listenOn = (target: Server, port: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      target.once('error', reject);
+      target.listen(port, () => {
+        target.off('error', reject);
+        resolve((target.address() as AddressInfo).port);
+      });
+    });
+
   return {
     server,
     logger,
-    listen: () =>
-      new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.web.port, () => {
-          server.off('error', reject);
-          const port = (server.address() as AddressInfo).port;
-          logger.info({ port }, 'web listening');
-          resolve(port);
-        });
-      }),
+    listen: async () => {
+      if (metricsServer) {
+        const metricsPort = await listenOn(metricsServer, config.web.metricsPort!);
+        logger.info({ metricsPort }, 'web metrics listening');
+      }
+      const port = await listenOn(server, config.web.port);
+      logger.info({ port }, 'web listening');
+      return port;
+    },
+    metricsPort: () => (metricsServer?.listening ? (metricsServer.address() as AddressInfo).port : undefined),
     stop: async () => {
       await failReadinessAndWait();
       await stopServer(server);

@@ -185,7 +185,10 @@ describe('chart: helm lint and template', function () {
     const manifests = set('defaults');
     const config = find(manifests, 'ConfigMap', FULL).data as Record<string, string>;
     const web = container(find(manifests, 'Deployment', `${FULL}-web`), 'web');
-    expect(web.ports).to.deep.equal([{ name: 'http', containerPort: Number(config.PORT), protocol: 'TCP' }]);
+    expect(web.ports).to.deep.equal([
+      { name: 'http', containerPort: Number(config.PORT), protocol: 'TCP' },
+      { name: 'metrics', containerPort: Number(config.METRICS_PORT), protocol: 'TCP' },
+    ]);
     expect(web.readinessProbe.httpGet).to.deep.equal({ path: '/healthz/ready', port: 'http' });
     expect(web.livenessProbe.httpGet).to.deep.equal({ path: '/healthz/live', port: 'http' });
     expect(web.startupProbe.httpGet).to.deep.equal({ path: '/healthz/live', port: 'http' });

@@ -68,7 +68,7 @@ describe('chart configuration matches services/common/config.ts', function () {
   it('defaults to the code defaults', async () => {
     const values = parse(await readFile(path.join(CHART, 'values.yaml'), 'utf8')) as {
       config: Record<string, unknown>;
-      web: { port: number };
+      web: { port: number; metricsPort: number };
       worker: { healthPort: number };
     };
     const chartDefaults: Record<string, string> = Object.fromEntries(
@@ -76,9 +76,11 @@ describe('chart configuration matches services/common/config.ts', function () {
     );
     chartDefaults.PORT = String(values.web.port);
     chartDefaults.HEALTH_PORT = String(values.worker.healthPort);
+    // The chart turns METRICS_PORT on (docs/security.md#network); the code's default keeps /metrics on PORT.
+    expect(String(values.web.metricsPort)).to.match(/^\d+$/);
     for (const setting of SETTINGS) {
       const name = setting.names[0]!;
-      if (SECRET_SETTINGS.includes(name)) continue;
+      if (SECRET_SETTINGS.includes(name) || name === 'METRICS_PORT') continue;
       const expected = setting.default === 'none' ? '' : setting.default;
       expect(chartDefaults[name], `values.yaml default of ${name}`).to.equal(expected);
     }
@@ -93,7 +95,7 @@ describe('chart configuration matches services/common/config.ts', function () {
     const props = schema.properties.config.properties;
     for (const setting of SETTINGS) {
       const name = setting.names[0]!;
-      if ([...SECRET_SETTINGS, 'PORT', 'HEALTH_PORT'].includes(name)) continue; // secrets; ports come from web.port / worker.healthPort
+      if ([...SECRET_SETTINGS, 'PORT', 'HEALTH_PORT', 'METRICS_PORT'].includes(name)) continue; // secrets; ports come from web.port / .metricsPort / worker.healthPort
       const prop = props[name];
       expect(prop, `schema of config.${name}`).to.not.equal(undefined);
       if (setting.kind === 'int') {
@@ -108,7 +110,7 @@ describe('chart configuration matches services/common/config.ts', function () {
       }
     }
     expect(Object.keys(props).sort()).to.deep.equal(
-      primary.filter((n) => ![...SECRET_SETTINGS, 'PORT', 'HEALTH_PORT'].includes(n)).sort(),
+      primary.filter((n) => ![...SECRET_SETTINGS, 'PORT', 'HEALTH_PORT', 'METRICS_PORT'].includes(n)).sort(),
     );
   });
 });
