@@ -297,6 +297,7 @@ async function runCeiling(
   const rows = ceilingRows(n);
   const db = createDatabase(config.database);
   const pool = watchPool(db);
+  const inserts = timeInserts(db);
   try {
     const repository = new FormRepository(db, config.database.timeoutMs);
     await repository.ping();
@@ -308,7 +309,7 @@ async function runCeiling(
     return {
       variant,
       connections: pool.stop(),
-      insertsPer1000: 1000 / rowsPerInsert,
+      insertsPer1000: (inserts.count * 1000) / n,
       messages: n,
       elapsedMs,
       messagesPerSecond: n / (elapsedMs / 1000),

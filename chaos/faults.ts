@@ -95,6 +95,8 @@ export interface SqsOutageResult {
   answered202: number;
   otherAnswers: number;
   slowest503Ms: number;
+  /** Longest try started inside the window, whatever its answer and whenever it ended. */
+  slowestTryMs: number;
   bound503Ms: number;
   /** Time from the restore until the first 202 of a try started after it. */
   recoveryMs: number | undefined;
@@ -132,7 +134,14 @@ export interface PoisonResult {
 }
 
 export type FaultResult =
-  KillResult | SigtermResult | DbOutageResult | SqsOutageResult | LostAnswersResult | PoisonResult;
+  | KillResult
+  | SigtermResult
+  | DbOutageResult
+  | SqsOutageResult
+  | SilentSqsResult
+  | SilentWorkerResult
+  | LostAnswersResult
+  | PoisonResult;
 
 /** Rows in form_form, or undefined when the database does not answer. */
 async function countRows(databaseUrl: string): Promise<number | undefined> {
@@ -334,12 +343,63 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
 
 /** Cuts the web's path to SQS for `downMs`; checks the web answers 503 (fast) meanwhile and 202 again afterwards. */
 export async function sqsOutage(ctx: FaultContext, downMs: number): Promise<SqsOutageResult> {
+  const proxy = ctx.stack.webSqsProxy;
+  const window = await webSqsWindow(
+    ctx,
+    downMs,
+    'cutting',
+    () => proxy.cut(),
+    () => proxy.restore(),
+  );
+  return { kind: 'sqs-outage', ...window };
+}
+
+/** How the web's path to SQS goes silent: it accepts and passes nothing, or each answer stops after a few bytes. */
+export type SilentMode = 'blackhole' | 'stall';
+
+export interface SilentSqsResult extends Omit<SqsOutageResult, 'kind'> {
+  kind: 'silent-sqs';
+  mode: SilentMode;
+  /** Connections that met the silence (accepted while silent, or held mid-answer). */
+  silencedConnections: number;
+}
+
+/**
+ * Makes the web's path to SQS silent for `downMs` (nothing is refused or
+ * reset: only the SDK's timeouts end the wait); checks what `sqsOutage`
+ * checks, against the same bound. With `stall` the requests reach SQS, so
+ * every 503 may be stored: the storage check fails on any stored twice.
+ */
+export async function silentSqs(ctx: FaultContext, downMs: number, mode: SilentMode): Promise<SilentSqsResult> {
+  const proxy = ctx.stack.webSqsProxy;
+  const before = proxy.silenced;
+  // Silent tries take the whole bound: the window outlasts it, so that tries end (503) inside it.
+  const bound = ctx.settings.sqsRequestTimeoutMs * ctx.settings.sqsMaxAttempts;
+  const window = await webSqsWindow(
+    ctx,
+    Math.max(downMs, bound + 1000),
+    mode === 'blackhole' ? 'silencing (blackhole)' : 'stalling the answers on',
+    () => (mode === 'blackhole' ? proxy.blackhole() : proxy.stallAnswers(12)),
+    () => proxy.heal(),
+  );
+  const silencedConnections = proxy.silenced - before;
+  if (silencedConnections === 0) window.problems.push('no connection met the silent path');
+  return { kind: 'silent-sqs', mode, silencedConnections, ...window, ok: window.problems.length === 0 };
+}
+
+async function webSqsWindow(
+  ctx: FaultContext,
+  downMs: number,
+  verb: string,
+  breakPath: () => void,
+  healPath: () => void,
+): Promise<Omit<SqsOutageResult, 'kind'>> {
   const { stack, load, log } = ctx;
   const problems: string[] = [];
   const webPid = stack.web.child.pid;
   const at = ctx.now();
-  log(`cutting the web's path to SQS for ${downMs} ms`);
-  stack.webSqsProxy.cut();
+  log(`${verb} the web's path to SQS for ${downMs} ms`);
+  breakPath();
   const cutAt = ctx.now();
   // Probe forms of the fault's own, so that it is tested even when the stream is thin or over.
   const probes: Promise<unknown>[] = [];
@@ -347,7 +407,7 @@ export async function sqsOutage(ctx: FaultContext, downMs: number): Promise<SqsO
     probes.push(load.extra());
     await sleep(Math.min(250, Math.max(0, downMs - (ctx.now() - cutAt))));
   }
-  stack.webSqsProxy.restore();
+  healPath();
   const restoredAt = ctx.now();
   log("restored the web's path to SQS");
   probes.push(load.extra());
@@ -371,32 +431,42 @@ export async function sqsOutage(ctx: FaultContext, downMs: number): Promise<SqsO
   let answered202 = 0;
   let otherAnswers = 0;
   let slowest503Ms = 0;
+  let slowestTryMs = 0;
+  const accepted: string[] = [];
   for (const r of load.records) {
     for (const a of r.attempts) {
+      // A try started inside the window is never held longer than the bound, whenever it ends.
+      if (a.start >= cutAt && a.start < restoredAt) slowestTryMs = Math.max(slowestTryMs, a.end - a.start);
       if (a.start < cutAt || a.end > restoredAt) continue;
       attemptsInside += 1;
       if (a.status === 503) {
         answered503 += 1;
         slowest503Ms = Math.max(slowest503Ms, a.end - a.start);
-      } else if (a.status === 202) answered202 += 1;
-      else otherAnswers += 1;
+      } else if (a.status === 202) {
+        answered202 += 1;
+        accepted.push(`+${a.start - cutAt}..+${a.end - cutAt} ms (try ${r.attempts.indexOf(a) + 1})`);
+      } else otherAnswers += 1;
     }
   }
   const bound503Ms =
     ctx.settings.sqsRequestTimeoutMs * ctx.settings.sqsMaxAttempts + ctx.settings.sendBatchWindowMs + 1000;
   const webRestarted = stack.web.child.exitCode !== null || stack.web.child.pid !== webPid;
   if (attemptsInside === 0) problems.push('no submission was made while SQS was unreachable');
-  if (answered202 > 0) problems.push(`${answered202} submissions answered 202 while SQS was unreachable`);
+  if (answered202 > 0)
+    problems.push(
+      `${answered202} submissions answered 202 while SQS was unreachable (${accepted.join(', ')} of a ${restoredAt - cutAt} ms window)`,
+    );
   if (otherAnswers > 0)
     problems.push(`${otherAnswers} submissions answered neither 503 nor 202 while SQS was unreachable`);
   if (slowest503Ms > bound503Ms) problems.push(`slowest 503 took ${slowest503Ms} ms (bound ${bound503Ms} ms)`);
+  if (slowestTryMs > bound503Ms)
+    problems.push(`a try started while SQS was unreachable took ${slowestTryMs} ms (bound ${bound503Ms} ms)`);
   if (recoveryMs === undefined) problems.push('no 202 within 20 s of SQS coming back');
   if (webRestarted) problems.push('the web exited');
   log(
-    `SQS outage: ${attemptsInside} tries inside, ${answered503} × 503 (slowest ${slowest503Ms} ms), ${answered202} × 202; first 202 ${recoveryMs ?? '?'} ms after restore`,
+    `SQS ${verb.split(' ')[0]}: ${attemptsInside} tries inside, ${answered503} × 503 (slowest ${slowest503Ms} ms, bound ${bound503Ms} ms), ${answered202} × 202; first 202 ${recoveryMs ?? '?'} ms after restore`,
   );
   return {
-    kind: 'sqs-outage',
     at,
     downMs: restoredAt - cutAt,
     attemptsInside,
@@ -405,11 +475,238 @@ export async function sqsOutage(ctx: FaultContext, downMs: number): Promise<SqsO
     answered202,
     otherAnswers,
     slowest503Ms,
+    slowestTryMs,
     bound503Ms,
     recoveryMs,
     webRestarted,
     ok: problems.length === 0,
     problems,
+  };
+}
+
+export interface SilentWorkerResult {
+  kind: 'silent-worker';
+  target: 'SQS' | 'PostgreSQL';
+  at: number;
+  downMs: number;
+  /**
+   * SQS: per worker, ms from the silence to its first poll that gave up (its backoff log line).
+   * PostgreSQL: per readiness probe made while silent, ms until it answered.
+   */
+  measuredMs: number[];
+  boundMs: number;
+  /** What the bound is, as the docs write it. */
+  bound: string;
+  notReady: number;
+  liveFailed: number;
+  /** Time from the heal until every worker answered ready. */
+  readyAgainMs: number | undefined;
+  ok: boolean;
+  problems: string[];
+}
+
+/** A readiness or liveness answer and how long it took (0: no answer within 10 s). */
+async function timedProbe(port: number, path: string): Promise<{ status: number; ms: number }> {
+  const started = performance.now();
+  try {
+    const res = await fetch(`http://127.0.0.1:${port}${path}`, { signal: AbortSignal.timeout(10_000) });
+    await res.arrayBuffer();
+    return { status: res.status, ms: performance.now() - started };
+  } catch {
+    return { status: 0, ms: performance.now() - started };
+  }
+}
+
+/**
+ * Makes the workers' path to SQS or to PostgreSQL silent (accepts, passes
+ * nothing) for at least `downMs`. SQS: every worker's poll must give up within
+ * SQS_MAX_ATTEMPTS × (SQS_WAIT_TIME + SQS_REQUEST_TIMEOUT_MS). PostgreSQL: each
+ * readiness probe must answer 503 within one statement's bound,
+ * DATABASE_TIMEOUT_MS + 1 s. Meanwhile liveness stays 200; after the heal every
+ * worker is ready again. The storage check at the end covers what was received
+ * meanwhile (nothing deleted before its commit, nothing stored twice).
+ */
+export async function silentWorkers(
+  ctx: FaultContext,
+  downMs: number,
+  target: 'SQS' | 'PostgreSQL',
+): Promise<SilentWorkerResult> {
+  const { stack, log } = ctx;
+  const env = stack.env;
+  const waitMs = Number(env.SQS_WAIT_TIME ?? 20) * 1000;
+  const databaseTimeoutMs = Number(env.DATABASE_TIMEOUT_MS ?? 5000);
+  const { sqsRequestTimeoutMs, sqsMaxAttempts } = ctx.settings;
+  const [boundMs, bound] =
+    target === 'SQS'
+      ? [sqsMaxAttempts * (waitMs + sqsRequestTimeoutMs), 'SQS_MAX_ATTEMPTS × (SQS_WAIT_TIME + SQS_REQUEST_TIMEOUT_MS)']
+      : [databaseTimeoutMs + 1000, 'DATABASE_TIMEOUT_MS + 1 s'];
+  const margin = 1500;
+  const proxy = target === 'SQS' ? stack.workerSqsProxy : stack.workerDatabaseProxy;
+  const problems: string[] = [];
+  const measuredMs: number[] = [];
+  let notReady = 0;
+  let liveFailed = 0;
+  const at = ctx.now();
+  const windowMs = Math.max(downMs, boundMs + margin + 1000);
+  log(`silencing the workers' path to ${target} for ${windowMs} ms`);
+  const silencedAt = Date.now();
+  proxy.blackhole();
+  const slots = [...stack.workers];
+  if (target === 'SQS') {
+    await Promise.all(
+      slots.map(async (slot) => {
+        try {
+          const line = await slot.handle.waitForLog(
+            (l) =>
+              l.msg === 'poll loop backing off' &&
+              !String(l.reason).startsWith('database') &&
+              Date.parse(String(l.time)) >= silencedAt,
+            boundMs + margin + 5000,
+          );
+          measuredMs.push(Date.parse(String(line.time)) - silencedAt);
+        } catch (error) {
+          problems.push(`${slot.name}: no poll gave up while SQS was silent (${String(error)})`);
+        }
+      }),
+    );
+  }
+  while (Date.now() - silencedAt < windowMs) {
+    for (const slot of slots) {
+      const ready = await timedProbe(slot.healthPort, '/healthz/ready');
+      if (ready.status === 503) notReady += 1;
+      if (target === 'PostgreSQL') measuredMs.push(Math.round(ready.ms));
+      const live = await timedProbe(slot.healthPort, '/healthz/live');
+      if (live.status !== 200) liveFailed += 1;
+    }
+    await sleep(250);
+  }
+  proxy.heal();
+  const healedAt = Date.now();
+  log(`healed the workers' path to ${target}`);
+  let readyAgainMs: number | undefined;
+  while (Date.now() - healedAt < 30_000) {
+    const answers = await Promise.all(slots.map((slot) => timedProbe(slot.healthPort, '/healthz/ready')));
+    if (answers.every((a) => a.status === 200)) {
+      readyAgainMs = Date.now() - healedAt;
+      break;
+    }
+    await sleep(100);
+  }
+  const slowest = Math.max(0, ...measuredMs);
+  if (measuredMs.length === 0) problems.push(`nothing measured while ${target} was silent`);
+  if (slowest > boundMs + margin)
+    problems.push(`slowest ${slowest} ms > bound ${boundMs} ms + ${margin} ms (${bound})`);
+  if (notReady === 0) problems.push(`readiness never failed while ${target} was silent`);
+  if (liveFailed > 0) problems.push(`liveness failed ${liveFailed} times while ${target} was silent`);
+  if (readyAgainMs === undefined) problems.push('a worker not ready within 30 s of the heal');
+  log(
+    `workers' ${target} silent: slowest ${slowest} ms (bound ${boundMs} ms), ${notReady} not-ready probes, ${liveFailed} liveness failures; ready again ${readyAgainMs ?? '?'} ms after the heal`,
+  );
+  return {
+    kind: 'silent-worker',
+    target,
+    at,
+    downMs: healedAt - silencedAt,
+    measuredMs,
+    boundMs,
+    bound,
+    notReady,
+    liveFailed,
+    readyAgainMs,
+    ok: problems.length === 0,
+    problems,
+  };
+}
+
+/** The silent windows a run schedules beside its cuts: the web's path to SQS, then the workers' paths. */
+export const SILENT_KINDS = ['blackhole', 'stall', 'silent-worker-sqs', 'silent-worker-db'] as const;
+export type SilentKind = (typeof SILENT_KINDS)[number];
+
+/** Runs one silent window, for at least `downMs`. */
+export function silentWindow(ctx: FaultContext, kind: SilentKind, downMs: number): Promise<FaultResult> {
+  switch (kind) {
+    case 'blackhole':
+    case 'stall':
+      return silentSqs(ctx, downMs, kind);
+    case 'silent-worker-sqs':
+      return silentWorkers(ctx, downMs, 'SQS');
+    case 'silent-worker-db':
+      return silentWorkers(ctx, downMs, 'PostgreSQL');
+  }
+}
+
+/** Table rows, failures and summary fields of the silent windows, for the run's report. */
+export function silentWindowReport(
+  results: readonly FaultResult[],
+  storageOk: boolean,
+): {
+  rows: { label: string; value: string | number; expected?: string; ok?: boolean }[];
+  failures: string[];
+  summary: Record<string, unknown>;
+} {
+  const windows = results.filter((r): r is SilentSqsResult => r.kind === 'silent-sqs');
+  const workerWindows = results.filter((r): r is SilentWorkerResult => r.kind === 'silent-worker');
+  const failures = [
+    ...windows.flatMap((w) => w.problems.map((p) => `silent SQS (${w.mode}): ${p}`)),
+    ...workerWindows.flatMap((w) => w.problems.map((p) => `workers' ${w.target} silent: ${p}`)),
+  ];
+  const rows: { label: string; value: string | number; expected?: string; ok?: boolean }[] = [
+    {
+      label: 'silent SQS windows survived (blackhole, stall)',
+      value: `${windows.filter((w) => w.ok && storageOk).length}/${windows.length}`,
+      expected: 'all',
+      ok: windows.length > 0 && windows.every((w) => w.ok) && storageOk,
+    },
+  ];
+  for (const w of windows) {
+    rows.push({
+      label: `  ${w.mode}: tries 503 / 202; slowest try vs bound (ms)`,
+      value: `${w.answered503} / ${w.answered202}; ${w.slowestTryMs} ≤ ${w.bound503Ms}`,
+      expected: 'n / 0; ≤',
+      ok: w.ok,
+    });
+  }
+  rows.push({
+    label: "silent windows on the workers' paths survived",
+    value: `${workerWindows.filter((w) => w.ok && storageOk).length}/${workerWindows.length}`,
+    expected: 'all',
+    ok: workerWindows.length > 0 && workerWindows.every((w) => w.ok) && storageOk,
+  });
+  for (const w of workerWindows) {
+    rows.push({
+      label: `  ${w.target}: ${w.target === 'SQS' ? 'poll gave up' : 'readiness answered'}, slowest / bound (ms)`,
+      value: `${Math.max(0, ...w.measuredMs)} / ${w.boundMs}`,
+      expected: '≤ +1.5 s',
+      ok: w.ok,
+    });
+    rows.push({
+      label: `  ${w.target}: not ready / live failed / ready again after (ms)`,
+      value: `${w.notReady} / ${w.liveFailed} / ${w.readyAgainMs ?? '-'}`,
+      expected: '> 0 / 0',
+      ok: w.notReady > 0 && w.liveFailed === 0,
+    });
+  }
+  return {
+    rows,
+    failures,
+    summary: {
+      silent_worker_windows: workerWindows.length,
+      silent_worker_windows_survived: workerWindows.filter((w) => w.ok && storageOk).length,
+      silent_worker_bounds: workerWindows.map((w) => ({
+        target: w.target,
+        slowest_ms: Math.max(0, ...w.measuredMs),
+        bound_ms: w.boundMs,
+        bound: w.bound,
+      })),
+      silent_sqs_windows: windows.length,
+      silent_sqs_windows_survived: windows.filter((w) => w.ok && storageOk).length,
+      silent_sqs_bounds: windows.map((w) => ({
+        mode: w.mode,
+        slowest_503_ms: w.slowest503Ms,
+        slowest_try_ms: w.slowestTryMs,
+        bound_ms: w.bound503Ms,
+      })),
+    },
   };
 }
 

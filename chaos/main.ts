@@ -24,6 +24,10 @@ import {
   random,
   sqsOutage,
   lostAnswers,
+  SILENT_KINDS,
+  silentWindow,
+  silentWindowReport,
+  type SilentKind,
   type LostAnswersResult,
   terminateWorker,
   type FaultContext,
@@ -105,11 +109,11 @@ function parseOptions(argv: string[]): Options {
   };
 }
 
-type FaultKind = 'poison' | 'kill' | 'kill-all' | 'sigterm' | 'db' | 'sqs' | 'lost';
+type FaultKind = 'poison' | 'kill' | 'kill-all' | 'sigterm' | 'db' | 'sqs' | 'lost' | SilentKind;
 
 /** Which fault happens at which share of the forms sent. */
 function schedule(options: Options, rng: () => number): { at: number; kind: FaultKind }[] {
-  const kinds: FaultKind[] = ['poison', 'lost', 'kill', 'db', 'sigterm', 'sqs'];
+  const kinds: FaultKind[] = ['poison', 'lost', 'kill', 'db', 'sigterm', 'sqs', ...SILENT_KINDS];
   let kills = options.kills - 1;
   let sigterms = options.sigterms - 1;
   let allAtOnce = options.kills >= 3;
@@ -285,6 +289,8 @@ async function main(): Promise<number> {
         case 'lost':
           results.push(await lostAnswers(ctx, options.lostAnswersMs));
           break;
+        default:
+          results.push(await silentWindow(ctx, step.kind, options.sqsOutageMs));
       }
     }
     await l.done;
@@ -374,6 +380,8 @@ async function main(): Promise<number> {
         `${f.contentDuplicates} content duplicates: a submission stored twice (e.g. ${storage.examples.contentDuplicates!.join('; ')})`,
       );
     for (const q of lostAnswerFaults) for (const p of q.problems) failures.push(`lost answers: ${p}`);
+    const silent = silentWindowReport(results, storageOk);
+    failures.push(...silent.failures);
 
     const sqsOutage0 = sqsOutages[0];
     const dbOutage0 = dbOutages[0];
@@ -506,6 +514,7 @@ async function main(): Promise<number> {
         label: '  slowest 503 (ms) / first 202 after (ms)',
         value: sqsOutage0 ? `${sqsOutage0.slowest503Ms} / ${sqsOutage0.recoveryMs ?? '-'}` : '-',
       },
+      ...silent.rows,
     ];
     process.stdout.write(`\n${printTable(table)}\n`);
     for (const w of warnings) process.stdout.write(`warning: ${w}\n`);
@@ -551,6 +560,7 @@ async function main(): Promise<number> {
       db_outages_survived: dbOutages.filter((d) => d.ok && storageOk).length,
       sqs_outages: sqsOutages.length,
       sqs_outages_survived: sqsOutages.filter((q) => q.ok && storageOk).length,
+      ...silent.summary,
       faults: results.map((r) =>
         r.kind === 'poison'
           ? {

@@ -44,6 +44,9 @@ export interface Stack {
   emulatorEndpoint: string;
   /** The web's path to the emulator. */
   webSqsProxy: TcpProxy;
+  /** The workers' paths to the emulator and to PostgreSQL (pass-through until a fault silences them). */
+  workerSqsProxy: TcpProxy;
+  workerDatabaseProxy: TcpProxy;
   web: ProcessHandle;
   webUrl: string;
   workers: WorkerSlot[];
@@ -110,6 +113,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const emulatorEndpoint = `http://127.0.0.1:${emulatorPort}`;
     const webSqsProxy = await startTcpProxy('127.0.0.1', emulatorPort);
     cleanups.push(() => webSqsProxy.close());
+    const workerSqsProxy = await startTcpProxy('127.0.0.1', emulatorPort);
+    cleanups.push(() => workerSqsProxy.close());
+    const workerDatabaseProxy = await startTcpProxy('127.0.0.1', postgres.port);
+    cleanups.push(() => workerDatabaseProxy.close());
+    const workerDatabaseUrl = new URL(databaseUrl);
+    workerDatabaseUrl.hostname = '127.0.0.1';
+    workerDatabaseUrl.port = String(workerDatabaseProxy.port);
 
     const formQueue = `chaos-form-${options.runId}`;
     const invalidQueue = `chaos-invalid-${options.runId}`;
@@ -145,6 +155,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       const healthPort = await freePort();
       const handle = spawn(`${slot.name}.${slot.generation}`, ['services/worker/main.ts'], {
         ...env,
+        SQS_ENDPOINT_URL: `http://127.0.0.1:${workerSqsProxy.port}`,
+        DATABASE_URL: workerDatabaseUrl.toString(),
         HEALTH_PORT: String(healthPort),
       });
       await handle.waitForLog((l) => l.msg === 'worker polling', 30_000);
@@ -171,6 +183,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       emulator,
       emulatorEndpoint,
       webSqsProxy,
+      workerSqsProxy,
+      workerDatabaseProxy,
       web,
       webUrl: `http://127.0.0.1:${webPort}`,
       workers,

@@ -96,6 +96,12 @@ describe('chaos run (short): every 202 ends up in PostgreSQL exactly once', func
     expect(s.sigterms_clean).to.equal(s.sigterms);
     expect(s.db_outages_survived).to.equal(1);
     expect(s.sqs_outages_survived).to.equal(1);
+    // Silent windows beside the cut: the web's path to SQS accepts and never answers, then stalls mid-answer.
+    expect(s.silent_sqs_windows_survived, 'silent SQS windows (blackhole, stall)').to.equal(2);
+    for (const b of s.silent_sqs_bounds as { slowest_503_ms: number; bound_ms: number }[])
+      expect(b.slowest_503_ms).to.be.greaterThan(0).and.at.most(b.bound_ms);
+    // And on the workers' paths: SQS (the poll gives up) and PostgreSQL (readiness answers 503).
+    expect(s.silent_worker_windows_survived, "silent windows on the workers' paths").to.equal(2);
     expect(s.answered_503).to.be.greaterThan(0);
     passed = true;
   });

@@ -241,6 +241,36 @@ describe('export', function () {
     ]);
   });
 
+  it("reads the rows of the original v1.0.4's worker (the whole message body) into the same columns as new rows", async () => {
+    const form = { company_name: 'Body Ltd', exporting: 'True', employees: 12 };
+    // v1.0.4: {"data": "<the form as a JSON string>"} (its form/tests/test_queue.py); a body whose data is an object;
+    // one of this project's messages stored whole (the original's worker reading the form queue).
+    await insertObject('2016-09-01T00:00:00Z', { data: JSON.stringify(form) });
+    await insertObject('2016-09-02T00:00:00Z', { data: { ...form, company_name: 'Object Body Ltd' } });
+    await insertObject('2016-09-03T00:00:00Z', {
+      data: { ...form, company_name: 'New Message Ltd' },
+      received_at: '2026-01-01T00:00:00.000Z',
+      request_id: 'r1',
+      submission_id: '5f0c6a1e-8f3a-4a8e-9d57-0c1f3b1f7a10',
+    });
+    await insertObject('2017-01-01T00:00:00Z', { ...form, company_name: 'New Ltd' });
+    // A form with a key "data" among its own keys is a form, not a body.
+    await insertObject('2017-01-02T00:00:00Z', { company_name: 'Has Data Key Ltd', data: 'kept' });
+    const notJson = await insertObject('2017-01-03T00:00:00Z', { data: 'not json' });
+    const { header, rows, summary } = await exportCsv({ since: '2016-07-21' });
+    expect(header).to.deep.equal(['created', 'company_name', 'data', 'employees', 'exporting']);
+    expect(rows.map((r) => [r.company_name, r.employees, r.exporting, r.data])).to.deep.equal([
+      ['Body Ltd', '12', 'True', ''],
+      ['Object Body Ltd', '12', 'True', ''],
+      ['New Message Ltd', '12', 'True', ''],
+      ['New Ltd', '12', 'True', ''],
+      ['Has Data Key Ltd', '', '', 'kept'],
+    ]);
+    expect(summary.skippedRows).to.deep.equal([
+      { id: notJson, reason: 'data holds a message body whose data is a string that is not JSON' },
+    ]);
+  });
+
   it('exports since (inclusive) until (exclusive), ordered by created then id, with created in UTC to the microsecond', async () => {
     await insertObject('2016-07-20T23:59:59.999999Z', { n: 'before since' });
     const second = await insertObject('2016-07-21T00:00:00Z', { n: 'at since (second id)' });

@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { LIMITS } from '../services/common/form-schema.ts';
+import { describeNamedFields, LIMITS } from '../services/common/form-schema.ts';
 import { createWebService, type WebService, type WebServiceOptions } from '../services/web/service.ts';
 import type { Config } from '../services/common/config.ts';
 import type { FormSender } from '../services/web/sender.ts';
@@ -94,6 +94,34 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
       expect(String(at(contract.schema('FormData'), 'description'))).to.include(
         `${LIMITS.maxKeys} keys in the whole form`,
       );
+    });
+
+    it("states the yup schema's named fields: which are required, their limits, formats and allowed values", () => {
+      const form = contract.schema('FormData') as JsonObject;
+      const properties = at(form, 'properties') as Record<string, JsonObject>;
+      const fields = describeNamedFields().fields as Record<
+        string,
+        { optional: boolean; type: string; oneOf: unknown[]; tests: { name?: string; params?: { max?: number } }[] }
+      >;
+      expect(Object.keys(properties).sort()).to.deep.equal(Object.keys(fields).sort());
+      const required = Object.keys(fields).filter((name) => !fields[name]!.optional);
+      expect([...(at(form, 'required') as string[])].sort()).to.deep.equal(required.sort());
+      /** A property's own keyword, else its $ref's. */
+      const keyword = (property: JsonObject, name: string): unknown =>
+        property[name] ??
+        (typeof property.$ref === 'string' ? contract.schema(property.$ref.split('/').pop()!)[name] : undefined);
+      for (const [name, field] of Object.entries(fields)) {
+        const property = properties[name]!;
+        const max = field.tests.find((t) => t.name === 'max')?.params?.max;
+        if (field.type === 'string') {
+          expect(keyword(property, 'maxLength'), `${name} maxLength`).to.equal(max);
+          expect(keyword(property, 'format') === 'email', `${name} format`).to.equal(
+            field.tests.some((t) => t.name === 'email'),
+          );
+        }
+        if (field.oneOf.length > 1) expect(property.enum, `${name} enum`).to.deep.equal(field.oneOf);
+        if (field.oneOf.length === 1) expect(property.const, `${name} const`).to.equal(field.oneOf[0]);
+      }
     });
 
     it('documents the signature with a vector that the test helper computes the same', () => {
@@ -535,8 +563,8 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
         extras[`extra_${i}`] = i;
       const tooManyKeys = { ...form, ...extras };
       expect(contract.errors({ $ref: '#/components/schemas/FormData' }, tooManyKeys)).to.deep.equal([]);
-      // Lengths count UTF-16 code units: an emoji counts 2.
-      const emoji = { ...form, company_name: '\u{1F600}'.repeat(Math.ceil((fieldMax + 1) / 2)) };
+      // Lengths count characters (code points), as Django's max_length does: an emoji counts 1.
+      const emoji = { ...form, company_name: '\u{1F600}'.repeat(fieldMax + 1) };
       // email_address2 must equal email_address1, ignoring case.
       const mismatch = { ...form, email_address2: 'someone.else@example.com' };
       for (const [name, data, field] of [

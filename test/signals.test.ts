@@ -60,9 +60,21 @@ describe('shutdown on signals (child processes)', function () {
 
   it('SIGTERM during a long poll: the poll returns, what it brought is stored, exit 0 within the wait time plus a margin', async () => {
     const waitTime = 4;
-    const worker = await startWorker({ SQS_WAIT_TIME: String(waitTime), WORKER_CONCURRENCY: '2' });
+    const healthPort = await freePort();
+    const worker = await startWorker({
+      SQS_WAIT_TIME: String(waitTime),
+      WORKER_CONCURRENCY: '2',
+      HEALTH_PORT: String(healthPort),
+    });
+    // The long poll is under way once the worker counts its ReceiveMessage request.
+    await eventually(async () => {
+      const text = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
+      return /form_data_worker_sqs_requests_total\{[^}]*action="ReceiveMessage"[^}]*\} [1-9]/.test(text)
+        ? true
+        : undefined;
+    });
     worker.kill('SIGTERM');
-    // Messages sent after the signal can still be handed to the polls in flight: none may be lost.
+    // Messages sent after the signal are handed to the poll in flight: it must bring them, and none may be lost.
     await sendMany(5);
     const { code } = await worker.exited;
     expect(code).to.equal(0);
@@ -70,7 +82,12 @@ describe('shutdown on signals (child processes)', function () {
     expect(drained.drainMs)
       .to.be.a('number')
       .and.at.most(waitTime * 1000 + 2000);
+    const brought = worker.logs
+      .filter((l) => l.msg === 'batch handled')
+      .reduce((sum, l) => sum + Number(l.received), 0);
     const s = await settled();
+    expect(brought, 'messages the poll in flight brought after the signal').to.be.greaterThan(0);
+    expect(s.rows, 'rows: what the poll brought, stored').to.equal(brought);
     expect(s.inFlight, 'nothing left in flight').to.equal(0);
     expect(s.rows + s.visible).to.equal(5);
   });

@@ -95,6 +95,13 @@ export const SETTINGS: readonly Setting[] = [
       'Queue for messages the worker cannot store (the misspelt name is the one the replaced service used; both are read).',
   },
   {
+    names: ['SQS_ORIGINAL_QUEUE_NAME'],
+    default: 'none',
+    kind: 'queueName',
+    description:
+      "During the cut-over only: the replaced service's live queue (its SQS_INVALID_MESAGES_QUEUE_NAME), which the worker then also reads (docs/cut-over.md); unset after it.",
+  },
+  {
     names: ['SQS_WAIT_TIME'],
     default: '20',
     kind: 'int',
@@ -380,6 +387,8 @@ export interface Config {
     region: string;
     formQueueName: string;
     invalidQueueName: string;
+    /** The replaced service's live queue, read beside the form queue during the cut-over; undefined: not read. */
+    originalQueueName: string | undefined;
     waitTimeSeconds: number;
     maxNumberOfMessages: number;
     visibilityTimeoutSeconds: number;
@@ -535,6 +544,12 @@ class Reader {
     return found;
   }
 
+  /** A queue name, or undefined when the setting is unset and has no default. */
+  optionalQueueName(name: string): string | undefined {
+    const setting = this.declared(name, 'queueName');
+    return this.text(setting).text === undefined ? undefined : this.queueName(name);
+  }
+
   queueName(name: string): string {
     const { used, text = '' } = this.text(this.declared(name, 'queueName'));
     if (!/^[A-Za-z0-9_-]{1,80}(\.fifo)?$/.test(text)) {
@@ -564,11 +579,23 @@ export function loadConfig(env: Env = process.env, settings: readonly Setting[] 
       `at least SQS_RETRY_BACKOFF_BASE_SECONDS (${retryBackoffBaseSeconds})`,
     );
   }
+  const formQueueName = r.queueName('SQS_FORM_DATA_QUEUE_NAME');
+  const invalidQueueName = r.queueName('SQS_INVALID_MESAGES_QUEUE_NAME');
+  const originalQueueName = r.optionalQueueName('SQS_ORIGINAL_QUEUE_NAME');
+  if (originalQueueName !== undefined && [formQueueName, invalidQueueName].includes(originalQueueName)) {
+    // The worker would read its own queue twice, or copy invalid bodies back to the queue it reads.
+    throw new ConfigError(
+      'SQS_ORIGINAL_QUEUE_NAME',
+      originalQueueName,
+      'a queue other than SQS_FORM_DATA_QUEUE_NAME and SQS_INVALID_MESAGES_QUEUE_NAME',
+    );
+  }
   return {
     sqs: {
       region: r.string('SQS_REGION_NAME'),
-      formQueueName: r.queueName('SQS_FORM_DATA_QUEUE_NAME'),
-      invalidQueueName: r.queueName('SQS_INVALID_MESAGES_QUEUE_NAME'),
+      formQueueName,
+      invalidQueueName,
+      originalQueueName,
       waitTimeSeconds,
       maxNumberOfMessages: r.int('SQS_MAX_NUMBER_OF_MESSAGES'),
       visibilityTimeoutSeconds: r.int('SQS_VISIBILITY_TIMEOUT'),

@@ -3,6 +3,7 @@
  * the worker checks queue messages against.
  */
 import { boolean, mixed, object, string, ValidationError, type InferType } from 'yup';
+import { isDjangoEmail } from './email.ts';
 
 /** Caps on the fields the schema does not name, so the service cannot store arbitrary blobs. */
 export const LIMITS = {
@@ -12,11 +13,11 @@ export const LIMITS = {
   maxDepth: 3,
   /** Items of any one array. */
   maxArrayItems: 32,
-  /** Characters of a string in a field the schema does not name. */
+  /** Characters (code points) of a string in a field the schema does not name. */
   maxExtraStringLength: 2000,
   /** Characters of a key. */
   maxKeyLength: 100,
-  /** Characters of a named string field. */
+  /** Characters (code points, as Django's max_length counts) of a named string field that has a limit. */
   maxFieldLength: 255,
   /** Field errors reported for one form; the walk stops once this many are found. */
   maxErrors: 20,
@@ -26,10 +27,38 @@ const FORBIDDEN_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
 // Type errors carry fixed messages: yup's defaults print the offending value
 // (echoing input, and recursing without bound on deeply nested values).
-const text = () =>
-  string().strict().typeError('must be a string').max(LIMITS.maxFieldLength, 'must be at most ${max} characters');
+/** Characters as Python's len() counts them (code points), which Django's max_length checks. */
+export function codePoints(value: string): number {
+  let n = value.length;
+  // Each surrogate pair is one code point: subtract one per high surrogate followed by a low one.
+  for (let i = 0; i < value.length - 1; i++) {
+    const c = value.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = value.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n -= 1;
+        i += 1;
+      }
+    }
+  }
+  return n;
+}
+
+// A string, of at most `max` characters (the UI's max_length, in code points); null: no limit.
+const text = (max: number | null = LIMITS.maxFieldLength) => {
+  const plain = string().strict().typeError('must be a string');
+  if (max === null) return plain;
+  return plain.test({
+    name: 'max',
+    params: { max },
+    message: 'must be at most ${max} characters',
+    test: (value) => value === undefined || codePoints(value) <= max,
+  });
+};
 const requiredText = () => text().required('is required');
-const email = () => requiredText().email('must be an e-mail address');
+// The UI's EmailField (max_length 255) with Django's EmailValidator (services/common/email.ts).
+const email = () =>
+  requiredText().test('email', 'must be an e-mail address', (value) => value === undefined || isDjangoEmail(value));
 
 const known = object({
   company_name: requiredText(),
@@ -60,7 +89,15 @@ const known = object({
       },
     ),
   opt_in: boolean().strict().typeError('must be a boolean').optional(),
+  // CharFields of the UI without max_length: bounded only by MAX_BODY_BYTES.
+  marketing_source_bank: text(null).optional(),
+  marketing_source_other: text(null).optional(),
 }).strict();
+
+/** yup's description of the named fields (types, required, tests with their params); test/openapi.test.ts checks openapi.json against it. */
+export function describeNamedFields(): ReturnType<typeof known.describe> {
+  return known.describe();
+}
 
 /** The fields the schema names, as validated. */
 export type KnownFields = InferType<typeof known>;
@@ -226,7 +263,7 @@ function copyValue(value: unknown, path: string, depth: number, errors: Errors, 
     return undefined;
   }
   if (typeof value === 'string') {
-    if (value.length > LIMITS.maxExtraStringLength) {
+    if (value.length > LIMITS.maxExtraStringLength && codePoints(value) > LIMITS.maxExtraStringLength) {
       errors.add(path, `${path} must be at most ${LIMITS.maxExtraStringLength} characters`);
       return undefined;
     }

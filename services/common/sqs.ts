@@ -75,6 +75,15 @@ export async function resolveQueueUrls(client: SQSClient, config: Config['sqs'],
   return { form, invalid };
 }
 
+/**
+ * The URL of the replaced service's live queue (SQS_ORIGINAL_QUEUE_NAME); with
+ * `createQueues`, created as that service creates it (no attributes).
+ * @throws SqsError
+ */
+export async function resolveOriginalQueueUrl(client: SQSClient, config: Config['sqs'], name: string): Promise<string> {
+  return config.createQueues ? createQueue(client, name, {}) : getQueueUrl(client, name);
+}
+
 async function getQueueUrl(client: SQSClient, name: string): Promise<string> {
   try {
     const out = await client.send(new GetQueueUrlCommand({ QueueName: name }));

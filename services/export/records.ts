@@ -5,8 +5,10 @@
 import { HeaderMismatchError } from './errors.ts';
 
 /**
- * The `data` column as stored: a JSON object (rows the worker writes) or, in
- * rows of the replaced service, a JSON string whose text is the JSON object.
+ * The `data` column as stored: a JSON object (rows the worker writes); in rows
+ * of the replaced service, the whole queue message body `{"data": "<the form
+ * as a JSON string>"}` (v1.0.4), or a JSON string whose text is the form (older
+ * rows).
  * Numbers keep their exact text (JSON.rawJSON), so large integers and
  * decimals such as 1.50 are exported as stored.
  */
@@ -76,8 +78,38 @@ export function decodeFormData(kind: string, text: string): Decoded {
   } catch {
     return { ok: false, reason: kind === 'string' ? 'data is a string that is not JSON' : 'data is not valid JSON' };
   }
-  if (isObject(value)) return { ok: true, data: value };
+  if (isObject(value)) return unwrapMessageBody(value);
   return { ok: false, reason: `data is a string holding ${typeName(value)}, not an object` };
+}
+
+/** Keys of a queue message body; a row whose keys are all among these, `data` included, holds a whole message body. */
+export const MESSAGE_KEYS: readonly string[] = ['data', 'received_at', 'request_id', 'submission_id'];
+
+/**
+ * The form of a row that holds a whole queue message body, as the replaced
+ * service's worker (v1.0.4) stores it: `{"data": "<the form as a JSON
+ * string>"}`, or `{"data": {...}}`; any other row as it is. A form always has
+ * keys of its own besides these (company_name, …), so a form is never taken
+ * for a body.
+ */
+function unwrapMessageBody(row: StoredObject): Decoded {
+  const keys = Object.keys(row);
+  if (!('data' in row) || !keys.every((k) => MESSAGE_KEYS.includes(k))) return { ok: true, data: row };
+  const inner = row.data!;
+  if (isObject(inner)) return { ok: true, data: inner };
+  if (typeof inner !== 'string')
+    return { ok: false, reason: `data holds a message body whose data is ${typeName(inner)}` };
+  let form: StoredValue;
+  try {
+    form = parse(inner);
+  } catch {
+    return { ok: false, reason: 'data holds a message body whose data is a string that is not JSON' };
+  }
+  if (isObject(form)) return { ok: true, data: form };
+  return {
+    ok: false,
+    reason: `data holds a message body whose data is a string holding ${typeName(form)}, not an object`,
+  };
 }
 
 /**

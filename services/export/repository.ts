@@ -8,6 +8,13 @@ import type { Config } from '../common/config.ts';
 import { createDatabase, type Knex } from '../common/db.ts';
 import { DatabaseError } from '../common/errors.ts';
 import type { Instant } from './arguments.ts';
+import { MESSAGE_KEYS } from './records.ts';
+
+/** Rows holding a whole queue message body (records.ts, unwrapMessageBody); their keys are the body's, not the form's. */
+// CASE: the key list is only built for rows that have a `data` key (forms have none, as a rule).
+const MESSAGE_BODY = `(CASE WHEN jsonb_typeof(data) = 'object' AND data -> 'data' IS NOT NULL
+  THEN ARRAY(SELECT jsonb_object_keys(data)) <@ ARRAY[${MESSAGE_KEYS.map((k) => `'${k}'`).join(', ')}]::text[]
+  ELSE false END)`;
 
 /**
  * The export's Knex instance (without connecting): one connection, and no
@@ -41,10 +48,12 @@ export interface StoredRow {
   text: string;
 }
 
-/** A legacy row whose data is a JSON string. */
+/** A row of the replaced service: its data a JSON string, or an object holding a whole message body. */
 export interface LegacyRow {
   id: number;
-  /** The string (expected to be the JSON text of an object). */
+  /** `jsonb_typeof(data)`. */
+  kind: string;
+  /** For a string, the string (expected to be the JSON text of an object); for an object, `data::text`. */
   text: string;
 }
 
@@ -81,11 +90,12 @@ export class FormSnapshot {
     }
   }
 
-  /** The distinct keys of the rows whose data is a JSON object. */
+  /** The distinct keys of the rows whose data is a JSON object holding a form (not a message body). */
   async objectKeys(): Promise<string[]> {
     try {
       const result = await this.trx.raw<{ rows: { key: string }[] }>(
-        `SELECT DISTINCT jsonb_object_keys(data) AS key FROM form_form WHERE jsonb_typeof(data) = 'object' AND ${this.where}`,
+        `SELECT DISTINCT jsonb_object_keys(data) AS key FROM form_form
+         WHERE jsonb_typeof(data) = 'object' AND NOT ${MESSAGE_BODY} AND ${this.where}`,
         [...this.bindings],
       );
       return result.rows.map((r) => r.key);
@@ -94,10 +104,12 @@ export class FormSnapshot {
     }
   }
 
-  /** Streams the rows whose data is a JSON string (rows of the replaced service), for their keys. */
+  /** Streams the rows of the replaced service (a JSON string, or a whole message body), for their keys. */
   legacyRows(): Readable {
     return this.stream(
-      `SELECT id, data #>> '{}' AS text FROM form_form WHERE jsonb_typeof(data) = 'string' AND ${this.where} ORDER BY id`,
+      `SELECT id, jsonb_typeof(data) AS kind,
+              CASE WHEN jsonb_typeof(data) = 'string' THEN data #>> '{}' ELSE data::text END AS text
+       FROM form_form WHERE (jsonb_typeof(data) = 'string' OR ${MESSAGE_BODY}) AND ${this.where} ORDER BY id`,
     );
   }
 

@@ -72,13 +72,13 @@ export async function runExport(request: ExportRequest, deps: ExportDependencies
   });
 }
 
-/** The union of the data keys: object rows by SQL, legacy string rows decoded here. */
+/** The union of the data keys: object rows by SQL, rows of the replaced service decoded here. */
 async function collectKeys(snapshot: FormSnapshot, signal: AbortSignal | undefined): Promise<Set<string>> {
   const keys = new Set(await snapshot.objectKeys());
   const legacy = snapshot.legacyRows();
   try {
     for await (const row of legacy as AsyncIterable<LegacyRow>) {
-      const decoded = decodeFormData('string', row.text);
+      const decoded = decodeFormData(row.kind, row.text);
       if (decoded.ok) for (const key of Object.keys(decoded.data)) keys.add(key);
       signal?.throwIfAborted();
     }

@@ -6,6 +6,7 @@
 import { DatabaseError, SqsError, errorSummary } from '../common/errors.ts';
 import type { Logger } from '../common/logger.ts';
 import { decodeFormMessage, type InvalidReason } from '../common/message.ts';
+import type { OriginalDecodeResult } from '../common/original-message.ts';
 import type { FormRow, FormStore, SkipReason } from './repository.ts';
 import type { InvalidCopy, Received, WorkerQueue } from './queue.ts';
 import { noTracing, type Tracing } from '../common/tracing.ts';
@@ -51,6 +52,8 @@ export interface BatchHandlerOptions {
   tracing?: Tracing;
   /** Largest serialised form stored (MAX_BODY_BYTES, as the web enforces). Default: its default. */
   maxFormBytes?: number;
+  /** How bodies are decoded: decodeFormMessage, or decodeOriginalMessage on the replaced service's queue. */
+  decode?: (body: string | undefined) => OriginalDecodeResult;
 }
 
 /** Handles one batch; never throws for a failure of a message, SQS or the database. */
@@ -104,9 +107,11 @@ export class BatchHandler {
     const byId = new Map<string, Received>();
     const requestIds = new Map<string, string | undefined>();
     const invalid: InvalidCopy[] = [];
+    const decode =
+      this.options.decode ?? ((body: string | undefined) => decodeFormMessage(body, this.options.maxFormBytes));
     for (const message of messages) {
       byId.set(message.messageId, message);
-      const decoded = decodeFormMessage(message.body, this.options.maxFormBytes);
+      const decoded = decode(message.body);
       if (decoded.ok) {
         rows.push({ messageId: message.messageId, data: decoded.data, submissionId: decoded.submissionId });
         requestIds.set(message.messageId, decoded.requestId);

@@ -3,13 +3,14 @@
  */
 import { withTimeouts, type Knex } from '../common/db.ts';
 import { DatabaseError } from '../common/errors.ts';
-import type { FormData } from '../common/form-schema.ts';
+import type { FormData, JsonValue } from '../common/form-schema.ts';
 import { ATTR, noTracing, type Tracing } from '../common/tracing.ts';
 
 /** A form to store under its SQS message id. */
 export interface FormRow {
   messageId: string;
-  data: FormData;
+  /** A validated form, or a body of the replaced service stored whole, as its worker stored it (services/common/original-message.ts). */
+  data: FormData | { [key: string]: JsonValue };
   /** The submission id the web gave it; undefined for messages of the replaced service. */
   submissionId?: string | undefined;
 }

@@ -12,9 +12,15 @@ import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
 import { createErrorReporter } from '../common/error-reporter.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
 import { writeProblem } from '../common/problem.ts';
-import { createSqsClient, resolveQueueUrls, SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
+import {
+  createSqsClient,
+  resolveOriginalQueueUrl,
+  resolveQueueUrls,
+  SQS_MAX_MESSAGE_BYTES,
+} from '../common/sqs.ts';
+import { decodeOriginalMessage } from '../common/original-message.ts';
 import { createTracing } from '../common/tracing.ts';
-import { BatchHandler } from './batch.ts';
+import { BatchHandler, type BatchHandlerOptions } from './batch.ts';
 import { Consumer } from './consumer.ts';
 import { createWorkerMetrics, observeConsumer, type WorkerMetrics } from './metrics.ts';
 import { maxMessageBytes, WorkerQueue } from './queue.ts';
@@ -35,6 +41,8 @@ export interface WorkerServiceOptions {
 
 export interface WorkerService {
   consumer: Consumer;
+  /** The poll loop on the replaced service's live queue (SQS_ORIGINAL_QUEUE_NAME), when set. */
+  originalConsumer: Consumer | undefined;
   /** The per-process writer the poll loops hand their valid forms to. */
   writer: FormWriter;
   metrics: WorkerMetrics;
@@ -84,16 +92,12 @@ export async function createWorkerService(config: Config, options: WorkerService
   const db = options.db ?? createDatabase(config.database, logger);
   const urls = await resolveQueueUrls(sqs, config.sqs, logger);
   const invalidLimit = await maxMessageBytes(sqs, urls.invalid, SQS_MAX_MESSAGE_BYTES);
-  const queue = new WorkerQueue(
-    sqs,
-    urls,
-    {
-      onRequest: (action) => metrics.sqsRequests.inc({ action }),
-      onError: (operation) => metrics.sqsErrors.inc({ operation }),
-      tracing,
-    },
-    invalidLimit,
-  );
+  const queueHooks = {
+    onRequest: (action: string) => metrics.sqsRequests.inc({ action }),
+    onError: (operation: string) => metrics.sqsErrors.inc({ operation }),
+    tracing,
+  };
+  const queue = new WorkerQueue(sqs, urls, queueHooks, invalidLimit);
   const repository = new FormRepository(db, config.database.timeoutMs, tracing);
   const writer = new FormWriter({
     inserter: repository,
@@ -101,18 +105,21 @@ export async function createWorkerService(config: Config, options: WorkerService
     windowMs: config.worker.insertWindowMs,
     parallel: config.database.poolMax,
   });
-  const handler = new BatchHandler({
-    queue,
-    repository: {
-      insertMany: (rows) => writer.insertMany(rows),
-      classifySkipped: (rows) => repository.classifySkipped(rows),
-    },
-    logger,
-    backoffBaseSeconds: config.sqs.retryBackoffBaseSeconds,
-    backoffMaxSeconds: config.sqs.retryBackoffMaxSeconds,
-    tracing,
-    maxFormBytes: config.web.maxBodyBytes,
-  });
+  const handlerFor = (from: WorkerQueue, decode?: BatchHandlerOptions['decode']): BatchHandler =>
+    new BatchHandler({
+      queue: from,
+      repository: {
+        insertMany: (rows) => writer.insertMany(rows),
+        classifySkipped: (rows) => repository.classifySkipped(rows),
+      },
+      logger,
+      backoffBaseSeconds: config.sqs.retryBackoffBaseSeconds,
+      backoffMaxSeconds: config.sqs.retryBackoffMaxSeconds,
+      tracing,
+      maxFormBytes: config.web.maxBodyBytes,
+      decode,
+    });
+  const handler = handlerFor(queue);
   const consumer = new Consumer({
     queue,
     handler,
@@ -132,6 +139,27 @@ export async function createWorkerService(config: Config, options: WorkerService
     maxNumberOfMessages: config.sqs.maxNumberOfMessages,
     visibilityTimeoutSeconds: config.sqs.visibilityTimeoutSeconds,
   });
+  // During the cut-over: one more loop, on the replaced service's live queue (docs/cut-over.md).
+  const originalConsumer = await originalQueueConsumer();
+  async function originalQueueConsumer(): Promise<Consumer | undefined> {
+    if (config.sqs.originalQueueName === undefined) return undefined;
+    const url = await resolveOriginalQueueUrl(sqs, config.sqs, config.sqs.originalQueueName);
+    const originalQueue = new WorkerQueue(sqs, { form: url, invalid: urls.invalid }, queueHooks, invalidLimit);
+    const loop = new Consumer({
+      queue: originalQueue,
+      handler: handlerFor(originalQueue, decodeOriginalMessage),
+      logger,
+      reporter,
+      tracing,
+      concurrency: 1,
+      checkDatabase: () => repository.ping(),
+      waitTimeSeconds: config.sqs.waitTimeSeconds,
+      maxNumberOfMessages: config.sqs.maxNumberOfMessages,
+      visibilityTimeoutSeconds: config.sqs.visibilityTimeoutSeconds,
+    });
+    observeConsumer(loop, metrics);
+    return loop;
+  }
   const queueMetrics = new QueueMetrics({
     queue,
     metrics,
@@ -176,7 +204,13 @@ export async function createWorkerService(config: Config, options: WorkerService
     logger.info('shutting down: no new polls; draining the polls in flight');
     // Closing the writer first makes it start waiting rows at once (no window) while the loops finish.
     const closing = writer.close();
-    const [result] = await Promise.all([consumer.stop(), queueMetrics.stop(), keyExpiry.stop(), closing]);
+    const [result] = await Promise.all([
+      consumer.stop(),
+      originalConsumer?.stop(),
+      queueMetrics.stop(),
+      keyExpiry.stop(),
+      closing,
+    ]);
     await writer.close();
     logger.info({ drainMs: result.drainMs }, 'worker drained');
     return result;
@@ -223,6 +257,7 @@ export async function createWorkerService(config: Config, options: WorkerService
 
   return {
     consumer,
+    originalConsumer,
     writer,
     metrics,
     logger,
@@ -233,6 +268,9 @@ export async function createWorkerService(config: Config, options: WorkerService
           server.off('error', reject);
           const port = (server.address() as AddressInfo).port;
           consumer.start();
+          originalConsumer?.start();
+          if (originalConsumer)
+            logger.info({ queue: config.sqs.originalQueueName }, "also reading the replaced service's live queue");
           queueMetrics.start();
           keyExpiry.start();
           logger.info({ healthPort: port, concurrency: config.worker.concurrency, queue: urls.form }, 'worker polling');

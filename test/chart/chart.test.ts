@@ -611,6 +611,10 @@ describe('chart: helm lint and template', function () {
       },
       { file: 'both-secrets.yaml', message: /existingSecret and inline secrets\.\* are mutually exclusive/ },
       {
+        file: 'keda-too-old.yaml',
+        message: /operatorVersion is 2\.18\.3; the chart needs KEDA 2\.19\.0 or later.*kedacore\/keda#7244/,
+      },
+      {
         file: 'unknown-mode.yaml',
         message: /worker[./]autoscaling[./]mode.*one of (the following: )?["']keda["'], ["']hpa["']/,
       },

@@ -31,6 +31,7 @@ describe('chart configuration matches services/common/config.ts', function () {
         'secrets.AWS_SECRET_ACCESS_KEY': 'b',
         'secrets.SENTRY_DSN': 'https://key@sentry.example/1',
         'config.SQS_ENDPOINT_URL': 'http://sqs:4566',
+        'config.SQS_ORIGINAL_QUEUE_NAME': 'directory-form-data-invalid',
         'config.SENTRY_ENVIRONMENT': 'staging',
         'config.DATABASE_WORKER_ROLE': 'form_data_worker',
         'config.DATABASE_EXPORT_ROLE': 'form_data_export',

@@ -19,8 +19,9 @@ import { startProcess, type ProcessHandle } from '../../harness/process.ts';
 import { startTcpProxy, type TcpProxy } from '../../harness/tcp-proxy.ts';
 import { freePort } from '../../harness/ports.ts';
 import { jsonBody, post } from '../../harness/http.ts';
-import { ROOT, findAll, render, type Manifest } from './helm.ts';
-import { parsePromQL, substituteGrafanaVariables } from './promql.ts';
+import { ROOT, render, type Manifest } from './helm.ts';
+import { parsePromQL } from './promql.ts';
+import { chartExpressions } from './expressions.ts';
 import { alertRulesOf, defaultRunbookBase, requireBinary, startPrometheus, writeRuleFile } from './prometheus.ts';
 import type { ApiAlert, PrometheusServer } from './prometheus.ts';
 
@@ -51,33 +52,9 @@ const GRAFANA_VALUES: Record<string, string> = {
   __range: '1h',
 };
 
-interface DashboardJson {
-  panels: { title: string; targets?: { refId: string; expr: string }[] }[];
-  templating: { list: { name: string; type: string; query: string | { query: string } }[] };
-}
-
 /** Every vector selector of the alerts, the dashboard's targets and its variable queries, with where it is read. */
 function selectorsOf(manifests: readonly Manifest[]): Map<string, string[]> {
-  const expressions: { where: string; expr: string }[] = [...alertRulesOf(manifests)].map(([alert, rule]) => ({
-    where: alert,
-    expr: rule.expr,
-  }));
-  const configMap = findAll(manifests, 'ConfigMap').find((m) => m.data?.['form-data.json']);
-  if (!configMap) throw new Error('no dashboard ConfigMap rendered');
-  const dashboard = JSON.parse(configMap.data['form-data.json'] as string) as DashboardJson;
-  for (const panel of dashboard.panels) {
-    for (const t of panel.targets ?? []) {
-      const expr = substituteGrafanaVariables(t.expr, GRAFANA_VALUES);
-      expressions.push({ where: `panel "${panel.title}" ${t.refId}`, expr });
-    }
-  }
-  for (const v of dashboard.templating.list.filter((x) => x.type === 'query')) {
-    const query = typeof v.query === 'string' ? v.query : v.query.query;
-    const call = /^label_values\((.+),\s*[A-Za-z_]\w*\)$/.exec(query.trim());
-    if (call) {
-      expressions.push({ where: `variable ${v.name}`, expr: substituteGrafanaVariables(call[1]!, GRAFANA_VALUES) });
-    }
-  }
+  const expressions = chartExpressions(manifests, GRAFANA_VALUES);
   const out = new Map<string, string[]>();
   for (const { where, expr } of expressions) {
     for (const selector of parsePromQL(expr).selectors) {
@@ -284,6 +261,79 @@ describe('chart alerts and dashboard: a real Prometheus scraping the real web an
     // The check can fail: a typo in a label value matches nothing.
     const typo = `form_data_forms_accepted_total{namespace="${NAMESPACE}", job="form-data-wbe"}`;
     expect(await p.api<unknown[]>('series', { 'match[]': typo })).to.deep.equal([]);
+  });
+
+  it('runs every alert expression, dashboard panel and variable query through the query API, each with its expected type', async () => {
+    // The KEDA value set adds FormDataScalerErrors, which the default rendering leaves out.
+    const keda = await render({
+      release: 'form-data',
+      namespace: NAMESPACE,
+      set: {
+        ...FAST,
+        'worker.autoscaling.enabled': true,
+        'worker.autoscaling.mode': 'keda',
+        'worker.autoscaling.minReplicas': 0,
+        'monitoring.prometheusRule.alerts.scalerErrors.enabled': true,
+      },
+    });
+    const seen = new Set<string>();
+    const expressions = [
+      ...chartExpressions(manifests, GRAFANA_VALUES),
+      ...chartExpressions(keda, GRAFANA_VALUES),
+    ].filter((e) => !seen.has(e.where + e.expr) && seen.add(e.where + e.expr));
+    expect(expressions.map((e) => e.where)).to.include('FormDataScalerErrors');
+    const p = prometheus!;
+    const end = Math.floor(Date.now() / 1000);
+    const failures: string[] = [];
+    const check = async (where: string, run: () => Promise<string | undefined>): Promise<void> => {
+      try {
+        const wrong = await run();
+        if (wrong) failures.push(`${where}: ${wrong}`);
+      } catch (error) {
+        failures.push(`${where}: ${(error as Error).message}`);
+      }
+    };
+    const counts = { alert: 0, panel: 0, variable: 0 };
+    for (const e of expressions) {
+      counts[e.kind] += 1;
+      if (e.kind === 'variable') {
+        // Grafana's label_values(selector, label): the label's values over the series the selector matches.
+        await check(e.where, async () => {
+          const values = await p.api<string[]>(`label/${e.label}/values`, { 'match[]': e.expr });
+          return values.length > 0 ? undefined : `no values of ${e.label}`;
+        });
+        continue;
+      }
+      await check(`${e.where} (instant)`, async () => {
+        const data = await p.api<{ resultType: string }>('query', { query: e.expr, time: String(end) });
+        return data.resultType === 'vector' ? undefined : `result type ${data.resultType}, expected vector`;
+      });
+      if (e.kind === 'panel') {
+        // Grafana runs a panel's target as a range query.
+        await check(`${e.where} (range)`, async () => {
+          const data = await p.api<{ resultType: string }>('query_range', {
+            query: e.expr,
+            start: String(end - 300),
+            end: String(end),
+            step: '15',
+          });
+          return data.resultType === 'matrix' ? undefined : `result type ${data.resultType}, expected matrix`;
+        });
+      }
+    }
+    console.log(
+      `      ran ${counts.alert} alert expressions, ${counts.panel} panel targets (instant and range), ${counts.variable} variable queries`,
+    );
+    expect(failures, `expressions Prometheus refused or typed unexpectedly:\n  ${failures.join('\n  ')}`).to.deep.equal(
+      [],
+    );
+    expect(counts.panel).to.be.greaterThan(20);
+    // The check can fail: Prometheus type-checks what the UI grammar only parses.
+    const refused = await p.api('query', { query: 'rate(form_data_forms_accepted_total)' }).then(
+      () => 'accepted',
+      (error: Error) => error.message,
+    );
+    expect(refused).to.match(/expected type range vector/);
   });
 
   it('takes FormDataDatabaseDown to firing when PostgreSQL is cut, and resolves it when it is back', async () => {

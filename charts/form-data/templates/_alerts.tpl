@@ -247,7 +247,7 @@ Prometheus templates in the annotations are kept away from Helm with {{` ... `}}
 - alert: FormDataScalerErrors
   expr: |-
     sum (
-      increase(keda_scaler_errors_total{ {{- .selector | default (printf "exported_namespace=%q, scaledObject=%q" $.Release.Namespace (include "form-data.workerMetricsServiceName" $)) }}}[{{ .window }}])
+      increase(keda_scaled_object_errors_total{ {{- .selector | default (printf "exported_namespace=%q, scaledObject=%q" $.Release.Namespace (include "form-data.workerMetricsServiceName" $)) }}}[{{ .window }}])
     ) > {{ .threshold }}
   for: {{ .for }}
   labels:

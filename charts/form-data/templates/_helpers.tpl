@@ -132,6 +132,12 @@ Call with (dict "ctx" $ "component" "web").
 {{- end }}
 
 {{/*
+The oldest KEDA the chart supports: the first release that applies a ScaledObject's fallback at zero
+replicas (v2.19.0, kedacore/keda#7244).
+*/}}
+{{- define "form-data.kedaMinimumVersion" -}}2.19.0{{- end }}
+
+{{/*
 Checks that fail rendering with a clear message.
 */}}
 {{- define "form-data.validate" -}}
@@ -154,6 +160,13 @@ Checks that fail rendering with a clear message.
 {{- $mode := .Values.worker.autoscaling.mode }}
 {{- if not (has $mode (list "keda" "hpa")) }}
 {{- fail (printf "worker.autoscaling.mode must be \"keda\" or \"hpa\", not %q" (toString $mode)) }}
+{{- end }}
+{{- $keda := .Values.worker.autoscaling.keda }}
+{{- if and .Values.worker.autoscaling.enabled (eq $mode "keda") $keda.operatorVersion }}
+{{- $min := include "form-data.kedaMinimumVersion" . }}
+{{- if semverCompare (printf "<%s-0" $min) (toString $keda.operatorVersion) }}
+{{- fail (printf "worker.autoscaling.keda.operatorVersion is %s; the chart needs KEDA %s or later: older KEDA applies fallback only when the HPA asks, so a worker at minReplicas 0 whose scaler fails stays at zero (kedacore/keda#7244)" (toString $keda.operatorVersion) $min) }}
+{{- end }}
 {{- end }}
 {{- $wait := int .Values.config.SQS_WAIT_TIME }}
 {{- with .Values.worker.terminationGracePeriodSeconds }}
