@@ -12,12 +12,7 @@ import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
 import { createErrorReporter } from '../common/error-reporter.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
 import { writeProblem } from '../common/problem.ts';
-import {
-  createSqsClient,
-  resolveOriginalQueueUrl,
-  resolveQueueUrls,
-  SQS_MAX_MESSAGE_BYTES,
-} from '../common/sqs.ts';
+import { createSqsClient, resolveOriginalQueueUrl, resolveQueueUrls, SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
 import { decodeOriginalMessage } from '../common/original-message.ts';
 import { createTracing } from '../common/tracing.ts';
 import { BatchHandler, type BatchHandlerOptions } from './batch.ts';
