@@ -176,7 +176,7 @@ async function main(): Promise<number> {
   const logDir = options.logDir ?? join(ROOT, '.data', 'chaos', runId);
   const rng = random(options.seed);
   const settings = { sqsRequestTimeoutMs: 2000, sqsMaxAttempts: 2, sendBatchWindowMs: 2, workerConcurrency: 4 };
-  const secret = `chaos-${randomBytes(8).toString('hex')}`;
+  const secret = `chaos-${randomBytes(16).toString('hex')}`;
   log(
     `chaos run ${runId}: ${options.forms} forms from ${options.clients} clients over ~${options.duration} s, ${options.workers} workers, seed ${options.seed}${options.short ? ' (short)' : ''}`,
   );

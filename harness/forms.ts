@@ -1,7 +1,7 @@
 /** What the tests, the benchmark and the chaos run post: a valid form, signed with a known secret. */
 
-/** The UI secret the harness's services are started with. */
-export const TEST_SECRET = 'test-ui-secret';
+/** The UI secret the harness's services are started with (32 characters or more, as the web requires). */
+export const TEST_SECRET = 'test-ui-secret-of-at-least-32-characters';
 
 /** A valid registration form; `overrides` replace or add fields. */
 export function validForm(overrides: Record<string, unknown> = {}): Record<string, unknown> {

@@ -1,5 +1,5 @@
-/** Signed requests to the web, as the registration UI sends them. */
-import { createHash } from 'node:crypto';
+/** Signed requests to the web, as the registration UI sends them (legacy) or as v1 clients do. */
+import { createHash, createHmac } from 'node:crypto';
 import { TEST_SECRET } from './forms.ts';
 
 export interface Reply {
@@ -16,7 +16,36 @@ export function sign(path: string, body: Buffer | string, secret = TEST_SECRET):
     .digest('hex');
 }
 
-/** POSTs `body` to `path`, signed unless `signature` is given (null: no header); `headers` are added. */
+/**
+ * The v1 `X-Form-Signature` value (docs/security.md), written out here rather
+ * than imported from the service: HMAC-SHA256 over form-data-v1, the
+ * timestamp, method, path with query, Content-Type, Idempotency-Key and the
+ * body's hex SHA-256, one per line.
+ */
+export function signV1(
+  request: { method?: string; path: string; body: Buffer | string; contentType?: string; key?: string },
+  options: { timestamp?: number; secret?: string } = {},
+): string {
+  const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
+  const payload = [
+    'form-data-v1',
+    String(timestamp),
+    (request.method ?? 'POST').toUpperCase(),
+    request.path,
+    (request.contentType ?? '').trim().toLowerCase(),
+    (request.key ?? '').trim(),
+    createHash('sha256').update(Buffer.from(request.body)).digest('hex'),
+  ].join('\n');
+  return `t=${timestamp},v1=${createHmac('sha256', options.secret ?? TEST_SECRET)
+    .update(payload)
+    .digest('hex')}`;
+}
+
+/**
+ * POSTs `body` to `path`, signed (legacy `X-Signature`, or with `scheme: 'v1'`
+ * `X-Form-Signature` over the headers given) unless `signature` is given
+ * (null: no header); `headers` are added.
+ */
 export async function post(
   base: string,
   path: string,
@@ -27,12 +56,27 @@ export async function post(
     secret?: string;
     method?: string;
     headers?: Record<string, string>;
+    scheme?: 'legacy' | 'v1';
+    /** v1: the signature's time, unix seconds. Default: now. */
+    timestamp?: number;
   } = {},
 ): Promise<Reply> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.type !== null) headers['content-type'] = options.type ?? 'application/json';
-  const signature = options.signature === undefined ? sign(path, body, options.secret) : options.signature;
-  if (signature !== null) headers['x-signature'] = signature;
+  if (options.scheme === 'v1') {
+    const key = Object.entries(headers).find(([k]) => k.toLowerCase() === 'idempotency-key')?.[1];
+    const signature =
+      options.signature === undefined
+        ? signV1(
+            { method: options.method, path, body, contentType: headers['content-type'], key },
+            { timestamp: options.timestamp, secret: options.secret },
+          )
+        : options.signature;
+    if (signature !== null) headers['x-form-signature'] = signature;
+  } else {
+    const signature = options.signature === undefined ? sign(path, body, options.secret) : options.signature;
+    if (signature !== null) headers['x-signature'] = signature;
+  }
   const res = await fetch(base + path, {
     method: options.method ?? 'POST',
     headers,

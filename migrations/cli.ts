@@ -6,6 +6,7 @@ import { loadConfig } from '../services/common/config.ts';
 import { createDatabase } from '../services/common/db.ts';
 import { createLogger } from '../services/common/logger.ts';
 import { migrationConfig } from './config.ts';
+import { grantRoles } from './roles.ts';
 import { runMain } from '../services/common/entry-point.ts';
 
 const COMMANDS = ['latest', 'rollback', 'status'] as const;
@@ -26,6 +27,7 @@ runMain('migrate', async () => {
     if (arg === 'latest') {
       const [batch, names] = (await db.migrate.latest(migrations)) as [number, string[]];
       logger.info({ batch, applied: names }, names.length ? 'migrations applied' : 'database already up to date');
+      await grantRoles(db, config.databaseRoles, logger);
     } else if (arg === 'rollback') {
       const [batch, names] = (await db.migrate.rollback(migrations)) as [number, string[]];
       logger.info({ batch, rolledBack: names }, 'migrations rolled back');

@@ -127,7 +127,7 @@ async function main(): Promise<number> {
     }
     let generatedSecret = false;
     if (!env.UI_SECRET && env.DISABLE_SIGNATURE_CHECK !== 'true') {
-      env.UI_SECRET = randomBytes(12).toString('hex');
+      env.UI_SECRET = randomBytes(32).toString('hex');
       generatedSecret = true;
     }
     env.SHUTDOWN_DELAY_MS ??= '0';

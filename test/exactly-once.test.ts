@@ -160,13 +160,16 @@ describe('exactly once per submission', function () {
     await startWeb();
     await startWorker();
     const key = 'reused-key-1';
+    // The key is signed (v1): under the legacy signature it would decide nothing.
     const a = await post(base, '/form/', jsonBody(validForm({ company_name: 'First Ltd' })), {
       headers: { 'idempotency-key': key },
+      scheme: 'v1',
     });
     expect(a.status).to.equal(202);
     await eventually(async () => ((await rows()).length === 1 ? true : undefined));
     const b = await post(base, '/form/', jsonBody(validForm({ company_name: 'Second Ltd' })), {
       headers: { 'idempotency-key': key },
+      scheme: 'v1',
     });
     expect(b.status, 'the web cannot know: it holds no state').to.equal(202);
     expect((b.body as { repeat?: boolean }).repeat, 'not a repeat: another body').to.equal(undefined);
@@ -187,7 +190,7 @@ describe('exactly once per submission', function () {
   });
 
   it('an identical post after the window is a second row; within it, the same one', async () => {
-    await startWeb({ IDEMPOTENCY_WINDOW_SECONDS: '3' });
+    await startWeb({ IDEMPOTENCY_WINDOW_SECONDS: '3', SIGNATURE_TOLERANCE_SECONDS: '3' });
     await startWorker();
     const form = validForm({ company_name: 'Windowed Ltd' });
     const first = await uiPost(form);

@@ -191,14 +191,14 @@ describe('export', function () {
       },
     ]);
     expect(summary).to.deep.include({ rows: 2, columns: 8, skipped: 0, skippedRows: [] });
-    expect(text.startsWith('created,')).to.equal(true, 'no BOM by default');
+    expect(text.startsWith('"created",')).to.equal(true, 'no BOM by default');
     expect(text.endsWith('\r\n')).to.equal(true);
   });
 
   it('writes only the header when no row is in the bounds', async () => {
     await insertObject('2015-01-01T00:00:00Z', { a: '1' });
     const { text, summary } = await exportCsv({ since: '2016-07-21' });
-    expect(text).to.equal('created\r\n');
+    expect(text).to.equal('"created"\r\n');
     expect(summary).to.deep.include({ rows: 0, columns: 1 });
   });
 
@@ -375,7 +375,7 @@ describe('export', function () {
     } finally {
       await exportDb.destroy();
     }
-    expect(out.text().startsWith('\uFEFFcreated,a\r\n')).to.equal(true);
+    expect(out.text().startsWith('\uFEFF"created","a"\r\n')).to.equal(true);
   });
 
   it('renames a data key "created" so the header stays unique', async () => {

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { createWebService, type ServerLimits, type WebService } from '../services/web/service.ts';
-import { jsonBody, post, sign } from '../harness/http.ts';
+import { jsonBody, post, sign, signV1 } from '../harness/http.ts';
 import { queueCounts, startEmulator, type Emulator } from '../harness/sqs.ts';
 import { createTestEnv, type TestEnv } from './support/stack.ts';
 import { validForm } from '../harness/forms.ts';
@@ -34,7 +34,23 @@ type SignMode =
   | { path: string }
   | { body: string }
   | { secret: string }
-  | { value: string };
+  | { value: string }
+  | { v1: V1Sign };
+
+/** A v1 signature (X-Form-Signature) over the request as sent, with any of its inputs replaced. */
+interface V1Sign {
+  /** Seconds added to now for the timestamp. */
+  offset?: number;
+  secret?: string;
+  method?: string;
+  path?: string;
+  body?: string;
+  contentType?: string;
+  /** The Idempotency-Key signed (default: the one sent). */
+  key?: string;
+  /** Also send this legacy X-Signature: `correct` or a value. */
+  legacy?: string;
+}
 
 interface DataSpec {
   /** Fields replacing those of the valid form; a value {"$raw": Part[]} is written verbatim as JSON text. */
@@ -161,8 +177,35 @@ function bodyOf(c: Case): Buffer {
   return Buffer.alloc(0);
 }
 
-function signatureOf(c: Case, path: string, body: Buffer): string | undefined {
+/** The headers a case's signature adds. */
+function signatureHeaders(
+  c: Case,
+  path: string,
+  body: Buffer,
+  headers: Record<string, string>,
+): Record<string, string> {
   const mode = c.sign ?? 'correct';
+  if (typeof mode === 'object' && 'v1' in mode) {
+    const v1 = mode.v1;
+    const value = signV1(
+      {
+        method: v1.method ?? c.method ?? 'POST',
+        path: v1.path ?? path,
+        body: v1.body ?? body,
+        contentType: v1.contentType ?? headers['content-type'],
+        key: v1.key ?? headers['idempotency-key'],
+      },
+      { timestamp: Math.floor(Date.now() / 1000) + (v1.offset ?? 0), secret: v1.secret },
+    );
+    const headersOut: Record<string, string> = { 'x-form-signature': value };
+    if (v1.legacy !== undefined) headersOut['x-signature'] = v1.legacy === 'correct' ? sign(path, body) : v1.legacy;
+    return headersOut;
+  }
+  const legacy = signatureOf(mode, path, body);
+  return legacy === undefined ? {} : { 'x-signature': legacy };
+}
+
+function signatureOf(mode: Exclude<SignMode, { v1: V1Sign }>, path: string, body: Buffer): string | undefined {
   if (mode === 'none') return undefined;
   if (mode === 'correct') return sign(path, body);
   if (mode === 'truncated') return sign(path, body).slice(0, 32);
@@ -194,8 +237,8 @@ function sendHttp(port: number, c: Case): Promise<Answer> {
     if (v === null) delete headers[k.toLowerCase()];
     else headers[k.toLowerCase()] = v;
   }
-  const signature = signatureOf(c, path, body);
-  if (signature !== undefined && !('x-signature' in headers)) headers['x-signature'] = signature;
+  for (const [name, value] of Object.entries(signatureHeaders(c, path, body, headers)))
+    if (!(name in headers)) headers[name] = value;
   return new Promise((resolve, reject) => {
     const req = request(
       { host: '127.0.0.1', port, method: c.method ?? 'POST', path, headers, agent: false, timeout: CASE_DEADLINE_MS },

@@ -42,9 +42,15 @@ describe('log codes', function () {
     const rows = await documented();
     for (const [key, code] of Object.entries(LOG_CODES)) {
       const row = rows.find((r) => r.code === code)!;
+      if (row.service === 'common') {
+        // A start-up warning of the configuration: its text names the variable, so only the code is fixed.
+        const config = await readFile(path.join(ROOT, 'services/common/config.ts'), 'utf8');
+        expect(config, `${code} in services/common/config.ts`).to.match(new RegExp(`code: LOG_CODES\\.${key}\\b`));
+        continue;
+      }
       const dir = path.join(ROOT, 'services', row.service);
       const sources = await Promise.all(
-        ['batch.ts', 'consumer.ts', 'service.ts']
+        ['batch.ts', 'consumer.ts', 'service.ts', 'health-server.ts']
           .map((f) => path.join(dir, f))
           .map((f) => readFile(f, 'utf8').catch(() => '')),
       );

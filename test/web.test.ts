@@ -86,8 +86,8 @@ describe('web service', function () {
     });
 
     it('matches a vector computed with sha256sum, and the server accepts that signature', async () => {
-      // printf '%s' '/form/{}test-ui-secret' | sha256sum
-      const vector = 'ddbf4e6c4878271f00fb61b30156ec6fde932b35a6156b100162a225e7be3f49';
+      // printf '%s' '/form/{}test-ui-secret-of-at-least-32-characters' | sha256sum
+      const vector = '68f62d8860623672b0bd55fce2d8adeab8e8429ffe02ab78c7ad4ee685a62ba6';
       expect(computeSignature('/form/', Buffer.from('{}'), TEST_SECRET)).to.equal(vector);
       expect(sign('/form/', '{}')).to.equal(vector);
       const r = await start();
@@ -118,6 +118,31 @@ describe('web service', function () {
       expect(await queued(r)).to.equal(0);
       expect((await post(r.base, '/form/?lang=en', body)).status).to.equal(202);
       expect((await post(r.base, '/form', body)).status).to.equal(202);
+    });
+
+    it('serves /metrics on METRICS_PORT alone when it is set, so a network policy can separate scrapers', async () => {
+      const r = await start({ METRICS_PORT: '0' });
+      const metricsPort = r.web.metricsPort();
+      expect(metricsPort)
+        .to.be.a('number')
+        .and.not.equal(Number(new URL(r.base).port));
+      const scraped = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      expect(scraped.status).to.equal(200);
+      expect(await scraped.text()).to.contain('form_data_http_requests_total');
+      const onFormPort = await fetch(`${r.base}/metrics`);
+      expect(onFormPort.status, '/metrics is not on the form port').to.equal(404);
+      await onFormPort.text();
+      for (const [path, method, status] of [
+        ['/form/', 'POST', 404],
+        ['/healthz/ready', 'GET', 404],
+        ['/metrics', 'POST', 405],
+      ] as const) {
+        const res = await fetch(`http://127.0.0.1:${metricsPort}${path}`, { method });
+        expect(res.status, `${method} ${path}`).to.equal(status);
+        expect(res.headers.get('content-type')).to.match(/^application\/problem\+json/);
+        await res.text();
+      }
+      expect((await fetch(`${r.base}/healthz/ready`)).status).to.equal(200);
     });
 
     it('needs no signature on health and metrics endpoints', async () => {
@@ -176,7 +201,13 @@ describe('web service', function () {
         expect(messages).to.have.length(1);
         expect(messages[0]!.MessageId).to.equal(id);
         const message = JSON.parse(messages[0]!.Body!) as Record<string, unknown>;
-        expect(Object.keys(message).sort()).to.deep.equal(['data', 'received_at', 'request_id', 'submission_id']);
+        expect(Object.keys(message).sort()).to.deep.equal([
+          'data',
+          'received_at',
+          'request_id',
+          'submission_id',
+          'submission_source',
+        ]);
         expect(message.submission_id).to.equal(submissionId);
         expect(message.data).to.deep.equal(validForm());
         expect(new Date(message.received_at as string).toISOString()).to.equal(message.received_at);

@@ -5,10 +5,12 @@
  * description. `loadConfig` enforces what the declaration says; the README's
  * table and the chart's values schema are checked against it.
  */
+import { readVariable, type Env } from './env.ts';
 import { ConfigError } from './errors.ts';
+import { LOG_CODES } from './log-codes.ts';
 import { loadTracingConfig, type TracingConfig } from './tracing-config.ts';
 
-export type Env = Readonly<Record<string, string | undefined>>;
+export type { Env };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -24,6 +26,8 @@ export type SettingKind =
   | { kind: 'bool' }
   /** One of `values` (case-insensitive). */
   | { kind: 'oneOf'; values: readonly string[] }
+  /** A comma-separated, non-empty subset of `values` (case-insensitive). */
+  | { kind: 'subsetOf'; values: readonly string[] }
   /** An SQS queue name: 1–80 letters, digits, - or _ (.fifo allowed). */
   | { kind: 'queueName' }
   /** A URL with one of `protocols`; `label` is how the docs call it. */
@@ -50,6 +54,8 @@ export function allowedOf(setting: SettingKind): string {
       return 'true/false';
     case 'oneOf':
       return setting.values.join(', ');
+    case 'subsetOf':
+      return `${setting.values.join(', ')} (comma-separated)`;
     case 'queueName':
       return 'queue name';
     case 'url':
@@ -59,6 +65,13 @@ export function allowedOf(setting: SettingKind): string {
 }
 
 const HTTP = ['http:', 'https:'] as const;
+
+/** Signature schemes of POST /form/ (docs/security.md): the registration UI's, and the HMAC one with a timestamp. */
+export const SIGNATURE_SCHEMES = ['legacy', 'v1'] as const;
+export type SignatureScheme = (typeof SIGNATURE_SCHEMES)[number];
+
+/** Fewest characters of a UI secret unless UI_SECRET_ALLOW_SHORT (`openssl rand -hex 32` gives 64). */
+export const MIN_SECRET_LENGTH = 32;
 
 /** All settings, in README order. */
 export const SETTINGS: readonly Setting[] = [
@@ -191,6 +204,21 @@ export const SETTINGS: readonly Setting[] = [
     description: 'PostgreSQL connection string.',
   },
   {
+    names: ['DATABASE_WORKER_ROLE'],
+    default: 'none',
+    kind: 'text',
+    label: 'role name',
+    description:
+      "Migrations: role given the worker's privileges (read, insert and clear keys on form_form), created without login if missing.",
+  },
+  {
+    names: ['DATABASE_EXPORT_ROLE'],
+    default: 'none',
+    kind: 'text',
+    label: 'role name',
+    description: "Migrations: role given the export's privileges (read form_form), created without login if missing.",
+  },
+  {
     names: ['WORKER_INSERT_MAX_ROWS'],
     default: '100',
     kind: 'int',
@@ -229,7 +257,38 @@ export const SETTINGS: readonly Setting[] = [
     default: 'none',
     kind: 'text',
     label: 'string',
-    description: 'Shared secret of request signatures; required by the web unless DISABLE_SIGNATURE_CHECK.',
+    description: `Shared secret of request signatures, at least ${MIN_SECRET_LENGTH} characters; required by the web unless DISABLE_SIGNATURE_CHECK.`,
+  },
+  {
+    names: ['UI_SECRET_NEXT'],
+    default: 'none',
+    kind: 'text',
+    label: 'string',
+    description:
+      'Web: a second accepted secret, for rotation without downtime (docs/security.md); signatures by either secret are accepted.',
+  },
+  {
+    names: ['UI_SECRET_ALLOW_SHORT'],
+    default: 'false',
+    kind: 'bool',
+    description: `Web: start with a secret shorter than ${MIN_SECRET_LENGTH} characters (compatibility only; logged as a warning).`,
+  },
+  {
+    names: ['SIGNATURE_SCHEMES'],
+    default: 'legacy,v1',
+    kind: 'subsetOf',
+    values: SIGNATURE_SCHEMES,
+    description:
+      "Web: accepted signatures: legacy (the UI's X-Signature, no timestamp) and v1 (X-Form-Signature, an HMAC with a timestamp).",
+  },
+  {
+    names: ['SIGNATURE_TOLERANCE_SECONDS'],
+    default: '300',
+    kind: 'int',
+    min: 1,
+    max: 3600,
+    description:
+      'Web: how far a v1 signature timestamp may be from the clock, either way; at most the idempotency window.',
   },
   {
     names: ['DISABLE_SIGNATURE_CHECK'],
@@ -244,6 +303,15 @@ export const SETTINGS: readonly Setting[] = [
     min: 0,
     max: 65535,
     description: 'Web: HTTP port (also health and metrics).',
+  },
+  {
+    names: ['METRICS_PORT'],
+    default: 'none',
+    kind: 'int',
+    min: 0,
+    max: 65535,
+    description:
+      'Web: serve /metrics on this port alone, not on PORT, so a network policy can tell scrapers from submitters; unset: on PORT.',
   },
   {
     names: ['HEALTH_PORT'],
@@ -290,7 +358,8 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'int',
     min: 1024,
     max: 204800,
-    description: 'Web: largest accepted request body.',
+    description:
+      'Largest accepted request body (web), and largest serialised form the web queues and the worker stores.',
   },
   {
     names: ['SHUTDOWN_DELAY_MS'],
@@ -341,10 +410,20 @@ export interface Config {
     insertWindowMs: number;
   };
   database: { url: string; poolMax: number; timeoutMs: number };
+  /** Roles the migrations grant (DATABASE_WORKER_ROLE, DATABASE_EXPORT_ROLE). */
+  databaseRoles: { worker: string | undefined; export: string | undefined };
   web: {
     port: number;
     uiSecret: string | undefined;
+    /** UI_SECRET_NEXT: also accepted, for rotation. */
+    uiSecretNext: string | undefined;
+    /** UI_SECRET_ALLOW_SHORT. */
+    allowShortSecret: boolean;
     signatureCheck: boolean;
+    signatureSchemes: readonly SignatureScheme[];
+    signatureToleranceSeconds: number;
+    /** METRICS_PORT: /metrics is served there alone; undefined: on `port`. */
+    metricsPort: number | undefined;
     maxBodyBytes: number;
     shutdownDelayMs: number;
   };
@@ -383,15 +462,8 @@ class Reader {
 
   /** The variable used (the first of the names that is set; empty counts as unset) and its text, else the default. */
   private text(setting: Setting): { used: string; value: string | undefined; text: string | undefined } {
-    for (const n of setting.names) {
-      const value = this.env[n];
-      if (value !== undefined && value.trim() !== '') return { used: n, value: value.trim(), text: value.trim() };
-    }
-    return {
-      used: setting.names[0]!,
-      value: undefined,
-      text: setting.default === 'none' ? undefined : setting.default,
-    };
+    const { used, value } = readVariable(this.env, setting.names);
+    return { used, value, text: value ?? (setting.default === 'none' ? undefined : setting.default) };
   }
 
   /** The declared default of `name` (`none` when it has none). */
@@ -405,6 +477,11 @@ class Reader {
 
   optional(name: string): string | undefined {
     return this.text(this.declared(name, 'text')).value;
+  }
+
+  /** An int whose default is `none`: undefined when unset. */
+  optionalInt(name: string): number | undefined {
+    return this.text(this.declared(name, 'int')).text === undefined ? undefined : this.int(name);
   }
 
   int(name: string): number {
@@ -436,9 +513,24 @@ class Reader {
       parsed = undefined;
     }
     if (parsed === undefined || !setting.protocols.includes(parsed.protocol)) {
-      throw new ConfigError(used, redact(text), `a URL starting with ${setting.protocols.join(' or ')}`);
+      throw new ConfigError(used, text, `a URL starting with ${setting.protocols.join(' or ')}`);
     }
     return text;
+  }
+
+  /** A non-empty subset of the declared values, in declaration order. */
+  subsetOf<T extends string>(name: string, values: readonly T[]): T[] {
+    const setting = this.declared(name, 'subsetOf');
+    const { used, text = '' } = this.text(setting);
+    const given = text
+      .toLowerCase()
+      .split(',')
+      .map((v) => v.trim())
+      .filter((v) => v !== '');
+    const unknown = given.filter((v) => !values.some((known) => known === v) || !setting.values.includes(v));
+    if (given.length === 0 || unknown.length > 0)
+      throw new ConfigError(used, text, `one or more of ${setting.values.join(', ')}, comma-separated`);
+    return values.filter((v) => given.includes(v));
   }
 
   /** One of the declared values; `values` is the typed list the declaration names. */
@@ -466,11 +558,6 @@ class Reader {
     }
     return text;
   }
-}
-
-/** Hides the password of a connection string in error messages. */
-function redact(url: string): string {
-  return url.replace(/\/\/([^:/@]+):([^@]*)@/, '//$1:***@');
 }
 
 /**
@@ -532,10 +619,16 @@ export function loadConfig(env: Env = process.env, settings: readonly Setting[] 
       poolMax,
       timeoutMs: r.int('DATABASE_TIMEOUT_MS'),
     },
+    databaseRoles: { worker: r.optional('DATABASE_WORKER_ROLE'), export: r.optional('DATABASE_EXPORT_ROLE') },
     web: {
       port: r.int('PORT'),
       uiSecret: r.optional('UI_SECRET'),
+      uiSecretNext: r.optional('UI_SECRET_NEXT'),
+      allowShortSecret: r.bool('UI_SECRET_ALLOW_SHORT'),
       signatureCheck: !r.bool('DISABLE_SIGNATURE_CHECK'),
+      signatureSchemes: r.subsetOf('SIGNATURE_SCHEMES', SIGNATURE_SCHEMES),
+      signatureToleranceSeconds: r.int('SIGNATURE_TOLERANCE_SECONDS'),
+      metricsPort: r.optionalInt('METRICS_PORT'),
       maxBodyBytes: r.int('MAX_BODY_BYTES'),
       shutdownDelayMs: r.int('SHUTDOWN_DELAY_MS'),
     },
@@ -543,7 +636,7 @@ export function loadConfig(env: Env = process.env, settings: readonly Setting[] 
     logLevel: r.oneOf('LOG_LEVEL', LOG_LEVELS),
     logFormat: r.oneOf('LOG_FORMAT', LOG_FORMATS),
     queueMetricsIntervalMs: r.int('QUEUE_METRICS_INTERVAL_SECONDS') * 1000,
-    sentry: { dsn: r.url('SENTRY_DSN'), environment: r.optional('SENTRY_ENVIRONMENT') },
+    sentry: { dsn: sentryDsn(r.url('SENTRY_DSN')), environment: r.optional('SENTRY_ENVIRONMENT') },
     tracing: loadTracingConfig(env),
     idempotency: {
       windowSeconds,
@@ -552,12 +645,54 @@ export function loadConfig(env: Env = process.env, settings: readonly Setting[] 
   };
 }
 
+/** A DSN of the shape Sentry documents (`https://<key>@<host>/<project id>`), else a ConfigError that does not show it. */
+function sentryDsn(dsn: string | undefined): string | undefined {
+  if (dsn === undefined) return undefined;
+  const url = new URL(dsn);
+  if (url.username === '' || !/^\/(?:[^?#]*\/)?\d+$/.test(url.pathname))
+    throw new ConfigError('SENTRY_DSN', dsn, 'a Sentry DSN: https://<key>@<host>/<project id>');
+  return dsn;
+}
+
 /**
- * Checks what only the web needs: a secret unless signatures are off.
+ * Checks what only the web needs: a secret unless signatures are off, each at
+ * least MIN_SECRET_LENGTH characters unless UI_SECRET_ALLOW_SHORT; a v1
+ * tolerance no longer than the idempotency window (so a replayed v1 request is
+ * still recognised as the same submission).
+ * @returns warnings to log (a short secret allowed), each with a stable code
  * @throws ConfigError
  */
-export function assertWebConfig(config: Config): void {
-  if (config.web.signatureCheck && !config.web.uiSecret) {
+export function assertWebConfig(config: Config): { code: string; message: string }[] {
+  const { web } = config;
+  const warnings: { code: string; message: string }[] = [];
+  if (!web.signatureCheck) return warnings;
+  if (!web.uiSecret) {
     throw new ConfigError('UI_SECRET', '', 'a non-empty secret (or DISABLE_SIGNATURE_CHECK=true for local use)');
   }
+  for (const [name, secret] of [
+    ['UI_SECRET', web.uiSecret],
+    ['UI_SECRET_NEXT', web.uiSecretNext],
+  ] as const) {
+    if (secret === undefined || secret.length >= MIN_SECRET_LENGTH) continue;
+    if (!web.allowShortSecret)
+      throw new ConfigError(
+        name,
+        secret,
+        `a secret of at least ${MIN_SECRET_LENGTH} characters (${secret.length} given; ` +
+          'UI_SECRET_ALLOW_SHORT=true accepts it for compatibility)',
+      );
+    warnings.push({
+      code: LOG_CODES.shortSecretAllowed,
+      message:
+        `${name} has ${secret.length} characters, fewer than ${MIN_SECRET_LENGTH}; accepted because ` +
+        'UI_SECRET_ALLOW_SHORT=true: one captured request lets an attacker guess it offline; rotate it (docs/security.md)',
+    });
+  }
+  if (web.signatureSchemes.includes('v1') && web.signatureToleranceSeconds > config.idempotency.keyLifetimeSeconds)
+    throw new ConfigError(
+      'SIGNATURE_TOLERANCE_SECONDS',
+      String(web.signatureToleranceSeconds),
+      `at most the idempotency key lifetime (${config.idempotency.keyLifetimeSeconds} s)`,
+    );
+  return warnings;
 }

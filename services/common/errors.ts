@@ -2,18 +2,21 @@
  * Typed errors shared by both services. Each names what failed and carries the
  * third-party error as `cause`.
  */
+import { redactValue } from './env.ts';
 
-/** A configuration variable is malformed or out of range. */
+/** A configuration variable is malformed or out of range; `value` is shown as `redactValue` allows. */
 export class ConfigError extends Error {
   override name = 'ConfigError';
   readonly variable: string;
+  /** The value as shown (redacted). */
   readonly value: string;
   readonly allowed: string;
 
   constructor(variable: string, value: string, allowed: string) {
-    super(`invalid configuration: ${variable}=${JSON.stringify(value)} is not allowed; expected ${allowed}`);
+    const shown = redactValue(variable, value);
+    super(`invalid configuration: ${variable}=${JSON.stringify(shown)} is not allowed; expected ${allowed}`);
     this.variable = variable;
-    this.value = value;
+    this.value = shown;
     this.allowed = allowed;
   }
 }

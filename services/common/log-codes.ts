@@ -13,6 +13,8 @@ export const LOG_CODES = {
   invalidMoved: 'FD_INVALID_MOVED',
   storeFailed: 'FD_STORE_FAILED',
   pollBackoff: 'FD_POLL_BACKOFF',
+  readinessDatabaseUnreachable: 'FD_READINESS_DB_UNREACHABLE',
+  shortSecretAllowed: 'FD_SHORT_SECRET_ALLOWED',
 } as const;
 
 export type LogCode = (typeof LOG_CODES)[keyof typeof LOG_CODES];

@@ -47,6 +47,12 @@ export interface QueueUrls {
   invalid: string;
 }
 
+/** The form queue's URL with GetQueueUrl (what the web needs: its IAM role names no other queue), unless `createQueues`. */
+export async function resolveFormQueueUrl(client: SQSClient, config: Config['sqs'], logger: Logger): Promise<string> {
+  if (config.createQueues) return (await resolveQueueUrls(client, config, logger)).form;
+  return getQueueUrl(client, config.formQueueName);
+}
+
 /**
  * Resolves queue URLs with GetQueueUrl; with `createQueues`, creates missing
  * ones (the form queue with a redrive policy to the invalid queue).
@@ -90,6 +96,7 @@ async function getQueueUrl(client: SQSClient, name: string): Promise<string> {
 
 async function createQueue(client: SQSClient, name: string, attributes: Record<string, string>): Promise<string> {
   try {
+    // IAM: local only (SQS_CREATE_QUEUES), so in no production policy (test/iam.test.ts).
     const out = await client.send(new CreateQueueCommand({ QueueName: name, Attributes: attributes }));
     if (!out.QueueUrl) throw new Error('no QueueUrl in response');
     return out.QueueUrl;
@@ -100,26 +107,12 @@ async function createQueue(client: SQSClient, name: string, attributes: Record<s
 
 async function queueArn(client: SQSClient, url: string, name: string): Promise<string> {
   try {
+    // IAM: local only (SQS_CREATE_QUEUES), so in no production policy (test/iam.test.ts).
     const out = await client.send(new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['QueueArn'] }));
     const arn = out.Attributes?.QueueArn;
     if (!arn) throw new Error('no QueueArn in response');
     return arn;
   } catch (error) {
     throw new SqsError({ operation: 'GetQueueAttributes', queue: name }, error);
-  }
-}
-
-/**
- * The queue's MaximumMessageSize (bytes), or `fallback` when it cannot be read.
- */
-export async function maxMessageBytes(client: SQSClient, url: string, fallback: number): Promise<number> {
-  try {
-    const out = await client.send(
-      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['MaximumMessageSize'] }),
-    );
-    const size = Number(out.Attributes?.MaximumMessageSize);
-    return Number.isSafeInteger(size) && size > 0 ? size : fallback;
-  } catch {
-    return fallback;
   }
 }

@@ -4,7 +4,7 @@
  * docs/tracing.md's table is checked against `TRACING_SETTINGS`.
  */
 import { ConfigError } from './errors.ts';
-import type { Env } from './config.ts';
+import { readVariable, type Env } from './env.ts';
 
 /** One documented OTEL_* variable (its values are checked by `loadTracingConfig`, not by the SETTINGS reader). */
 export interface TracingSetting {
@@ -116,8 +116,7 @@ export interface TracingConfig {
 }
 
 function value(env: Env, name: string): string | undefined {
-  const v = env[name]?.trim();
-  return v === undefined || v === '' ? undefined : v;
+  return readVariable(env, [name]).value;
 }
 
 function endpointUrl(name: string, text: string): URL {
@@ -127,11 +126,11 @@ function endpointUrl(name: string, text: string): URL {
   } catch {
     // reported below
   }
-  throw new ConfigError(name, text.replace(/\/\/[^@/]*@/, '//***@'), 'a URL starting with http: or https:');
+  throw new ConfigError(name, text, 'a URL starting with http: or https:');
 }
 
 /** `key=value,key2=value2` with percent-encoded values (the specification's W3C-baggage-like list). */
-function keyValues(env: Env, name: string, secret: boolean): Record<string, string> {
+function keyValues(env: Env, name: string): Record<string, string> {
   const text = value(env, name);
   const out: Record<string, string> = {};
   if (text === undefined) return out;
@@ -146,11 +145,7 @@ function keyValues(env: Env, name: string, secret: boolean): Record<string, stri
       decoded = undefined;
     }
     if (key === '' || decoded === undefined)
-      throw new ConfigError(
-        name,
-        secret ? '***' : text,
-        'a list of key=value pairs separated by commas, values percent-encoded',
-      );
+      throw new ConfigError(name, text, 'a list of key=value pairs separated by commas, values percent-encoded');
     out[key] = decoded;
   }
   return out;
@@ -203,11 +198,11 @@ export function loadTracingConfig(env: Env): TracingConfig {
     endpoint: disabledText === 'true' ? undefined : endpoint,
     protocol,
     headers: {
-      ...keyValues(env, 'OTEL_EXPORTER_OTLP_HEADERS', true),
-      ...keyValues(env, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS', true),
+      ...keyValues(env, 'OTEL_EXPORTER_OTLP_HEADERS'),
+      ...keyValues(env, 'OTEL_EXPORTER_OTLP_TRACES_HEADERS'),
     },
     serviceName: value(env, 'OTEL_SERVICE_NAME'),
-    resourceAttributes: keyValues(env, 'OTEL_RESOURCE_ATTRIBUTES', false),
+    resourceAttributes: keyValues(env, 'OTEL_RESOURCE_ATTRIBUTES'),
     sampler,
     samplerRatio,
     propagators: propagatorNames.includes('none') ? [] : propagators,

@@ -216,3 +216,38 @@ export function toRecord(columns: Columns, id: number, created: string, data: St
   }
   return cells;
 }
+
+/** A cell a spreadsheet would evaluate: a formula trigger first, after optional blanks. */
+const LEADING_TRIGGER = /^[=+\-@\t\r]/;
+/**
+ * A trigger after a character a spreadsheet may split cells at (`,` `;` tab,
+ * or a line end), with optional blanks between: read with another separator
+ * than the export's, the text after it starts a cell of its own.
+ */
+const TRIGGER_AFTER_SEPARATOR = /([,;\t\r\n][ \t]*)(?=[=+\-@])/g;
+// eslint-disable-next-line no-control-regex -- control characters are what is matched
+const CONTROL = /[\x00-\x08\x0B\x0C\x0E-\x1F\x7F\x80-\x9F]|\r(?!\n)/g;
+
+/** A control character as something a terminal shows rather than runs: its Unicode control picture, or `\u0085`-style text. */
+function controlPicture(c: string): string {
+  const code = c.charCodeAt(0);
+  if (code < 0x20) return String.fromCharCode(0x2400 + code);
+  if (code === 0x7f) return '\u2421';
+  return `\\u${code.toString(16).padStart(4, '0')}`;
+}
+
+/** Control characters (but tab and CRLF/LF line ends) replaced by what a terminal shows rather than runs. */
+export function terminalSafe(text: string): string {
+  return text.replace(CONTROL, controlPicture);
+}
+
+/**
+ * A string cell that no spreadsheet evaluates, whatever separator it reads
+ * the file with (`,`, `;` or tab): a `'` before a formula trigger at the start
+ * and after any separator or line end (docs/exporting.md), and control
+ * characters as `terminalSafe` writes them.
+ */
+export function spreadsheetSafe(text: string): string {
+  const safe = terminalSafe(text).replace(TRIGGER_AFTER_SEPARATOR, "$1'");
+  return LEADING_TRIGGER.test(safe) ? `'${safe}` : safe;
+}

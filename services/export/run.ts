@@ -8,7 +8,15 @@ import { stringify } from 'csv-stringify';
 import type { Knex } from '../common/db.ts';
 import { DatabaseError } from '../common/errors.ts';
 import { OutputError } from './errors.ts';
-import { buildColumns, decodeFormData, toRecord, type Columns } from './records.ts';
+import {
+  buildColumns,
+  decodeFormData,
+  spreadsheetSafe,
+  terminalSafe,
+  toRecord,
+  type Cell,
+  type Columns,
+} from './records.ts';
 import { createProgress, SKIPPED_ROWS_SHOWN, type ExportSummary, type Progress, type SkippedRow } from './progress.ts';
 import { withSnapshot, type Bounds, type FormSnapshot, type LegacyRow, type StoredRow } from './repository.ts';
 
@@ -93,6 +101,11 @@ async function writeRows(
   let rows = 0;
   let skipped = 0;
   const skippedRows: SkippedRow[] = [];
+  const escapeFormulas = request.escapeFormulas ?? true;
+  // Without escaping, control characters are still not written raw to a terminal.
+  const toTerminal = (deps.output as { isTTY?: boolean }).isTTY === true;
+  const safeText = escapeFormulas ? spreadsheetSafe : toTerminal ? terminalSafe : (text: string): string => text;
+  const safeCell = (cell: Cell): Cell => (typeof cell === 'string' ? safeText(cell) : cell);
   const toRecords = new Transform({
     objectMode: true,
     transform(row: StoredRow, _encoding, callback) {
@@ -104,7 +117,7 @@ async function writeRows(
       } else {
         let record;
         try {
-          record = toRecord(columns, row.id, row.created, decoded.data);
+          record = toRecord(columns, row.id, row.created, decoded.data).map(safeCell);
         } catch (error) {
           callback(error as Error);
           return;
@@ -117,9 +130,11 @@ async function writeRows(
   });
   const csv = stringify({
     header: true,
-    columns: [...columns.headers],
+    columns: columns.headers.map(safeText),
     bom: request.bom ?? false,
-    escape_formulas: request.escapeFormulas ?? true,
+    // Formulas are escaped by spreadsheetSafe (after any separator, not only at the start); every field is quoted.
+    escape_formulas: false,
+    quoted: escapeFormulas,
     record_delimiter: 'windows',
     // Setting record_delimiter turns off quoting of a lone \n or \r unless this is said explicitly.
     quote_record_delimiter: true,

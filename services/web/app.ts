@@ -12,7 +12,7 @@ import { ATTR, CARRIER_FIELDS, FORM_ATTR, noTracing, type Tracing } from '../com
 import { REQUEST_ID } from '../common/message.ts';
 import { readBody } from './body.ts';
 import { DEFAULT_LIMITS } from './http-server.ts';
-import { formHandler } from './form-route.ts';
+import { formHandler, type SignatureOptions } from './form-route.ts';
 import { methodLabel, routeLabel, type RefusalReason, type WebMetrics } from './metrics.ts';
 import { echo, ProblemError, problemMiddleware, sendProblem } from './problem.ts';
 import type { FormSender } from './sender.ts';
@@ -22,10 +22,12 @@ export interface AppOptions {
   sender: FormSender;
   logger: Logger;
   metrics: WebMetrics;
-  /** Shared secret; undefined turns the signature check off. */
-  secret: string | undefined;
+  /** How requests are signed; undefined turns the signature check off. */
+  signature: SignatureOptions | undefined;
   /** Largest accepted body, in bytes. */
   maxBodyBytes: number;
+  /** Serve /metrics on this app; false when a port of its own serves it (METRICS_PORT). Default true. */
+  metricsRoute?: boolean;
   /** The HTTP server's request timeout, in ms: a refused body is not read past it. Default 30 000. */
   requestTimeoutMs?: number;
   /** Whether a repeat of the same signed request is the same submission (IDEMPOTENCY_WINDOW_SECONDS above 0). */
@@ -160,7 +162,7 @@ export function createApp(options: AppOptions): Koa {
   app.silent = true;
   // strict: /form and /form/ only, not /form// and the like.
   const router = new Router({ strict: true });
-  const submit = formHandler(options);
+  const submit = formHandler({ ...options, maxFormBytes: options.maxBodyBytes });
   const body = readBody(options.maxBodyBytes, options.requestTimeoutMs ?? DEFAULT_LIMITS.requestTimeoutMs);
   router.post(['/form', '/form/'], body, submit);
   const openapi = JSON.stringify(openapiDocument);
@@ -168,10 +170,12 @@ export function createApp(options: AppOptions): Koa {
     ctx.type = 'application/json';
     ctx.body = openapi;
   });
-  router.get('/metrics', async (ctx) => {
-    ctx.type = metrics.registry.contentType;
-    ctx.body = await metrics.registry.metrics();
-  });
+  if (options.metricsRoute ?? true) {
+    router.get('/metrics', async (ctx) => {
+      ctx.type = metrics.registry.contentType;
+      ctx.body = await metrics.registry.metrics();
+    });
+  }
 
   /** SQS message id and submission id of each accepted form, for its request's log line. */
   const accepted = new WeakMap<IncomingMessage, AcceptedIds>();

@@ -118,3 +118,40 @@ export function createHttpServer(
   });
   return server;
 }
+
+/** What the metrics server serves: a prom-client registry. */
+export interface MetricsSource {
+  contentType: string;
+  metrics(): Promise<string>;
+}
+
+/**
+ * The server of METRICS_PORT: `GET`/`HEAD /metrics` and nothing else (404 or
+ * 405 as problem+json), with the same limits as the form's server.
+ */
+export function createMetricsServer(registry: MetricsSource, limits: ServerLimits): Server {
+  return createHttpServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path !== '/metrics') {
+      writeProblem(res, { status: 404, title: 'Not Found', detail: 'only /metrics is served on this port' });
+      return;
+    }
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      writeProblem(res, {
+        status: 405,
+        title: 'Method Not Allowed',
+        detail: `${req.method} is not allowed on /metrics`,
+      });
+      return;
+    }
+    registry.metrics().then(
+      (text) => {
+        res.writeHead(200, { 'Content-Type': registry.contentType, 'Content-Length': Buffer.byteLength(text) });
+        res.end(req.method === 'HEAD' ? undefined : text);
+      },
+      () =>
+        writeProblem(res, { status: 500, title: 'Internal Server Error', detail: 'metrics could not be collected' }),
+    );
+  }, limits);
+}

@@ -10,10 +10,10 @@ import { assertWebConfig, type Config } from '../common/config.ts';
 import { attachHealth, stopServer, unhealthy } from '../common/health.ts';
 import { createErrorReporter } from '../common/error-reporter.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
-import { createSqsClient, resolveQueueUrls } from '../common/sqs.ts';
+import { createSqsClient, resolveFormQueueUrl } from '../common/sqs.ts';
 import { createTracing } from '../common/tracing.ts';
 import { createApp } from './app.ts';
-import { createHttpServer, DEFAULT_LIMITS, type ServerLimits } from './http-server.ts';
+import { createHttpServer, createMetricsServer, DEFAULT_LIMITS, type ServerLimits } from './http-server.ts';
 import { createWebMetrics } from './metrics.ts';
 import { BatchingSender, DirectSender, type FormSender } from './sender.ts';
 import { LOG_CODES } from '../common/log-codes.ts';
@@ -32,8 +32,10 @@ export interface WebServiceOptions {
 export interface WebService {
   server: Server;
   logger: Logger;
-  /** Starts listening on config.web.port (0: any free port); resolves with the port. */
+  /** Starts listening on config.web.port (0: any free port), and METRICS_PORT when set; resolves with the port. */
   listen(): Promise<number>;
+  /** The port /metrics listens on when METRICS_PORT is set (after listen), else undefined. */
+  metricsPort(): number | undefined;
   /** The shutdown sequence without exiting: fail readiness, wait the delay, stop intake, finish in-flight requests, close clients. */
   stop(): Promise<void>;
 }
@@ -42,11 +44,12 @@ export type { ServerLimits };
 
 /** Builds the web service; resolves once the queue URL is known. */
 export async function createWebService(config: Config, options: WebServiceOptions = {}): Promise<WebService> {
-  assertWebConfig(config);
+  const warnings = assertWebConfig(config);
   const tracing = await createTracing(config.tracing, 'web');
   const logger =
     options.logger ??
     createLogger(config.logLevel, 'web', config.logFormat, tracing.enabled ? () => tracing.logFields() : undefined);
+  for (const { code, message } of warnings) logger.warn({ code }, message);
   if (tracing.enabled)
     logger.info(
       { collector: new URL(config.tracing.endpoint!).origin, protocol: config.tracing.protocol },
@@ -58,7 +61,7 @@ export async function createWebService(config: Config, options: WebServiceOption
   const metrics = createWebMetrics();
   let sender = options.sender;
   if (!sender) {
-    const { form } = await resolveQueueUrls(sqs, config.sqs, logger);
+    const form = await resolveFormQueueUrl(sqs, config.sqs, logger);
     const observe = (entries: number, failed: number, seconds: number): void => {
       const result = failed === entries ? 'failed' : 'ok';
       metrics.sqsSends.inc({ result });
@@ -75,8 +78,15 @@ export async function createWebService(config: Config, options: WebServiceOption
     metrics,
     reporter,
     tracing,
-    secret: config.web.signatureCheck ? config.web.uiSecret : undefined,
+    signature: config.web.signatureCheck
+      ? {
+          secrets: [config.web.uiSecret!, ...(config.web.uiSecretNext ? [config.web.uiSecretNext] : [])],
+          schemes: config.web.signatureSchemes,
+          toleranceSeconds: config.web.signatureToleranceSeconds,
+        }
+      : undefined,
     maxBodyBytes: config.web.maxBodyBytes,
+    metricsRoute: config.web.metricsPort === undefined,
     requestTimeoutMs: limits.requestTimeoutMs,
     contentIdentity: config.idempotency.windowSeconds > 0,
     keyLifetimeSeconds: config.idempotency.keyLifetimeSeconds,
@@ -86,8 +96,13 @@ export async function createWebService(config: Config, options: WebServiceOption
     logger.info({ status, code }, 'request refused by the HTTP server');
   });
 
+  // METRICS_PORT: /metrics alone on a port of its own (docs/security.md#network).
+  const metricsServer =
+    config.web.metricsPort === undefined ? undefined : createMetricsServer(metrics.registry, limits);
+
   let ready = true;
   const closeClients = async (): Promise<void> => {
+    if (metricsServer?.listening) await new Promise<void>((resolve) => metricsServer.close(() => resolve()));
     await sender.close();
     sqs.destroy();
     await Promise.all([reporter.close(), tracing.close()]);
@@ -110,19 +125,28 @@ export async function createWebService(config: Config, options: WebServiceOption
     logger,
   });
 
+  const listenOn = (target: Server, port: number): Promise<number> =>
+    new Promise((resolve, reject) => {
+      target.once('error', reject);
+      target.listen(port, () => {
+        target.off('error', reject);
+        resolve((target.address() as AddressInfo).port);
+      });
+    });
+
   return {
     server,
     logger,
-    listen: () =>
-      new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(config.web.port, () => {
-          server.off('error', reject);
-          const port = (server.address() as AddressInfo).port;
-          logger.info({ port, code: LOG_CODES.webListening }, 'web listening');
-          resolve(port);
-        });
-      }),
+    listen: async () => {
+      if (metricsServer) {
+        const metricsPort = await listenOn(metricsServer, config.web.metricsPort!);
+        logger.info({ metricsPort }, 'web metrics listening');
+      }
+      const port = await listenOn(server, config.web.port);
+      logger.info({ port, code: LOG_CODES.webListening }, 'web listening');
+      return port;
+    },
+    metricsPort: () => (metricsServer?.listening ? (metricsServer.address() as AddressInfo).port : undefined),
     stop: async () => {
       await failReadinessAndWait();
       await stopServer(server);

@@ -1,21 +1,28 @@
 /**
- * The identity of a submission (docs/exactly-once.md): from an Idempotency-Key,
- * else from a digest of the signed request (path and raw body) while the
- * content window is on, else a random id per request. The id travels in the
- * queue message; the worker's unique key on it makes every copy one row.
+ * The identity of a submission (docs/exactly-once.md): from a signed
+ * Idempotency-Key, else from the form's content while the content window is
+ * on, else from a v1 signature's time, else a random id per request. The id
+ * travels in the queue message with what it derives from; the worker checks
+ * it and its unique key on it makes every copy one row.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import type { SignatureScheme } from '../common/config.ts';
+import type { FormData } from '../common/form-schema.ts';
+import { contentId, keyId, signedId, type SubmissionSource } from '../common/submission-id.ts';
 import { ProblemError } from './problem.ts';
 
 /** Longest accepted Idempotency-Key value, in characters (quotes and escapes not counted). */
 export const MAX_IDEMPOTENCY_KEY = 255;
 
-/** How a submission id was derived. */
-export type SubmissionSource = 'key' | 'content' | 'random';
+export type { SubmissionSource };
 
 export interface Submission {
   id: string;
   source: SubmissionSource;
+  /** The Idempotency-Key the id derives from. */
+  key?: string;
+  /** The v1 signature time the id derives from. */
+  signedAt?: number;
 }
 
 /** sf-string (RFC 8941 §3.3.3): printable ASCII in double quotes, with `\"` and `\\` as the only escapes. */
@@ -50,30 +57,30 @@ export function idempotencyKey(rawHeaders: readonly string[]): string | undefine
   return key;
 }
 
-/** A UUID (version 8, RFC 9562) from the first 128 bits of a SHA-256 digest. */
-function digestUuid(...parts: (string | Buffer)[]): string {
-  const hash = createHash('sha256');
-  for (const part of parts) hash.update(part);
-  const bytes = hash.digest().subarray(0, 16);
-  bytes[6] = (bytes[6]! & 0x0f) | 0x80;
-  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
-}
-
 /**
- * The submission of a request: the key's, else the content's (path with query
- * and raw body bytes, when `contentIdentity`), else a new random one. Digests are
- * domain-separated so a key and a body never share an id; the signature is not used.
+ * The submission of a request: its Idempotency-Key's when the key is signed
+ * (v1) or signatures are off; else the form's content (when `contentIdentity`);
+ * else, under v1, the form and the signature's time, so a replay within the
+ * tolerance is the same submission; else a new random one. Under a legacy
+ * signature the key is not signed, so it decides nothing: it could otherwise
+ * split one signed body into several submissions or take a client's key.
  */
 export function submissionOf(
-  request: { key: string | undefined; path: string; rawBody: Buffer },
+  request: {
+    key: string | undefined;
+    data: FormData;
+    /** The scheme the request was signed with; undefined: signatures are off. */
+    scheme: SignatureScheme | undefined;
+    /** The v1 signature's timestamp. */
+    signedAt?: number | undefined;
+  },
   contentIdentity: boolean,
 ): Submission {
-  if (request.key !== undefined) return { id: digestUuid('form-data idempotency-key\0', request.key), source: 'key' };
-  if (contentIdentity) {
-    return { id: digestUuid('form-data request\0', request.path, '\0', request.rawBody), source: 'content' };
-  }
+  if (request.key !== undefined && request.scheme !== 'legacy')
+    return { id: keyId(request.key), source: 'key', key: request.key };
+  if (contentIdentity) return { id: contentId(request.data), source: 'content' };
+  if (request.scheme === 'v1' && request.signedAt !== undefined)
+    return { id: signedId(request.signedAt, request.data), source: 'signed', signedAt: request.signedAt };
   return { id: randomUUID(), source: 'random' };
 }
 

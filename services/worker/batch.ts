@@ -51,6 +51,8 @@ export interface BatchHandlerOptions {
   backoffMaxSeconds: number;
   /** A process span per form. Default: off. */
   tracing?: Tracing;
+  /** Largest serialised form stored (MAX_BODY_BYTES, as the web enforces). Default: its default. */
+  maxFormBytes?: number;
   /** How bodies are decoded: decodeFormMessage, or decodeOriginalMessage on the replaced service's queue. */
   decode?: (body: string | undefined) => OriginalDecodeResult;
 }
@@ -110,7 +112,8 @@ export class BatchHandler {
     const byId = new Map<string, Received>();
     const requestIds = new Map<string, string | undefined>();
     const invalid: InvalidCopy[] = [];
-    const decode = this.options.decode ?? decodeFormMessage;
+    const decode =
+      this.options.decode ?? ((body: string | undefined) => decodeFormMessage(body, this.options.maxFormBytes));
     for (const message of messages) {
       byId.set(message.messageId, message);
       const decoded = decode(message.body);

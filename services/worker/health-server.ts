@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import { errorSummary } from '../common/errors.ts';
 import { attachHealth, unhealthy } from '../common/health.ts';
 import type { Logger } from '../common/logger.ts';
+import { LOG_CODES } from '../common/log-codes.ts';
 import { writeProblem } from '../common/problem.ts';
 import type { Consumer } from './consumer.ts';
 import type { WorkerMetrics } from './metrics.ts';
@@ -52,7 +53,12 @@ export function createHealthServer(options: HealthServerOptions): Server {
         await options.ping();
       } catch (error) {
         consumer.databaseHealthy = false;
-        unhealthy('database unreachable', { error: errorSummary(error) });
+        // The cause goes to the log only: a probe's answer carries no error text (docs/security.md).
+        options.logger.warn(
+          { code: LOG_CODES.readinessDatabaseUnreachable, err: errorSummary(error) },
+          'readiness: database unreachable',
+        );
+        unhealthy('database unreachable');
       }
       consumer.databaseHealthy = true;
       if (!consumer.sqsHealthy) unhealthy('SQS unreachable at the last poll');

@@ -357,3 +357,18 @@ function groupBySize(copies: readonly InvalidCopy[], limit: number): InvalidCopy
   if (current.length > 0) groups.push(current);
   return groups;
 }
+
+/**
+ * The queue's MaximumMessageSize (worker only: the web's IAM role may not read queue attributes) (bytes), or `fallback` when it cannot be read.
+ */
+export async function maxMessageBytes(client: SQSClient, url: string, fallback: number): Promise<number> {
+  try {
+    const out = await client.send(
+      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['MaximumMessageSize'] }),
+    );
+    const size = Number(out.Attributes?.MaximumMessageSize);
+    return Number.isSafeInteger(size) && size > 0 ? size : fallback;
+  } catch {
+    return fallback;
+  }
+}

@@ -10,19 +10,13 @@ import { createDatabase, type Knex } from '../common/db.ts';
 import { stopServer } from '../common/health.ts';
 import { createErrorReporter } from '../common/error-reporter.ts';
 import { createLogger, type Logger } from '../common/logger.ts';
-import {
-  createSqsClient,
-  maxMessageBytes,
-  resolveOriginalQueueUrl,
-  resolveQueueUrls,
-  SQS_MAX_MESSAGE_BYTES,
-} from '../common/sqs.ts';
+import { createSqsClient, resolveOriginalQueueUrl, resolveQueueUrls, SQS_MAX_MESSAGE_BYTES } from '../common/sqs.ts';
 import { decodeOriginalMessage } from '../common/original-message.ts';
 import { createTracing } from '../common/tracing.ts';
 import { BatchHandler, type BatchHandlerOptions } from './batch.ts';
 import { Consumer } from './consumer.ts';
 import { createWorkerMetrics, observeConsumer, type WorkerMetrics } from './metrics.ts';
-import { WorkerQueue } from './queue.ts';
+import { maxMessageBytes, WorkerQueue } from './queue.ts';
 import { QueueDepthPoller } from './queue-depth-poller.ts';
 import { FormRepository } from './repository.ts';
 import { FormWriter } from './writer.ts';
@@ -117,6 +111,7 @@ export async function createWorkerService(config: Config, options: WorkerService
       backoffBaseSeconds: config.sqs.retryBackoffBaseSeconds,
       backoffMaxSeconds: config.sqs.retryBackoffMaxSeconds,
       tracing,
+      maxFormBytes: config.web.maxBodyBytes,
       decode,
     });
   const handler = handlerFor(queue);

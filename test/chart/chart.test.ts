@@ -185,7 +185,10 @@ describe('chart: helm lint and template', function () {
     const manifests = set('defaults');
     const config = find(manifests, 'ConfigMap', FULL).data as Record<string, string>;
     const web = container(find(manifests, 'Deployment', `${FULL}-web`), 'web');
-    expect(web.ports).to.deep.equal([{ name: 'http', containerPort: Number(config.PORT), protocol: 'TCP' }]);
+    expect(web.ports).to.deep.equal([
+      { name: 'http', containerPort: Number(config.PORT), protocol: 'TCP' },
+      { name: 'metrics', containerPort: Number(config.METRICS_PORT), protocol: 'TCP' },
+    ]);
     expect(web.readinessProbe.httpGet).to.deep.equal({ path: '/healthz/ready', port: 'http' });
     expect(web.livenessProbe.httpGet).to.deep.equal({ path: '/healthz/live', port: 'http' });
     expect(web.startupProbe.httpGet).to.deep.equal({ path: '/healthz/live', port: 'http' });
@@ -355,10 +358,14 @@ describe('chart: helm lint and template', function () {
   it('uses existingSecret and an IRSA ServiceAccount in production, with no Secret or static keys of its own', () => {
     const manifests = set('production');
     expect(findAll(manifests, 'Secret')).to.deep.equal([]);
-    const sa = find(manifests, 'ServiceAccount', FULL);
-    expect(sa.metadata.annotations?.['eks.amazonaws.com/role-arn']).to.match(/^arn:aws:iam::/);
     for (const d of findAll(manifests, 'Deployment')) {
-      expect(podSpec(d).serviceAccountName).to.equal(FULL);
+      // One ServiceAccount, so one IAM role, per component.
+      const component = d.metadata.name.slice(FULL.length + 1);
+      expect(podSpec(d).serviceAccountName).to.equal(`${FULL}-${component}`);
+      const sa = find(manifests, 'ServiceAccount', `${FULL}-${component}`);
+      expect(sa.metadata.annotations?.['eks.amazonaws.com/role-arn']).to.equal(
+        `arn:aws:iam::123456789012:role/form-data-${component}`,
+      );
       const c = podSpec(d).containers[0];
       expect(c.image).to.equal(
         '123456789012.dkr.ecr.eu-west-1.amazonaws.com/form-data@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
@@ -374,7 +381,13 @@ describe('chart: helm lint and template', function () {
       // Each component gets only the secrets it reads.
       const own = c.name === 'web' ? 'UI_SECRET' : 'DATABASE_URL';
       expect(Object.keys(env).sort()).to.deep.equal(
-        ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'SENTRY_DSN', own].sort(),
+        [
+          'AWS_ACCESS_KEY_ID',
+          'AWS_SECRET_ACCESS_KEY',
+          'SENTRY_DSN',
+          own,
+          ...(c.name === 'web' ? ['UI_SECRET_NEXT'] : []),
+        ].sort(),
       );
       expect(env[own]).to.deep.equal({ name: 'form-data-credentials', key: own });
       expect(env.AWS_ACCESS_KEY_ID?.optional).to.equal(true);
@@ -527,7 +540,10 @@ describe('chart: helm lint and template', function () {
         expect(find(manifests, 'Service', `${FULL}-sqs`).spec.ports[0].port).to.equal(4566);
         const config = find(manifests, 'ConfigMap', FULL).data as Record<string, string>;
         expect(config.SQS_ENDPOINT_URL).to.equal(`http://${FULL}-sqs:4566`);
-        const dbUrl = Buffer.from(find(manifests, 'Secret', FULL).data.DATABASE_URL as string, 'base64').toString();
+        const dbUrl = Buffer.from(
+          find(manifests, 'Secret', `${FULL}-worker`).data.DATABASE_URL as string,
+          'base64',
+        ).toString();
         expect(new URL(dbUrl).host).to.equal(`${FULL}-postgresql:5432`);
       } else {
         expect(local, name).to.deep.equal([]);

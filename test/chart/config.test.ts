@@ -12,7 +12,7 @@ import { CHART, find, render } from './helm.ts';
 
 /** Read by the AWS SDK itself, not declared in SETTINGS. */
 const AWS_SDK_VARIABLES = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'];
-const SECRET_SETTINGS = ['DATABASE_URL', 'UI_SECRET', 'SENTRY_DSN'];
+const SECRET_SETTINGS = ['DATABASE_URL', 'UI_SECRET', 'UI_SECRET_NEXT', 'SENTRY_DSN'];
 
 describe('chart configuration matches services/common/config.ts', function () {
   this.timeout(60_000);
@@ -25,17 +25,25 @@ describe('chart configuration matches services/common/config.ts', function () {
       set: {
         'secrets.DATABASE_URL': 'postgres://u:p@db:5432/x',
         'secrets.UI_SECRET': 's',
+        'secrets.UI_SECRET_NEXT': 'n',
+        'secrets.WORKER_DATABASE_URL': 'postgres://w:p@db:5432/x',
         'secrets.AWS_ACCESS_KEY_ID': 'a',
         'secrets.AWS_SECRET_ACCESS_KEY': 'b',
         'secrets.SENTRY_DSN': 'https://key@sentry.example/1',
         'config.SQS_ENDPOINT_URL': 'http://sqs:4566',
         'config.SQS_ORIGINAL_QUEUE_NAME': 'directory-form-data-invalid',
         'config.SENTRY_ENVIRONMENT': 'staging',
+        'config.DATABASE_WORKER_ROLE': 'form_data_worker',
+        'config.DATABASE_EXPORT_ROLE': 'form_data_export',
       },
     });
     return {
       config: find(manifests, 'ConfigMap', 'form-data').data,
-      secret: find(manifests, 'Secret', 'form-data').data,
+      // A Secret per component (docs/security.md); together they hold every secret setting.
+      secret: {
+        ...find(manifests, 'Secret', 'form-data-web').data,
+        ...find(manifests, 'Secret', 'form-data-worker').data,
+      },
     };
   }
 
@@ -61,7 +69,7 @@ describe('chart configuration matches services/common/config.ts', function () {
   it('defaults to the code defaults', async () => {
     const values = parse(await readFile(path.join(CHART, 'values.yaml'), 'utf8')) as {
       config: Record<string, unknown>;
-      web: { port: number };
+      web: { port: number; metricsPort: number };
       worker: { healthPort: number };
     };
     const chartDefaults: Record<string, string> = Object.fromEntries(
@@ -69,9 +77,11 @@ describe('chart configuration matches services/common/config.ts', function () {
     );
     chartDefaults.PORT = String(values.web.port);
     chartDefaults.HEALTH_PORT = String(values.worker.healthPort);
+    // The chart turns METRICS_PORT on (docs/security.md#network); the code's default keeps /metrics on PORT.
+    expect(String(values.web.metricsPort)).to.match(/^\d+$/);
     for (const setting of SETTINGS) {
       const name = setting.names[0]!;
-      if (SECRET_SETTINGS.includes(name)) continue;
+      if (SECRET_SETTINGS.includes(name) || name === 'METRICS_PORT') continue;
       const expected = setting.default === 'none' ? '' : setting.default;
       expect(chartDefaults[name], `values.yaml default of ${name}`).to.equal(expected);
     }
@@ -86,7 +96,7 @@ describe('chart configuration matches services/common/config.ts', function () {
     const props = schema.properties.config.properties;
     for (const setting of SETTINGS) {
       const name = setting.names[0]!;
-      if ([...SECRET_SETTINGS, 'PORT', 'HEALTH_PORT'].includes(name)) continue; // secrets; ports come from web.port / worker.healthPort
+      if ([...SECRET_SETTINGS, 'PORT', 'HEALTH_PORT', 'METRICS_PORT'].includes(name)) continue; // secrets; ports come from web.port / .metricsPort / worker.healthPort
       const prop = props[name];
       expect(prop, `schema of config.${name}`).to.not.equal(undefined);
       if (setting.kind === 'int') {
@@ -101,7 +111,7 @@ describe('chart configuration matches services/common/config.ts', function () {
       }
     }
     expect(Object.keys(props).sort()).to.deep.equal(
-      primary.filter((n) => ![...SECRET_SETTINGS, 'PORT', 'HEALTH_PORT'].includes(n)).sort(),
+      primary.filter((n) => ![...SECRET_SETTINGS, 'PORT', 'HEALTH_PORT', 'METRICS_PORT'].includes(n)).sort(),
     );
   });
 });

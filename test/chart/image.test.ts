@@ -164,7 +164,7 @@ describe('image: Dockerfile and a production install', function () {
         SQS_WAIT_TIME: '1',
         AWS_ACCESS_KEY_ID: 'test',
         AWS_SECRET_ACCESS_KEY: 'test',
-        UI_SECRET: 'image-test-secret',
+        UI_SECRET: 'image-test-secret-of-at-least-32-characters',
         SHUTDOWN_DELAY_MS: '0',
         ...extra,
       };

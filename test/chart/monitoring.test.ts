@@ -344,7 +344,9 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
       expect(containerPort, `${job}: targetPort ${String(port!.targetPort)} is a container port`).to.not.equal(
         undefined,
       );
-      expect(String(containerPort!.containerPort)).to.equal(component === 'web' ? config.PORT : config.HEALTH_PORT);
+      expect(String(containerPort!.containerPort)).to.equal(
+        component === 'web' ? config.METRICS_PORT : config.HEALTH_PORT,
+      );
     }
     const workerService = find(full, 'Service', WORKER_JOB);
     expect(workerService.spec).to.include({ type: 'ClusterIP', clusterIP: 'None' });
@@ -424,17 +426,22 @@ describe('chart monitoring: ServiceMonitors, PrometheusRule, Grafana dashboard',
         `${sm.metadata.name}: Prometheus may reach ${targetPort}`,
       ).to.equal(true);
     }
-    // webFrom restricts the web port: without metricsFrom, Prometheus could not scrape it.
-    const stderr = await renderError({
+    // webFrom restricts the form port only: /metrics has a port of its own, which metricsFrom alone governs.
+    const restricted = await render({
       set: {
         ...ALL_ON,
         'networkPolicy.enabled': true,
         'networkPolicy.webFrom[0].namespaceSelector.matchLabels.name': 'ingress',
       },
     });
-    expect(stderr).to.match(/networkPolicy\.metricsFrom must name the Prometheus pods/);
-    // Without webFrom (any peer reaches the web port) it renders.
-    await render({ set: { ...ALL_ON, 'networkPolicy.enabled': true } });
+    const rules = find(restricted, 'NetworkPolicy', `${FULL}-web`).spec.ingress as {
+      ports: { port: string }[];
+      from?: unknown[];
+    }[];
+    expect(rules.find((r) => r.ports[0]!.port === 'metrics')?.from, 'metrics port without metricsFrom').to.equal(
+      undefined,
+    );
+    expect(rules.find((r) => r.ports[0]!.port === 'http')?.from).to.have.length(2); // webFrom and the helm test Pod
   });
 
   it('gives every alert a severity, summary, description and a runbook_url to its own runbook heading', async () => {

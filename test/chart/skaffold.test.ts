@@ -93,7 +93,7 @@ describe('skaffold.yaml', function () {
     const data = find(manifests, 'ConfigMap', 'form-data').data as Record<string, string>;
     const sqsHost = new URL(data.SQS_ENDPOINT_URL!).hostname;
     find(manifests, 'Service', sqsHost);
-    const secret = find(manifests, 'Secret', 'form-data').data as Record<string, string>;
+    const secret = find(manifests, 'Secret', 'form-data-worker').data as Record<string, string>;
     find(manifests, 'Service', new URL(Buffer.from(secret.DATABASE_URL!, 'base64').toString()).hostname);
   });
 });

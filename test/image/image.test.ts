@@ -265,12 +265,15 @@ describe('image: built with podman and run as the chart renders it', function ()
     return { rows: Number(rows[0]!.rows), distinct: Number(rows[0]!.distinct) };
   }
 
+  /** Calls of sendDirect so far: each call's forms differ from every other's (identical ones are one submission). */
+  let directCalls = 0;
   async function sendDirect(count: number, url: string): Promise<void> {
+    const call = directCalls++;
     for (let i = 0; i < count; i += 10) {
       const entries = Array.from({ length: Math.min(10, count - i) }, (_, j) => ({
         Id: String(j),
         MessageBody: JSON.stringify({
-          data: validForm({ company_name: `image ${i + j}` }),
+          data: validForm({ company_name: `image ${call}.${i + j}` }),
           received_at: new Date().toISOString(),
           request_id: 'image-test',
         }),

@@ -1,6 +1,14 @@
 import { expect } from 'chai';
 import { readFile } from 'node:fs/promises';
-import { allowedOf, assertWebConfig, loadConfig, SETTINGS, type Setting } from '../../services/common/config.ts';
+import {
+  allowedOf,
+  assertWebConfig,
+  loadConfig,
+  MIN_SECRET_LENGTH,
+  SETTINGS,
+  type Setting,
+} from '../../services/common/config.ts';
+import { redactValue } from '../../services/common/env.ts';
 import { ConfigError } from '../../services/common/errors.ts';
 import { createWebMetrics } from '../../services/web/metrics.ts';
 import { createWorkerMetrics } from '../../services/worker/metrics.ts';
@@ -73,7 +81,78 @@ describe('configuration', () => {
   it('refuses to run the web without UI_SECRET unless signatures are explicitly off', () => {
     expect(() => assertWebConfig(loadConfig({}))).to.throw(ConfigError, 'UI_SECRET');
     expect(() => assertWebConfig(loadConfig({ DISABLE_SIGNATURE_CHECK: 'true' }))).not.to.throw();
-    expect(() => assertWebConfig(loadConfig({ UI_SECRET: 's' }))).not.to.throw();
+    expect(() => assertWebConfig(loadConfig({ UI_SECRET: 's'.repeat(MIN_SECRET_LENGTH) }))).not.to.throw();
+  });
+
+  it('refuses a secret shorter than the minimum unless allowed for compatibility, and then says why in a warning', () => {
+    const short = 's'.repeat(MIN_SECRET_LENGTH - 1);
+    for (const env of [{ UI_SECRET: short }, { UI_SECRET: 'x'.repeat(MIN_SECRET_LENGTH), UI_SECRET_NEXT: short }]) {
+      expect(() => assertWebConfig(loadConfig(env)))
+        .to.throw(ConfigError, `at least ${MIN_SECRET_LENGTH} characters`)
+        .with.property('message')
+        .that.does.not.contain(short);
+    }
+    const warnings = assertWebConfig(loadConfig({ UI_SECRET: short, UI_SECRET_ALLOW_SHORT: 'true' }));
+    expect(warnings).to.have.length(1);
+    expect(warnings[0]).to.include({ code: 'FD_SHORT_SECRET_ALLOWED' });
+    expect(warnings[0]!.message).to.contain('UI_SECRET').and.not.contain(short);
+  });
+
+  it('reads the accepted signature schemes and bounds the v1 tolerance by the idempotency window', () => {
+    const secret = { UI_SECRET: 'x'.repeat(MIN_SECRET_LENGTH) };
+    expect(loadConfig(secret).web.signatureSchemes).to.deep.equal(['legacy', 'v1']);
+    expect(loadConfig({ SIGNATURE_SCHEMES: ' V1 ' }).web.signatureSchemes).to.deep.equal(['v1']);
+    expect(() => loadConfig({ SIGNATURE_SCHEMES: 'v1,hmac' })).to.throw(ConfigError, 'one or more of legacy, v1');
+    expect(() => loadConfig({ SIGNATURE_SCHEMES: ',' })).to.throw(ConfigError, 'SIGNATURE_SCHEMES');
+    expect(() =>
+      assertWebConfig(loadConfig({ ...secret, IDEMPOTENCY_WINDOW_SECONDS: '60', SIGNATURE_TOLERANCE_SECONDS: '61' })),
+    ).to.throw(ConfigError, 'SIGNATURE_TOLERANCE_SECONDS');
+    expect(() =>
+      assertWebConfig(
+        loadConfig({
+          ...secret,
+          IDEMPOTENCY_WINDOW_SECONDS: '60',
+          SIGNATURE_TOLERANCE_SECONDS: '61',
+          SIGNATURE_SCHEMES: 'legacy',
+        }),
+      ),
+    ).not.to.throw();
+  });
+
+  // The reproductions of issue 20: each printed the secret.
+  const leaks: [Record<string, string>, string][] = [
+    [{ DATABASE_URL: 'postgresql+psycopg2://:hunter2@db/x' }, 'DATABASE_URL'],
+    [{ DATABASE_URL: 'mysql://user:hun@ter2@db/x' }, 'DATABASE_URL'],
+    [{ DATABASE_URL: 'mysql://db/x?password=hunter2' }, 'DATABASE_URL'],
+    [{ DATABASE_URL: 'mysql://db/x?sslmode=require&sslpassword=hunter2' }, 'DATABASE_URL'],
+    [{ DATABASE_URL: 'user:hunter2@db/x' }, 'DATABASE_URL'],
+    [{ SENTRY_DSN: 'htps://hunter2@o1.ingest.sentry.io/42' }, 'SENTRY_DSN'],
+    [{ SENTRY_DSN: 'https://o1.ingest.sentry.io/hunter2' }, 'SENTRY_DSN'],
+    [{ SQS_ENDPOINT_URL: 'ftp://u:hunter2@sqs' }, 'SQS_ENDPOINT_URL'],
+    [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://u:hunter2@collector' }, 'OTEL_EXPORTER_OTLP_ENDPOINT'],
+    [{ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'ftp://collector/?token=hunter2' }, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'],
+    [{ OTEL_EXPORTER_OTLP_HEADERS: 'api-key=hunter2,broken' }, 'OTEL_EXPORTER_OTLP_HEADERS'],
+  ];
+  for (const [env, variable] of leaks) {
+    it(`names ${variable} but never shows the secret in ${JSON.stringify(Object.values(env)[0])}`, () => {
+      expect(() => loadConfig(env))
+        .to.throw(ConfigError, variable)
+        .with.property('message')
+        .that.does.not.match(/hunter2|hun@ter2|ter2/);
+    });
+  }
+
+  it('keeps what is not a credential visible in a refused URL', () => {
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://user:hunter2@db:5432/x?sslmode=require' })).to.throw(
+      ConfigError,
+      'DATABASE_URL="mysql://user:***@db:5432/x?sslmode=require"',
+    );
+    expect(redactValue('DATABASE_URL', 'postgresql+psycopg2://:hunter2@db/x')).to.equal(
+      'postgresql+psycopg2://:***@db/x',
+    );
+    expect(redactValue('DATABASE_URL', 'mysql://user:hun@ter2@db/x')).to.equal('mysql://user:***@db/x');
+    expect(redactValue('DATABASE_URL', 'mysql://db/x?password=hunter2&a=b')).to.equal('mysql://db/x?password=***&a=b');
+    expect(redactValue('UI_SECRET', 'anything')).to.equal('***');
   });
 
   it('README configuration table matches the settings the code reads', async () => {

@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { LIMITS, validateForm, type FieldError } from '../../services/common/form-schema.ts';
 import { decodeFormMessage, encodeFormMessage, parseData } from '../../services/common/message.ts';
 import { validForm } from '../../harness/forms.ts';
+import { contentId } from '../../services/common/submission-id.ts';
 
 function errorsOf(input: unknown): FieldError[] {
   const result = validateForm(input);
@@ -324,11 +325,12 @@ describe('form schema', () => {
         received_at: new Date(0).toISOString(),
         request_id: 'r1',
       });
+      // Not the replaced service's format (data is an object), yet no id: it gets its content's id.
       expect(decodeFormMessage(body)).to.deep.equal({
         ok: true,
         data: validForm(),
         requestId: 'r1',
-        submissionId: undefined,
+        submissionId: contentId(validForm() as never),
       });
       expect(decodeFormMessage(JSON.stringify({ data: JSON.stringify(validForm()) }))).to.deep.equal({
         ok: true,

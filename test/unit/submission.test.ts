@@ -3,6 +3,18 @@ import { expect } from 'chai';
 import { SUBMISSION_ID } from '../../services/common/message.ts';
 import { ProblemError } from '../../services/web/problem.ts';
 import { idempotencyKey, MAX_IDEMPOTENCY_KEY, RecentSubmissions, submissionOf } from '../../services/web/submission.ts';
+import {
+  contentId,
+  isRandomId,
+  keyId,
+  signedId,
+  submissionMismatch,
+  type SubmissionClaim,
+  type SubmissionSource,
+} from '../../services/common/submission-id.ts';
+import type { FormData } from '../../services/common/form-schema.ts';
+import { validForm } from '../../harness/forms.ts';
+import { randomUUID } from 'node:crypto';
 
 const header = (...values: string[]): string[] => values.flatMap((v) => ['Idempotency-Key', v]);
 
@@ -33,27 +45,56 @@ describe('submission identity', () => {
     }
   });
 
-  it('derives stable ids from the key or the request, never equal across the two, and random ones otherwise', () => {
-    const body = Buffer.from('{"data":{}}');
-    const byKey = submissionOf({ key: 'k1', path: '/form/', rawBody: body }, true);
-    expect(byKey).to.deep.equal(submissionOf({ key: 'k1', path: '/form', rawBody: Buffer.from('other') }, false));
-    expect(byKey.source).to.equal('key');
-    const byContent = submissionOf({ key: undefined, path: '/form/', rawBody: body }, true);
-    expect(byContent.source).to.equal('content');
-    expect(byContent.id).to.equal(
-      submissionOf({ key: undefined, path: '/form/', rawBody: Buffer.from(body) }, true).id,
+  it('derives stable ids from a signed key, the form or a v1 signature time, never equal across them, and random ones otherwise', () => {
+    const data = validForm() as FormData;
+    const byKey = submissionOf({ key: 'k1', data, scheme: 'v1', signedAt: 1 }, true);
+    expect(byKey).to.deep.equal(
+      submissionOf({ key: 'k1', data: validForm({ x: 'y' }) as FormData, scheme: undefined }, false),
     );
-    expect(byContent.id).not.to.equal(submissionOf({ key: undefined, path: '/form', rawBody: body }, true).id);
+    expect(byKey).to.include({ source: 'key', key: 'k1' });
+    const byContent = submissionOf({ key: undefined, data, scheme: 'v1', signedAt: 1 }, true);
+    expect(byContent.source).to.equal('content');
+    const reordered = Object.fromEntries(Object.entries(data).reverse()) as FormData;
+    expect(byContent.id, 'keys in another order').to.equal(
+      submissionOf({ key: undefined, data: reordered, scheme: 'legacy' }, true).id,
+    );
     expect(byContent.id).not.to.equal(
-      submissionOf({ key: undefined, path: '/form/', rawBody: Buffer.from('{"data":{} }') }, true).id,
+      submissionOf({ key: undefined, data: validForm({ contact_name: 'B' }) as FormData, scheme: 'legacy' }, true).id,
+    );
+    // Under a legacy signature the key is not signed: it decides nothing.
+    expect(submissionOf({ key: 'k1', data, scheme: 'legacy' }, true)).to.deep.equal(byContent);
+    const signed = submissionOf({ key: undefined, data, scheme: 'v1', signedAt: 1700000000 }, false);
+    expect(signed).to.include({ source: 'signed', signedAt: 1700000000 });
+    expect(signed.id).to.equal(submissionOf({ key: undefined, data, scheme: 'v1', signedAt: 1700000000 }, false).id);
+    expect(signed.id).not.to.equal(
+      submissionOf({ key: undefined, data, scheme: 'v1', signedAt: 1700000001 }, false).id,
     );
     const random = [
-      submissionOf({ key: undefined, path: '/form/', rawBody: body }, false),
-      submissionOf({ key: undefined, path: '/form/', rawBody: body }, false),
+      submissionOf({ key: undefined, data, scheme: 'legacy' }, false),
+      submissionOf({ key: 'k1', data, scheme: 'legacy' }, false),
     ];
     expect(random.map((s) => s.source)).to.deep.equal(['random', 'random']);
     expect(random[0]!.id).not.to.equal(random[1]!.id);
-    for (const s of [byKey, byContent, ...random]) expect(s.id).to.match(SUBMISSION_ID);
+    for (const s of [byKey, byContent, signed, ...random]) expect(s.id).to.match(SUBMISSION_ID);
+    for (const s of random) expect(isRandomId(s.id)).to.equal(true);
+    for (const s of [byKey, byContent, signed])
+      expect(isRandomId(s.id), 'derived ids are not version 4').to.equal(false);
+  });
+
+  it('lets the worker recompute each derived id from the message, and refuses one that does not match', () => {
+    const data = validForm() as FormData;
+    const claim = (id: string, source: SubmissionSource | undefined, more: Partial<SubmissionClaim> = {}) =>
+      submissionMismatch({ id, source, key: undefined, signedAt: undefined, ...more }, data);
+    expect(claim(keyId('k1'), 'key', { key: 'k1' })).to.equal(undefined);
+    expect(claim(keyId('k1'), 'key', { key: 'k2' })).to.be.a('string');
+    expect(claim(contentId(data), 'content')).to.equal(undefined);
+    expect(claim(contentId(validForm({ contact_name: 'Someone else' }) as FormData), 'content')).to.be.a('string');
+    expect(claim(signedId(5, data), 'signed', { signedAt: 5 })).to.equal(undefined);
+    expect(claim(signedId(5, data), 'signed', { signedAt: 6 })).to.be.a('string');
+    expect(claim(randomUUID(), 'random')).to.equal(undefined);
+    expect(claim(randomUUID(), undefined), 'an earlier release').to.equal(undefined);
+    expect(claim(contentId(data), 'random'), 'a derived id passed off as random').to.be.a('string');
+    expect(claim(keyId('k1'), undefined)).to.be.a('string');
   });
 
   it('remembers accepted ids with their body for the repeat hint, bounded in count and time', () => {

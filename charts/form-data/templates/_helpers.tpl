@@ -64,55 +64,70 @@ Image reference: repository@digest when a digest is given, else repository:tag.
 {{- end }}
 {{- end }}
 
+{{/*
+The ServiceAccount of one component (one identity, so one IAM role, each):
+<name or fullname>-<component> when the chart makes them; else
+serviceAccount.<component>.name, or serviceAccount.name for all.
+Call with (dict "ctx" $ "component" "web").
+*/}}
 {{- define "form-data.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "form-data.fullname" .) .Values.serviceAccount.name }}
+{{- $sa := .ctx.Values.serviceAccount }}
+{{- $own := index $sa .component }}
+{{- if $sa.create }}
+{{- printf "%s-%s" (default (include "form-data.fullname" .ctx) $sa.name) .component }}
 {{- else }}
-{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- required (printf "serviceAccount.%s.name or serviceAccount.name is required when serviceAccount.create is false" .component) (default $sa.name $own.name) }}
 {{- end }}
 {{- end }}
 
 {{/*
-Name of the Secret with DATABASE_URL, UI_SECRET (and optional AWS keys).
+The secret settings of one component, env name -> {value: inline value, key: key of existingSecret}:
+the web's UI secrets, the worker's own DATABASE_URL (secrets.WORKER_DATABASE_URL, else DATABASE_URL;
+database.workerSecretKey in existingSecret), and the AWS keys and SENTRY_DSN of both. The migrations'
+owner URL is in a Secret of their own (migrations-job.yaml). Call with (dict "ctx" $ "component" "web").
+*/}}
+{{- define "form-data.componentSecrets" -}}
+{{- $s := .ctx.Values.secrets }}
+{{- $out := dict }}
+{{- if eq .component "web" }}
+{{- $_ := set $out "UI_SECRET" (dict "value" $s.UI_SECRET "key" "UI_SECRET") }}
+{{- $_ := set $out "UI_SECRET_NEXT" (dict "value" $s.UI_SECRET_NEXT "key" "UI_SECRET_NEXT") }}
+{{- else }}
+{{- $_ := set $out "DATABASE_URL" (dict "value" (default $s.DATABASE_URL $s.WORKER_DATABASE_URL) "key" .ctx.Values.database.workerSecretKey) }}
+{{- end }}
+{{- range $name := list "AWS_ACCESS_KEY_ID" "AWS_SECRET_ACCESS_KEY" "SENTRY_DSN" }}
+{{- $_ := set $out $name (dict "value" (index $s $name) "key" $name) }}
+{{- end }}
+{{- $out | toJson }}
+{{- end }}
+
+{{/*
+The Secret a component's env entries refer to: existingSecret, else <fullname>-<component>.
+Call with (dict "ctx" $ "component" "web").
 */}}
 {{- define "form-data.secretName" -}}
-{{- default (include "form-data.fullname" .) .Values.existingSecret }}
+{{- default (printf "%s-%s" (include "form-data.fullname" .ctx) .component) .ctx.Values.existingSecret }}
 {{- end }}
 
 {{/*
-True ("true") when the chart has secret settings to hand to the pods.
-*/}}
-{{- define "form-data.hasSecret" -}}
-{{- if or .Values.existingSecret .Values.secrets.DATABASE_URL .Values.secrets.UI_SECRET .Values.secrets.AWS_ACCESS_KEY_ID .Values.secrets.AWS_SECRET_ACCESS_KEY .Values.secrets.SENTRY_DSN }}true{{ end }}
-{{- end }}
-
-{{/*
-One env entry taken from the Secret. Call with (dict "ctx" $ "key" "DATABASE_URL" "optional" false).
-With existingSecret the key is referenced (optional for the AWS keys); with
-inline secrets only keys that have a value are referenced.
-*/}}
-{{- define "form-data.secretEnv" -}}
-{{- $ctx := .ctx }}
-{{- if or $ctx.Values.existingSecret (index $ctx.Values.secrets .key) }}
-- name: {{ .key }}
-  valueFrom:
-    secretKeyRef:
-      name: {{ include "form-data.secretName" $ctx }}
-      key: {{ .key }}
-      {{- if and $ctx.Values.existingSecret .optional }}
-      optional: true
-      {{- end }}
-{{- end }}
-{{- end }}
-
-{{/*
-The env entries from the Secret for the given keys (AWS keys and SENTRY_DSN are optional).
-Call with (dict "ctx" $ "keys" (list ...)).
+The env entries of a component from its Secret. With existingSecret every entry is referenced (the
+AWS keys, SENTRY_DSN and UI_SECRET_NEXT optional); with inline secrets only those with a value.
+Call with (dict "ctx" $ "component" "web").
 */}}
 {{- define "form-data.secretEnvs" -}}
 {{- $ctx := .ctx }}
-{{- range .keys }}
-{{- include "form-data.secretEnv" (dict "ctx" $ctx "key" . "optional" (or (hasPrefix "AWS_" .) (eq . "SENTRY_DSN"))) }}
+{{- $name := include "form-data.secretName" . }}
+{{- range $env, $entry := include "form-data.componentSecrets" . | fromJson }}
+{{- if or $ctx.Values.existingSecret $entry.value }}
+- name: {{ $env }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $name }}
+      key: {{ ternary $entry.key $env (not (empty $ctx.Values.existingSecret)) }}
+      {{- if and $ctx.Values.existingSecret (or (hasPrefix "AWS_" $env) (eq $env "SENTRY_DSN") (eq $env "UI_SECRET_NEXT")) }}
+      optional: true
+      {{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -127,8 +142,14 @@ Checks that fail rendering with a clear message.
 */}}
 {{- define "form-data.validate" -}}
 {{- $s := .Values.secrets }}
-{{- if and .Values.existingSecret (or $s.DATABASE_URL $s.UI_SECRET $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY $s.SENTRY_DSN) }}
+{{- if and .Values.existingSecret (or $s.DATABASE_URL $s.WORKER_DATABASE_URL $s.UI_SECRET $s.UI_SECRET_NEXT $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY $s.SENTRY_DSN) }}
 {{- fail "existingSecret and inline secrets.* are mutually exclusive: put DATABASE_URL, UI_SECRET (and any AWS keys) into the existing Secret, or leave existingSecret empty" }}
+{{- end }}
+{{- if hasKey .Values.serviceAccount.annotations "eks.amazonaws.com/role-arn" }}
+{{- fail "serviceAccount.annotations would give every component the same IAM role: set eks.amazonaws.com/role-arn under serviceAccount.web.annotations and serviceAccount.worker.annotations, each a role with only its own SQS actions (docs/security.md)" }}
+{{- end }}
+{{- if and .Values.config.DISABLE_SIGNATURE_CHECK (not (or .Values.config.SQS_ENDPOINT_URL .Values.localDependencies.sqs.enabled)) }}
+{{- fail "config.DISABLE_SIGNATURE_CHECK accepts unsigned forms: the chart allows it only with an SQS emulator (config.SQS_ENDPOINT_URL or localDependencies.sqs.enabled), never against AWS" }}
 {{- end }}
 {{- if and (or $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY) (not (and $s.AWS_ACCESS_KEY_ID $s.AWS_SECRET_ACCESS_KEY)) }}
 {{- fail "secrets.AWS_ACCESS_KEY_ID and secrets.AWS_SECRET_ACCESS_KEY go together: set both or neither" }}

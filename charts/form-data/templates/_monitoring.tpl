@@ -52,10 +52,7 @@ auto and the worker may scale to zero.
 Checks of the monitoring values that fail rendering with a clear message.
 */}}
 {{- define "form-data.monitoring.validate" -}}
-{{- $np := .Values.networkPolicy }}
-{{- if and .Values.monitoring.serviceMonitor.enabled .Values.web.enabled $np.enabled $np.webFrom (not $np.metricsFrom) }}
-{{- fail "monitoring.serviceMonitor.enabled with networkPolicy.webFrom set: the web's /metrics shares its port with the forms, so networkPolicy.metricsFrom must name the Prometheus pods (e.g. a namespaceSelector of the monitoring namespace), or Prometheus cannot scrape the web" }}
-{{- end }}
+{{- /* The web's /metrics has a port of its own (web.metricsPort), which networkPolicy.metricsFrom alone governs. */}}
 {{- end }}
 
 {{/*
