@@ -13,6 +13,7 @@ import { createWebService, type WebService } from '../services/web/service.ts';
 import { sign } from '../harness/http.ts';
 import { useEmulator } from './support/emulator.ts';
 import { createTestEnv, type TestEnv } from './support/stack.ts';
+import { requireTool, TOOLS } from './support/tools.ts';
 
 const run = promisify(execFile);
 
@@ -66,9 +67,10 @@ describe('over-limit bodies: a 413 the client can read (lingering close)', funct
     Buffer.concat([Buffer.from('{"data":"'), Buffer.alloc(size - 11, 'x'), Buffer.from('"}')]);
 
   for (const size of [3_000_000, 300_000]) {
-    it(`Python urllib posting ${size.toLocaleString('en')} bytes reads the 413 problem (3 tries)`, async () => {
+    it(`Python urllib posting ${size.toLocaleString('en')} bytes reads the 413 problem (3 tries)`, async function () {
+      const python = await requireTool(this, TOOLS.python3);
       for (let i = 0; i < 3; i++) {
-        const { stdout } = await run('python3', [
+        const { stdout } = await run(python, [
           '-c',
           URLLIB,
           `http://127.0.0.1:${port}/form/`,

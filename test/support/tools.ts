@@ -22,6 +22,7 @@ export const TOOLS = {
   podman: { name: 'podman', install: 'apt-get install podman runc debootstrap' },
   runc: { name: 'runc', install: 'apt-get install podman runc debootstrap' },
   debootstrap: { name: 'debootstrap', install: 'apt-get install podman runc debootstrap' },
+  python3: { name: 'python3', install: 'apt-get install python3' },
 } as const satisfies Record<string, SystemTool>;
 
 /** Path of the executable `name` from PATH, or undefined. */
