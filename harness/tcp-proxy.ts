@@ -25,7 +25,12 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(targetHost: string, targetPort: number): Promise<TcpProxy> {
+/** Starts a proxy to targetHost:targetPort on an ephemeral port of `listenHost` (default 127.0.0.1). */
+export async function startTcpProxy(
+  targetHost: string,
+  targetPort: number,
+  listenHost = '127.0.0.1',
+): Promise<TcpProxy> {
   let down = false;
   let lose: (() => boolean) | undefined;
   let lost = 0;
@@ -62,7 +67,7 @@ export async function startTcpProxy(targetHost: string, targetPort: number): Pro
     client.on('end', () => upstream.end());
     upstream.on('end', () => client.end());
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, listenHost, resolve));
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   return {
