@@ -420,26 +420,47 @@ describe('cluster: the chart on a real Kubernetes', function () {
       });
 
       it('loses and doubles nothing when a worker pod is deleted mid-batch, gracefully and forced', async function () {
+        const deployment = `${release}-form-data-worker`;
+        const selector = `app.kubernetes.io/instance=${release},app.kubernetes.io/component=worker`;
         for (const forced of [false, true]) {
-          const [worker] = await podsOf(namespace, release, 'worker');
-          expect(worker, 'a worker pod').to.exist;
-          const follower = new LogFollower(cluster, namespace, worker!.metadata.name);
-          const ids = await Promise.all(Array.from({ length: 200 }, (_, i) => submit(base, `delete-${forced}-${i}`)));
+          // A backlog first (no worker), so that the worker is deleted while it works through it.
+          await kubectlOk(cluster, ['scale', 'deployment', '-n', namespace, deployment, '--replicas=0']);
           await eventually(
-            async () => (follower.lines().some((l) => l.msg === 'batch handled') ? true : undefined),
-            120_000,
-            'a batch handled by the worker',
+            async () =>
+              (await list(cluster, ['pods', '-n', namespace, '-l', selector])).length === 0 ? true : undefined,
+            180_000,
+            'no worker pod',
+          );
+          const ids: string[] = [];
+          for (let chunk = 0; chunk < 10; chunk += 1)
+            ids.push(
+              ...(await Promise.all(
+                Array.from({ length: 100 }, (_, i) => submit(base, `delete-${forced}-${chunk * 100 + i}`)),
+              )),
+            );
+          accepted.push(...ids);
+          await kubectlOk(cluster, ['scale', 'deployment', '-n', namespace, deployment, '--replicas=1']);
+          const worker = await eventually(
+            async () => {
+              const [pod] = await podsOf(namespace, release, 'worker');
+              return pod && (await storedCounts(ids)).size > 0 ? pod : undefined;
+            },
+            300_000,
+            'the first stored form of the backlog',
           );
           await kubectlOk(cluster, [
             'delete',
             'pod',
             '-n',
             namespace,
-            worker!.metadata.name,
+            worker.metadata.name,
+            '--wait=false',
             ...(forced ? ['--grace-period=0', '--force'] : []),
           ]);
-          await follower.stop();
-          accepted.push(...ids);
+          const storedAtDelete = (await storedCounts(ids)).size;
+          figures[`workerDelete-${forced ? 'forced' : 'graceful'}`] =
+            `${storedAtDelete} of ${ids.length} stored at the delete`;
+          expect(storedAtDelete, 'forms still to store when the worker was deleted').to.be.below(ids.length);
           await expectStoredOnce(ids, `forms queued before a ${forced ? 'forced' : 'graceful'} worker delete`);
         }
       });
