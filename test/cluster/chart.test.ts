@@ -182,6 +182,8 @@ describe('cluster: the chart on a real Kubernetes', function () {
           LOG_LEVEL: 'debug',
         },
         migrations: { waitForDatabaseSeconds: 60 },
+        // helm test posts a signed form through the web Service and waits for its row.
+        tests: { endToEnd: { enabled: true } },
       }),
     );
     return file;
@@ -336,9 +338,10 @@ describe('cluster: the chart on a real Kubernetes', function () {
         base = await webBase(namespace, release);
       });
 
-      it('helm test passes', async function () {
+      it('helm test passes: readiness, and a signed form through the web Service stored once', async function () {
         const tested = await helmOk(['test', release, '-n', namespace, '--timeout', HELM_TIMEOUT], major, cluster);
-        expect(tested.stdout).to.match(/Succeeded/);
+        for (const test of ['readiness', 'end-to-end'])
+          expect(tested.stdout).to.match(new RegExp(`${release}-form-data-test-${test}[\\s\\S]*?Phase:\\s+Succeeded`));
       });
 
       it('stores forms posted through the web Service exactly once', async function () {
