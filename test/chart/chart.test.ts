@@ -414,28 +414,6 @@ describe('chart: helm lint and template', function () {
     expect(findAll(manifests, 'HorizontalPodAutoscaler')).to.deep.equal([]);
   });
 
-  it("lets KEDA read the queue with the Secret's static keys instead of podIdentity (credentialsFromSecret)", async () => {
-    const manifests = await render({
-      release: RELEASE,
-      values: ['runtime.yaml'],
-      set: {
-        'worker.autoscaling.enabled': true,
-        'worker.autoscaling.mode': 'keda',
-        'worker.autoscaling.keda.credentialsFromSecret': true,
-      },
-    });
-    const auth = find(manifests, 'TriggerAuthentication', `${FULL}-worker`);
-    expect(auth.spec.podIdentity).to.equal(undefined);
-    expect(auth.spec.secretTargetRef).to.deep.equal([
-      { parameter: 'awsAccessKeyID', name: FULL, key: 'AWS_ACCESS_KEY_ID' },
-      { parameter: 'awsSecretAccessKey', name: FULL, key: 'AWS_SECRET_ACCESS_KEY' },
-    ]);
-    expect(Object.keys(find(manifests, 'Secret', FULL).data)).to.include.members([
-      'AWS_ACCESS_KEY_ID',
-      'AWS_SECRET_ACCESS_KEY',
-    ]);
-  });
-
   it('gives the ScaledObject a KEDA fallback (one worker while its scaler fails) at minReplicas 0', async () => {
     const so = find(set('keda'), 'ScaledObject', `${FULL}-worker`);
     expect(so.spec.fallback).to.deep.equal({ failureThreshold: 3, replicas: 1 });
