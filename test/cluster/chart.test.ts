@@ -14,6 +14,8 @@
 import { expect } from 'chai';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import pg from 'pg';
+import { observerClient, queueCounts, queueUrl } from '../../harness/sqs.ts';
 import { eventually } from '../support/stack.ts';
 import { CHART } from '../chart/helm.ts';
 import { ClusterFixture, component, helmOk, restrictedNamespace, seconds, submit } from './fixture.ts';
@@ -228,46 +230,56 @@ describe('cluster: the chart on a real Kubernetes', function () {
       it('loses and doubles nothing when a worker pod is deleted mid-batch, gracefully and forced', async function () {
         const deployment = `${release}-form-data-worker`;
         const selector = `app.kubernetes.io/instance=${release},app.kubernetes.io/component=worker`;
-        for (const forced of [false, true]) {
-          // A backlog first (no worker), so that the worker is deleted while it works through it.
-          await kubectlOk(cluster, ['scale', 'deployment', '-n', namespace, deployment, '--replicas=0']);
-          await eventually(
-            async () =>
-              (await list(cluster, ['pods', '-n', namespace, '-l', selector])).length === 0 ? true : undefined,
-            180_000,
-            'no worker pod',
-          );
-          const ids: string[] = [];
-          for (let chunk = 0; chunk < 10; chunk += 1)
-            ids.push(
-              ...(await Promise.all(
-                Array.from({ length: 100 }, (_, i) => submit(base, `delete-${forced}-${chunk * 100 + i}`)),
-              )),
+        const sqs = observerClient(fx.emulator.endpoint);
+        const queue = await queueUrl(sqs, fx.queue(release));
+        try {
+          for (const forced of [false, true]) {
+            // A backlog first (no worker), then the table locked, so that the worker's first batch is received
+            // and held in its INSERT when the pod is deleted: mid-batch by construction, not by timing.
+            await kubectlOk(cluster, ['scale', 'deployment', '-n', namespace, deployment, '--replicas=0']);
+            await eventually(
+              async () =>
+                (await list(cluster, ['pods', '-n', namespace, '-l', selector])).length === 0 ? true : undefined,
+              180_000,
+              'no worker pod',
             );
-          accepted.push(...ids);
-          await kubectlOk(cluster, ['scale', 'deployment', '-n', namespace, deployment, '--replicas=1']);
-          const worker = await eventually(
-            async () => {
-              const [pod] = await fx.podsOf(namespace, release, 'worker');
-              return pod && (await fx.storedCounts(ids)).size > 0 ? pod : undefined;
-            },
-            300_000,
-            'the first stored form of the backlog',
-          );
-          await kubectlOk(cluster, [
-            'delete',
-            'pod',
-            '-n',
-            namespace,
-            worker.metadata.name,
-            '--wait=false',
-            ...(forced ? ['--grace-period=0', '--force'] : []),
-          ]);
-          const storedAtDelete = (await fx.storedCounts(ids)).size;
-          fx.figures[`workerDelete-${forced ? 'forced' : 'graceful'}`] =
-            `${storedAtDelete} of ${ids.length} stored at the delete`;
-          expect(storedAtDelete, 'forms still to store when the worker was deleted').to.be.below(ids.length);
-          await fx.expectStoredOnce(ids, `forms queued before a ${forced ? 'forced' : 'graceful'} worker delete`);
+            const ids = await Promise.all(Array.from({ length: 200 }, (_, i) => submit(base, `delete-${forced}-${i}`)));
+            accepted.push(...ids);
+            const lock = new pg.Client({ connectionString: fx.database.url });
+            await lock.connect();
+            try {
+              await lock.query('begin');
+              await lock.query('lock table form_form in share row exclusive mode');
+              await kubectlOk(cluster, ['scale', 'deployment', '-n', namespace, deployment, '--replicas=1']);
+              const inFlight = await eventually(
+                async () => {
+                  const counts = await queueCounts(sqs, queue);
+                  return counts.inFlight > 0 ? counts.inFlight : undefined;
+                },
+                300_000,
+                'a batch received by the worker',
+              );
+              const [worker] = await fx.podsOf(namespace, release, 'worker');
+              expect(worker, 'the worker pod').to.exist;
+              await kubectlOk(cluster, [
+                'delete',
+                'pod',
+                '-n',
+                namespace,
+                worker!.metadata.name,
+                '--wait=false',
+                ...(forced ? ['--grace-period=0', '--force'] : []),
+              ]);
+              fx.figures[`workerDelete-${forced ? 'forced' : 'graceful'}`] =
+                `${inFlight} of ${ids.length} messages in flight, none stored, at the delete`;
+              await lock.query('commit');
+            } finally {
+              await lock.end();
+            }
+            await fx.expectStoredOnce(ids, `forms queued before a ${forced ? 'forced' : 'graceful'} worker delete`);
+          }
+        } finally {
+          sqs.destroy();
         }
       });
 
