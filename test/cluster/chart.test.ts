@@ -186,7 +186,11 @@ describe('cluster: the chart on a real Kubernetes', function () {
             major,
           );
           // The old pods' ends are part of the rollout: keep the load on until each has stopped.
-          await Promise.race([Promise.all(followers.map((f) => f.ended)), new Promise((r) => setTimeout(r, 120_000))]);
+          let timer: NodeJS.Timeout | undefined;
+          await Promise.race([
+            Promise.all(followers.map((f) => f.ended)),
+            new Promise((r) => (timer = setTimeout(r, 120_000))),
+          ]).finally(() => clearTimeout(timer));
         } finally {
           running = false;
           await load;
