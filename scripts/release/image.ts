@@ -4,22 +4,10 @@
  */
 import path from 'node:path';
 import { ensureBaseImage } from '../../test/image/base.ts';
-import { podman, podmanEnv, runCommand } from '../../test/image/podman.ts';
-import { onPath, TOOLS } from '../../test/support/tools.ts';
+import { missingImageTools, podman, podmanEnv, runCommand } from '../../test/image/podman.ts';
 import { ROOT } from './tools.ts';
 
-/** Why the image cannot be built here (a missing tool, not root, not x86-64 Linux), or undefined. */
-export async function missingImageTools(): Promise<string | undefined> {
-  if (process.platform !== 'linux' || process.arch !== 'x64')
-    return `the image is built on x86-64 Linux only (this is ${process.platform}/${process.arch})`;
-  const tools = [TOOLS.podman, TOOLS.runc, TOOLS.debootstrap];
-  const found = await Promise.all(tools.map((t) => onPath(t.name)));
-  const missing = tools.filter((_, i) => found[i] === undefined);
-  if (missing.length > 0) return `needs ${missing.map((t) => t.name).join(', ')} (${TOOLS.podman.install})`;
-  if (typeof process.getuid === 'function' && process.getuid() !== 0)
-    return 'needs root (rootful podman and debootstrap)';
-  return undefined;
-}
+export { missingImageTools };
 
 /** Builds the image as `tag`; resolves to how long the build took and the base used. */
 export async function buildImage(tag: string): Promise<{ base: string; seconds: number }> {

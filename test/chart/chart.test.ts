@@ -523,6 +523,28 @@ describe('chart: helm lint and template', function () {
     expect(pod.spec.restartPolicy).to.equal('Never');
   });
 
+  it('has an end-to-end helm test Pod only when tests.endToEnd.enabled: signed post through the Service, row awaited', async () => {
+    expect(set('defaults').some((m) => m.metadata.name === `${FULL}-test-end-to-end`)).to.equal(false);
+    const manifests = await render({
+      release: RELEASE,
+      values: ['runtime.yaml'],
+      set: { 'tests.endToEnd.enabled': true, 'tests.endToEnd.timeoutSeconds': 45 },
+    });
+    const pod = find(manifests, 'Pod', `${FULL}-test-end-to-end`);
+    expect(hook(pod)?.events).to.deep.equal(['test']);
+    expect(await validateManifests([pod])).to.deep.equal([]);
+    const c = container(pod, 'end-to-end');
+    expect(c.image).to.equal(container(find(manifests, 'Deployment', `${FULL}-web`), 'web').image);
+    expect(c.args[2])
+      .to.include(`http://${FULL}-web:80`)
+      .and.include("'x-signature': signature")
+      .and.include('45 * 1000');
+    expect(c.env.map((e: { name: string }) => e.name)).to.deep.equal(['DATABASE_URL', 'UI_SECRET']);
+    expect(c.securityContext).to.deep.equal(
+      container(find(manifests, 'Deployment', `${FULL}-web`), 'web').securityContext,
+    );
+  });
+
   it('creates the in-cluster PostgreSQL and SQS emulator only with the local values', () => {
     for (const [name, manifests] of rendered) {
       const local = manifests.filter((m) =>

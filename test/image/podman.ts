@@ -11,7 +11,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { requireTools, skipOrFail, TOOLS } from '../support/tools.ts';
+import { onPath, requireTools, skipOrFail, TOOLS } from '../support/tools.ts';
 
 /** Where the stand-in base and its inputs are kept between runs: outside the repository, shared by its clones. */
 export function cacheHome(): string {
@@ -97,4 +97,17 @@ export async function requireImageTools(context: Mocha.Context): Promise<void> {
   await requireTools(context, TOOLS.podman, TOOLS.runc, TOOLS.debootstrap);
   if (typeof process.getuid === 'function' && process.getuid() !== 0)
     skipOrFail(context, 'the image test needs root (rootful podman and debootstrap)');
+}
+
+/** Why the image cannot be built here (a missing tool, not root, not x86-64 Linux), or undefined. */
+export async function missingImageTools(): Promise<string | undefined> {
+  if (process.platform !== 'linux' || process.arch !== 'x64')
+    return `the image is built on x86-64 Linux only (this is ${process.platform}/${process.arch})`;
+  const tools = [TOOLS.podman, TOOLS.runc, TOOLS.debootstrap];
+  const found = await Promise.all(tools.map((t) => onPath(t.name)));
+  const missing = tools.filter((_, i) => found[i] === undefined);
+  if (missing.length > 0) return `needs ${missing.map((t) => t.name).join(', ')} (${TOOLS.podman.install})`;
+  if (typeof process.getuid === 'function' && process.getuid() !== 0)
+    return 'needs root (rootful podman and debootstrap)';
+  return undefined;
 }
