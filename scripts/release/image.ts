@@ -2,36 +2,16 @@
  * The release image built here as the image test builds it: the project's Dockerfile with podman on the stand-in
  * base (test/image/base.ts; no registry serves node:24-trixie-slim on these machines), then pushed with podman.
  */
-import path from 'node:path';
-import { ensureBaseImage } from '../../test/image/base.ts';
-import { missingImageTools, podman, podmanEnv, runCommand } from '../../test/image/podman.ts';
+import { buildProjectImage } from '../../test/image/base.ts';
+import { missingImageTools, podman } from '../../test/image/podman.ts';
 import { ROOT } from './tools.ts';
 
 export { missingImageTools };
 
 /** Builds the image as `tag`; resolves to how long the build took and the base used. */
 export async function buildImage(tag: string): Promise<{ base: string; seconds: number }> {
-  const started = Date.now();
-  const base = await ensureBaseImage();
-  const build = await runCommand(
-    'podman',
-    [
-      'build',
-      '--isolation=chroot',
-      '--network=host',
-      '--build-arg',
-      `NODE_IMAGE=${base.tag}`,
-      '-t',
-      tag,
-      '-f',
-      path.join(ROOT, 'Dockerfile'),
-      ROOT,
-    ],
-    await podmanEnv(),
-  );
-  if (build.code !== 0)
-    throw new Error(`podman build failed (${build.code}):\n${(build.stdout + build.stderr).slice(-4000)}`);
-  return { base: base.tag, seconds: (Date.now() - started) / 1000 };
+  const built = await buildProjectImage(tag, ROOT);
+  return { base: built.base.tag, seconds: built.seconds };
 }
 
 /** Pushes `tag` to its (plain-HTTP, loopback) registry; resolves to the manifest digest pushed. */

@@ -17,8 +17,8 @@ import { validForm, TEST_SECRET } from '../../harness/forms.ts';
 import { jsonBody, post } from '../../harness/http.ts';
 import { eventually } from '../support/stack.ts';
 import { ROOT, helm, type HelmMajor } from '../chart/helm.ts';
-import { ensureBaseImage } from '../image/base.ts';
-import { missingImageTools, podman, podmanEnv, runCommand } from '../image/podman.ts';
+import { buildProjectImage } from '../image/base.ts';
+import { missingImageTools, podman } from '../image/podman.ts';
 import { clusterFromEnv, kubectl, kubectlOk, list, KubeCommandError, type Cluster, type KubeObject } from './kube.ts';
 
 /** Seconds since `since`, to one decimal. */
@@ -122,28 +122,9 @@ export class ClusterFixture {
   /** Builds the project's image (podman, the image test's base) and pushes it under each tag; resolves to the tags. */
   async pushImage(names: readonly string[]): Promise<string[]> {
     const tags = names.map((name) => `${name}-${this.suffix}`);
-    const base = await ensureBaseImage();
     this.localImage = `localhost/form-data:${tags[0]}`;
-    const buildStarted = Date.now();
-    const build = await runCommand(
-      'podman',
-      [
-        'build',
-        '--isolation=chroot',
-        '--network=host',
-        '--build-arg',
-        `NODE_IMAGE=${base.tag}`,
-        '-t',
-        this.localImage,
-        '-f',
-        path.join(ROOT, 'Dockerfile'),
-        ROOT,
-      ],
-      await podmanEnv(),
-    );
-    if (build.code !== 0)
-      throw new Error(`podman build failed (${build.code}):\n${(build.stdout + build.stderr).slice(-4000)}`);
-    this.figures.imageBuild = `${seconds(buildStarted)} s`;
+    const built = await buildProjectImage(this.localImage, ROOT);
+    this.figures.imageBuild = `${built.seconds.toFixed(1)} s`;
     const pushStarted = Date.now();
     for (const tag of tags)
       await podman(['push', '--tls-verify=false', this.localImage, `${this.cluster.registry}/form-data:${tag}`]);

@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { access, copyFile, mkdir, readFile, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { cacheHome, podman, runCommand } from './podman.ts';
+import { cacheHome, podman, podmanEnv, runCommand } from './podman.ts';
 
 /** What debootstrap is asked for; part of the cache key. */
 export const DEBOOTSTRAP = {
@@ -153,4 +153,36 @@ export async function ensureBaseImage(): Promise<BaseImage> {
   if (ca) changes.push('ENV NODE_EXTRA_CA_CERTS=/usr/local/share/ca-bundle.crt');
   await podman(['import', ...changes.flatMap((c) => ['--change', c]), tarball, tag]);
   return { tag, key, source, seconds: seconds() };
+}
+
+/** The image built from the project's Dockerfile on the stand-in base; `cached` when podman reused layers. */
+export interface BuiltImage {
+  base: BaseImage;
+  seconds: number;
+  cached: boolean;
+}
+
+/** Builds the project's Dockerfile as `tag` on the stand-in base (the image test, the cluster tests, the release). */
+export async function buildProjectImage(tag: string, root: string): Promise<BuiltImage> {
+  const base = await ensureBaseImage();
+  const started = Date.now();
+  const build = await runCommand(
+    'podman',
+    [
+      'build',
+      '--isolation=chroot',
+      '--network=host',
+      '--build-arg',
+      `NODE_IMAGE=${base.tag}`,
+      '-t',
+      tag,
+      '-f',
+      path.join(root, 'Dockerfile'),
+      root,
+    ],
+    await podmanEnv(),
+  );
+  const output = build.stdout + build.stderr;
+  if (build.code !== 0) throw new Error(`podman build failed (${build.code}):\n${output.slice(-4000)}`);
+  return { base, seconds: (Date.now() - started) / 1000, cached: /Using cache/.test(output) };
 }

@@ -27,9 +27,9 @@ import { validForm } from '../../harness/forms.ts';
 import { jsonBody, post } from '../../harness/http.ts';
 import { ROOT, find, render, type Manifest } from '../chart/helm.ts';
 import { waitForHttp } from '../chart/run.ts';
-import { ensureBaseImage, type BaseImage } from './base.ts';
+import { buildProjectImage, ensureBaseImage, type BaseImage } from './base.ts';
 import { podRunner, type PodRunner, type RunningContainer } from './containers.ts';
-import { podman, requireImageTools, podmanEnv, runCommand } from './podman.ts';
+import { podman, requireImageTools, runCommand } from './podman.ts';
 
 const MB = 1024 * 1024;
 /** The image's budget over its base (issue 12). */
@@ -82,26 +82,8 @@ describe('image: built with podman and run as the chart renders it', function ()
     [base, emulator, database] = await Promise.all([ensureBaseImage(), startEmulator(), createTestDatabase()]);
     figures.base = `${base.tag} (${base.source}, ${base.seconds.toFixed(1)} s)`;
     image = `localhost/form-data:test-${suffix}`;
-    const buildStarted = Date.now();
-    const build = await runCommand(
-      'podman',
-      [
-        'build',
-        '--isolation=chroot',
-        '--network=host',
-        '--build-arg',
-        `NODE_IMAGE=${base.tag}`,
-        '-t',
-        image,
-        '-f',
-        path.join(ROOT, 'Dockerfile'),
-        ROOT,
-      ],
-      await podmanEnv(),
-    );
-    if (build.code !== 0)
-      throw new Error(`podman build failed (${build.code}):\n${(build.stdout + build.stderr).slice(-4000)}`);
-    figures.build = `${seconds(buildStarted)} s (${/Using cache/.test(build.stdout + build.stderr) ? 'some layers from the cache' : 'no layer from the cache'})`;
+    const built = await buildProjectImage(image, ROOT);
+    figures.build = `${built.seconds.toFixed(1)} s (${built.cached ? 'some layers from the cache' : 'no layer from the cache'})`;
 
     workdir = await mkdtemp(path.join(tmpdir(), 'form-data-image-test-'));
     const overrides = path.join(workdir, 'overrides.yaml');
