@@ -63,7 +63,10 @@ export async function buildClusterImage(
     await podmanEnv(),
   );
   if (result.code !== 0)
-    throw new ImageBuildError(image, `podman build failed (${result.code}):\n${(result.stdout + result.stderr).slice(-4000)}`);
+    throw new ImageBuildError(
+      image,
+      `podman build failed (${result.code}):\n${(result.stdout + result.stderr).slice(-4000)}`,
+    );
   const built = Date.now();
   if (push) await podman(['push', '--tls-verify=false', reference]);
   return { build: (built - started) / 1000, push: (Date.now() - built) / 1000 };
