@@ -131,7 +131,7 @@ describe('cluster: KEDA scales the worker on queue depth', function () {
   });
 
   after(async function () {
-    console.log(`      figures: ${JSON.stringify(figures)}`);
+    if (Object.keys(figures).length > 0) console.log(`      figures: ${JSON.stringify(figures)}`);
     if (!cluster) return;
     await helmOk(cluster, ['uninstall', RELEASE, '-n', namespace, '--wait', '--timeout', '5m']).catch(() => undefined);
     await kubectl(cluster, ['delete', 'namespace', namespace, '--timeout=180s']);
