@@ -14,9 +14,9 @@ import { missingTools, runCommand, type CommandResult } from '../image/podman.ts
 import { clusterFromEnv, kubectl, kubectlOk, KubeCommandError, Watch, type Cluster } from './kube.ts';
 
 /**
- * The one switch: false while the add-ons (KEDA, prometheus-adapter, skaffold) are not yet built by `.ci/run`, so
- * that under CI these tests skip with one line, like everywhere else, when no cluster or no add-on binary is there;
- * true makes them required under CI (they then fail instead of skipping).
+ * The one switch: while false, these tests skip with one line (under CI too) when there is no cluster or an add-on
+ * binary is not built; true makes them required under CI (they fail instead), to be turned on together with
+ * `nice -n 19 harness/cluster/addons/build` in `.ci/run` and a cluster brought up there.
  */
 export const ADDONS_REQUIRED_UNDER_CI = false;
 

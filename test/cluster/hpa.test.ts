@@ -61,7 +61,7 @@ describe('cluster: the HPA scales the worker on queue depth (prometheus-adapter)
     const served = await kubectl(cluster, ['get', 'apiservice', 'v1beta1.external.metrics.k8s.io'], 60_000);
     if (served.code === 0)
       return failOrSkip(this, 'external.metrics.k8s.io is served by another adapter already (e.g. KEDA)');
-    if (!(await addonBinary('prometheus-adapter', 'PROMETHEUS_ADAPTER_VERSION')) && !process.env.CI)
+    if (!(await addonBinary('prometheus-adapter', 'PROMETHEUS_ADAPTER_VERSION')))
       return failOrSkip(this, 'prometheus-adapter is not built (harness/cluster/addons/build prometheus-adapter)');
     const started = Date.now();
     await addonScript(cluster, 'prometheus-adapter', ['start']);
