@@ -57,7 +57,7 @@ describe('cluster: KEDA scales the worker on queue depth', function () {
     cluster = given;
     const crd = await kubectl(cluster, ['get', 'crd', 'scaledobjects.keda.sh'], 60_000);
     if (crd.code !== 0) {
-      if (!(await addonBinary('keda', 'KEDA_VERSION')))
+      if (!(await addonBinary('keda', 'KEDA_VERSION')) || !(await addonBinary('keda-adapter', 'KEDA_VERSION')))
         return failOrSkip(this, 'KEDA is neither installed nor built (harness/cluster/addons/build keda)');
       const started = Date.now();
       await addonScript(cluster, 'keda', ['start']);
