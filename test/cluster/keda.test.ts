@@ -102,6 +102,9 @@ describe('cluster: KEDA scales the worker on queue depth', function () {
               pollingInterval: 2,
               cooldownPeriod: 20,
               fallback: { enabled: true, failureThreshold: 2, replicas: FALLBACK_REPLICAS },
+              // KEDA's own identity (the operator's AWS credentials): the workload's would be an IRSA role, which
+              // the emulator has no STS for.
+              podIdentity: { identityOwner: 'keda' },
             },
           },
         },
