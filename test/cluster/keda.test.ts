@@ -17,7 +17,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { startEmulator, type Emulator } from '../../harness/sqs.ts';
+import { CreateQueueCommand } from '@aws-sdk/client-sqs';
+import { observerClient, startEmulator, type Emulator } from '../../harness/sqs.ts';
 import { validForm } from '../../harness/forms.ts';
 import { jsonBody, post } from '../../harness/http.ts';
 import { eventually } from '../support/stack.ts';
@@ -74,6 +75,10 @@ describe('cluster: KEDA scales the worker on queue depth', function () {
     emulator = await startEmulator();
     const port = new URL(emulator.endpoint).port;
     const sqs = `http://${cluster.hostAddress}:${port}`;
+    // The queue's URL as the emulator names it (KEDA reads the queue by its exact URL); the app finds it created.
+    const observer = observerClient(emulator.endpoint);
+    const { QueueUrl: queueUrl } = await observer.send(new CreateQueueCommand({ QueueName: queue }));
+    observer.destroy();
     const values = path.join(workdir, 'values.yaml');
     await writeFile(
       values,
@@ -96,8 +101,7 @@ describe('cluster: KEDA scales the worker on queue depth', function () {
             maxReplicas: 4,
             targetMessagesPerPod: 10,
             keda: {
-              // The emulator names a queue by the host the creating request was sent to: the same for KEDA.
-              queueURL: `${sqs}/000000000000/${queue}`,
+              queueURL: queueUrl,
               awsEndpoint: sqs,
               pollingInterval: 2,
               cooldownPeriod: 20,
