@@ -94,6 +94,37 @@ export async function helmOk(cluster: Cluster, args: readonly string[]): Promise
   }
 }
 
+/** What a namespace's pods say (state, recent events, the last log lines of pods not Ready), for failure messages. */
+export async function namespaceReport(cluster: Cluster, namespace: string): Promise<string> {
+  const parts = [
+    (await kubectl(cluster, ['get', 'pods', '-n', namespace, '-o', 'wide'])).stdout,
+    (await kubectl(cluster, ['get', 'events', '-n', namespace, '--sort-by=.lastTimestamp'])).stdout
+      .split('\n')
+      .slice(-25)
+      .join('\n'),
+  ];
+  const pods = JSON.parse(
+    (await kubectl(cluster, ['get', 'pods', '-n', namespace, '-o', 'json'])).stdout || '{"items":[]}',
+  ) as {
+    items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[];
+  };
+  for (const pod of pods.items) {
+    if (pod.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True') continue;
+    const logs = await kubectl(cluster, ['logs', '-n', namespace, pod.metadata.name, '--all-containers', '--tail=30']);
+    parts.push(`--- ${pod.metadata.name}\n${logs.stdout}${logs.stderr}`);
+  }
+  return parts.join('\n');
+}
+
+/** helm install --wait of the chart; on failure the error carries what the namespace's pods say. */
+export async function installRelease(cluster: Cluster, namespace: string, args: readonly string[]): Promise<void> {
+  try {
+    await helmOk(cluster, ['install', ...args, '-n', namespace, '--wait', '--timeout', '10m']);
+  } catch (error) {
+    throw new Error(`${String(error)}\n${await namespaceReport(cluster, namespace)}`, { cause: error });
+  }
+}
+
 /** How often each of these submission ids is stored, read in the release's in-cluster PostgreSQL. */
 export async function storedCounts(
   cluster: Cluster,

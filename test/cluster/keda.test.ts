@@ -29,6 +29,7 @@ import {
   addonScript,
   failOrSkip,
   helmOk,
+  installRelease,
   pushImage,
   ReplicaTimeline,
   seconds,
@@ -116,20 +117,7 @@ describe('cluster: KEDA scales the worker on queue depth', function () {
     );
     await kubectlOk(cluster, ['create', 'namespace', namespace]);
     const installStarted = Date.now();
-    await helmOk(cluster, [
-      'install',
-      RELEASE,
-      CHART,
-      '-n',
-      namespace,
-      '-f',
-      LOCAL_VALUES,
-      '-f',
-      values,
-      '--wait',
-      '--timeout',
-      '10m',
-    ]);
+    await installRelease(cluster, namespace, [RELEASE, CHART, '-f', LOCAL_VALUES, '-f', values]);
     figures.install = `${seconds(installStarted)} s`;
     const service = JSON.parse(
       await kubectlOk(cluster, ['get', 'service', '-n', namespace, `${RELEASE}-web`, '-o', 'json']),
