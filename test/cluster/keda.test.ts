@@ -17,7 +17,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
-import { CreateQueueCommand } from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, DeleteQueueCommand } from '@aws-sdk/client-sqs';
 import { observerClient, startEmulator, type Emulator } from '../../harness/sqs.ts';
 import { validForm } from '../../harness/forms.ts';
 import { jsonBody, post } from '../../harness/http.ts';
@@ -76,10 +76,13 @@ describe('cluster: KEDA scales the worker on queue depth', function () {
     emulator = await startEmulator();
     const port = new URL(emulator.endpoint).port;
     const sqs = `http://${cluster.hostAddress}:${port}`;
-    // The queue's URL as the emulator names it (KEDA reads the queue by its exact URL); the app finds it created.
+    // The queue's URL exactly as the emulator names it (KEDA reads the queue by that URL): learnt from a probe queue,
+    // so that the app still creates the queue itself, with its own attributes.
     const observer = observerClient(emulator.endpoint);
-    const { QueueUrl: queueUrl } = await observer.send(new CreateQueueCommand({ QueueName: queue }));
+    const { QueueUrl: probe } = await observer.send(new CreateQueueCommand({ QueueName: `probe-${suffix}` }));
+    await observer.send(new DeleteQueueCommand({ QueueUrl: probe }));
     observer.destroy();
+    const queueUrl = probe!.replace(/[^/]+$/, queue);
     const values = path.join(workdir, 'values.yaml');
     await writeFile(
       values,
