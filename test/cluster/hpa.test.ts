@@ -65,8 +65,8 @@ describe('cluster: the HPA scales the worker on queue depth (prometheus-adapter)
     if (!(await addonBinary('prometheus-adapter', 'PROMETHEUS_ADAPTER_VERSION')))
       return failOrSkip(this, 'prometheus-adapter is not built (harness/cluster/addons/build prometheus-adapter)');
     const started = Date.now();
+    startedAdapter = true; // stopped in after() even when the start fails half-way
     await addonScript(cluster, 'prometheus-adapter', ['start']);
-    startedAdapter = true;
     figures.adapterStart = `${seconds(started)} s`;
 
     workdir = await mkdtemp(path.join(tmpdir(), 'form-data-hpa-test-'));

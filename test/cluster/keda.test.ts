@@ -62,8 +62,8 @@ describe('cluster: KEDA scales the worker on queue depth', function () {
       if (!(await addonBinary('keda', 'KEDA_VERSION')) || !(await addonBinary('keda-adapter', 'KEDA_VERSION')))
         return failOrSkip(this, 'KEDA is neither installed nor built (harness/cluster/addons/build keda)');
       const started = Date.now();
+      startedKeda = true; // stopped in after() even when the start fails half-way
       await addonScript(cluster, 'keda', ['start']);
-      startedKeda = true;
       figures.kedaStart = `${seconds(started)} s`;
     }
     workdir = await mkdtemp(path.join(tmpdir(), 'form-data-keda-test-'));

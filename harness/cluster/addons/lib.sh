@@ -57,6 +57,8 @@ wait_available() { # APISERVICE SECONDS PROCESS...: until the APIService is Avai
     [ "$(date +%s)" -lt "$deadline" ] ||
       die "APIService $name not Available: $(k get apiservice "$name" -o jsonpath='{.status.conditions[0].message}')"
   done
+  sleep 2
+  for p in "$@"; do alive "$p" || die "$p exited; see $S/logs/$p.log: $(tail -5 "$S/logs/$p.log")"; done
 }
 
 stop_processes() { # NAME...: SIGTERM, then SIGKILL after 10 s, each process this add-on started
