@@ -9,7 +9,7 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { appendFile, mkdir, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { appendFile, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { validForm } from '../../harness/forms.ts';
@@ -40,6 +40,14 @@ describe('cluster: skaffold run and dev -p local', function () {
     const binary = await addonBinary('skaffold', 'SKAFFOLD_VERSION');
     if (!binary) return failOrSkip(this, 'skaffold is not built (harness/cluster/addons/build skaffold)');
     skaffold = binary;
+    // skaffold reads only the config versions it knows; a newer skaffold.yaml needs a newer skaffold.
+    const apiVersion = /^apiVersion:\s*(\S+)/m.exec(await readFile(path.join(ROOT, 'skaffold.yaml'), 'utf8'))?.[1];
+    const known = (await runCommand(skaffold, ['schema', 'list'])).stdout.split('\n').map((l) => l.trim());
+    if (!apiVersion || !known.includes(apiVersion))
+      return failOrSkip(
+        this,
+        `${path.basename(path.dirname(skaffold))} does not read ${apiVersion} (newest: ${known.filter(Boolean).at(-1)})`,
+      );
     workdir = await mkdtemp(path.join(tmpdir(), 'form-data-skaffold-test-'));
     // The tracked files (as skaffold sees a checkout), with the checkout's node_modules for the builder's Node.
     copy = path.join(workdir, 'src');
@@ -165,7 +173,13 @@ describe('cluster: skaffold run and dev -p local', function () {
     const dev = startCommand(skaffold, ['dev', ...common(namespace)], env, copy);
     let exited = false;
     try {
-      const base = await forwarded(dev.output);
+      const base = await Promise.race([
+        forwarded(dev.output),
+        dev.exited.then((code) => {
+          exited = true;
+          throw new Error(`skaffold dev exited (${code}):\n${dev.output().slice(-4000)}`);
+        }),
+      ]);
       figures.devBuildDeploy = `${seconds(started)} s`;
       await postAndStored(base, namespace, `skaffold-dev-1-${suffix}`);
       const before = await webImage(namespace);
