@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildClusterImage, type ClusterImage } from '../../harness/cluster/addons/image.ts';
 import { helm } from '../chart/helm.ts';
-import { missingTools, runCommand, type CommandResult } from '../image/podman.ts';
+import { missingTools, podman, runCommand, type CommandResult } from '../image/podman.ts';
 import { clusterFromEnv, kubectl, kubectlOk, KubeCommandError, Watch, type Cluster } from './kube.ts';
 
 /**
@@ -61,10 +61,12 @@ export async function addonBinary(name: string, versionKey: string): Promise<str
 
 export const seconds = (since: number): number => Math.round((Date.now() - since) / 100) / 10;
 
-/** Builds one of harness/cluster/addons/image.ts's images and pushes it to the cluster's registry. */
+/** Builds one of harness/cluster/addons/image.ts's images, pushes it to the cluster's registry and drops the local tag. */
 export async function pushImage(cluster: Cluster, image: ClusterImage, tag: string): Promise<string> {
   const reference = `${cluster.registry}/form-data-${image === 'form-data' ? 'app' : image}:${tag}`;
   await buildClusterImage(image, reference, true);
+  // The registry holds it now; podman keeps the layers (the next build reuses them), not the tag.
+  await podman(['untag', reference]);
   return reference;
 }
 
