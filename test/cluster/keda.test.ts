@@ -1,0 +1,236 @@
+/**
+ * KEDA scaling the worker on queue depth, for real: the chart's `keda` mode (ScaledObject with the aws-sqs-queue
+ * trigger, minReplicas 0) on a cluster reached through KUBECONFIG alone (kube.ts), with KEDA's operator and metrics
+ * API server either already installed there or started here out of cluster (harness/cluster/addons/keda). The web
+ * and worker use the project's image and the in-cluster PostgreSQL image built here; the queue is the SQS emulator
+ * on this machine, offered to the pods and to KEDA on HOST_ADDRESS.
+ *
+ * Checked: the worker at 0 replicas, forms queued, KEDA scales it up, every form is stored once, KEDA scales it back
+ * to 0 after the cooldown (figures: first-form-to-first-row time and the replica timeline); with the emulator
+ * stopped, the ScaledObject's fallback replicas apply.
+ *
+ * Skips with one line without a cluster or KEDA (see addons.ts for when it is required under CI).
+ */
+import { expect } from 'chai';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { CreateQueueCommand, DeleteQueueCommand } from '@aws-sdk/client-sqs';
+import { observerClient, startEmulator, type Emulator } from '../../harness/sqs.ts';
+import { validForm } from '../../harness/forms.ts';
+import { jsonBody, post } from '../../harness/http.ts';
+import { eventually } from '../support/stack.ts';
+import { CHART, LOCAL_VALUES } from '../chart/helm.ts';
+import {
+  addonBinary,
+  addonCluster,
+  addonScript,
+  failOrSkip,
+  helmOk,
+  installRelease,
+  pushImage,
+  ReplicaTimeline,
+  seconds,
+  storedCounts,
+} from './addons.ts';
+import { kubectl, kubectlOk, list, type Cluster, type KubeObject } from './kube.ts';
+
+const RELEASE = 'form-data';
+const WORKER = `${RELEASE}-worker`;
+const FALLBACK_REPLICAS = 2;
+
+describe('cluster: KEDA scales the worker on queue depth', function () {
+  this.timeout(1_800_000);
+  let cluster: Cluster;
+  let emulator: Emulator | undefined;
+  let startedKeda = false;
+  let workdir: string;
+  let web: string;
+  const suffix = randomBytes(4).toString('hex');
+  const namespace = `form-data-keda-${suffix}`;
+  const queue = `keda-${suffix}`;
+  const figures: Record<string, unknown> = {};
+
+  before(async function () {
+    const given = await addonCluster();
+    if (typeof given === 'string') return failOrSkip(this, given);
+    cluster = given;
+    const crd = await kubectl(cluster, ['get', 'crd', 'scaledobjects.keda.sh'], 60_000);
+    if (crd.code !== 0) {
+      if (!(await addonBinary('keda', 'KEDA_VERSION')) || !(await addonBinary('keda-adapter', 'KEDA_VERSION')))
+        return failOrSkip(this, 'KEDA is neither installed nor built (harness/cluster/addons/build keda)');
+      const started = Date.now();
+      startedKeda = true; // stopped in after() even when the start fails half-way
+      await addonScript(cluster, 'keda', ['start']);
+      figures.kedaStart = `${seconds(started)} s`;
+    }
+    workdir = await mkdtemp(path.join(tmpdir(), 'form-data-keda-test-'));
+    const imagesStarted = Date.now();
+    const [app, postgres] = await Promise.all([
+      pushImage(cluster, 'form-data', `keda-${suffix}`),
+      pushImage(cluster, 'postgresql', `keda-${suffix}`),
+    ]);
+    figures.imagesBuildPush = `${seconds(imagesStarted)} s`;
+    emulator = await startEmulator();
+    const port = new URL(emulator.endpoint).port;
+    const sqs = `http://${cluster.hostAddress}:${port}`;
+    // The queue's URL exactly as the emulator names it (KEDA reads the queue by that URL): learnt from a probe queue,
+    // so that the app still creates the queue itself, with its own attributes.
+    const observer = observerClient(emulator.endpoint);
+    const { QueueUrl: probe } = await observer.send(new CreateQueueCommand({ QueueName: `probe-${suffix}` }));
+    await observer.send(new DeleteQueueCommand({ QueueUrl: probe }));
+    observer.destroy();
+    const queueUrl = probe!.replace(/[^/]+$/, queue);
+    const values = path.join(workdir, 'values.yaml');
+    await writeFile(
+      values,
+      stringify({
+        image: { repository: app.slice(0, app.lastIndexOf(':')), tag: `keda-${suffix}`, pullPolicy: 'IfNotPresent' },
+        // values-local.yaml's in-cluster PostgreSQL (the image built here); the queue is the emulator on this machine.
+        localDependencies: { postgresql: { enabled: true, image: postgres }, sqs: { enabled: false } },
+        config: {
+          SQS_ENDPOINT_URL: sqs,
+          SQS_FORM_DATA_QUEUE_NAME: queue,
+          SQS_INVALID_MESAGES_QUEUE_NAME: `${queue}-invalid`,
+          SQS_WAIT_TIME: 2,
+          LOG_FORMAT: 'json',
+        },
+        worker: {
+          autoscaling: {
+            enabled: true,
+            mode: 'keda',
+            minReplicas: 0,
+            maxReplicas: 4,
+            targetMessagesPerPod: 10,
+            keda: {
+              queueURL: queueUrl,
+              awsEndpoint: sqs,
+              pollingInterval: 2,
+              cooldownPeriod: 20,
+              fallback: { enabled: true, failureThreshold: 2, replicas: FALLBACK_REPLICAS },
+              // KEDA's own identity (the operator's AWS credentials): the workload's would be an IRSA role, which
+              // the emulator has no STS for.
+              podIdentity: { identityOwner: 'keda' },
+            },
+          },
+        },
+      }),
+    );
+    await kubectlOk(cluster, ['create', 'namespace', namespace]);
+    const installStarted = Date.now();
+    await installRelease(cluster, namespace, [RELEASE, CHART, '-f', LOCAL_VALUES, '-f', values]);
+    figures.install = `${seconds(installStarted)} s`;
+    const service = JSON.parse(
+      await kubectlOk(cluster, ['get', 'service', '-n', namespace, `${RELEASE}-web`, '-o', 'json']),
+    ) as { spec: { clusterIP: string; ports: { port: number }[] } };
+    web = `http://${service.spec.clusterIP}:${service.spec.ports[0]!.port}`;
+  });
+
+  after(async function () {
+    if (Object.keys(figures).length > 0) console.log(`      figures: ${JSON.stringify(figures)}`);
+    if (!cluster) return;
+    await helmOk(cluster, ['uninstall', RELEASE, '-n', namespace, '--wait', '--timeout', '5m']).catch(() => undefined);
+    await kubectl(cluster, ['delete', 'namespace', namespace, '--timeout=180s']);
+    if (startedKeda) await addonScript(cluster, 'keda', ['stop']).catch((e: unknown) => console.log(String(e)));
+    await emulator?.stop();
+    if (workdir) await rm(workdir, { recursive: true, force: true });
+  });
+
+  async function workerPods(): Promise<KubeObject[]> {
+    return (await list(cluster, ['pods', '-n', namespace, '-l', `app.kubernetes.io/component=worker`])).filter(
+      (p) => !p.metadata.deletionTimestamp,
+    );
+  }
+
+  async function scaledObject(): Promise<KubeObject> {
+    return JSON.parse(
+      await kubectlOk(cluster, ['get', 'scaledobject', '-n', namespace, WORKER, '-o', 'json']),
+    ) as KubeObject;
+  }
+
+  it('scales the worker 0 → N → 0: every queued form is stored once, then back to 0 after the cooldown', async function () {
+    const timeline = new ReplicaTimeline(cluster, namespace, WORKER);
+    try {
+      // KEDA holds the worker at 0 while the queue is empty (minReplicas 0, activation above 0 messages).
+      await eventually(
+        async () => (timeline.replicas() === 0 && (await workerPods()).length === 0 ? true : undefined),
+        300_000,
+        'the worker at 0 replicas with no pod',
+      );
+      const so = await scaledObject();
+      expect(so.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'ScaledObject Ready').to.equal('True');
+
+      const firstForm = Date.now();
+      const ids: string[] = [];
+      for (let chunk = 0; chunk < 4; chunk += 1) {
+        const replies = await Promise.all(
+          Array.from({ length: 50 }, (_, i) =>
+            post(web, '/form/', jsonBody(validForm({ company_name: `keda-${chunk}-${i}` }))),
+          ),
+        );
+        for (const reply of replies) {
+          expect(reply.status, reply.text.slice(0, 300)).to.equal(202);
+          ids.push((reply.body as { id: string }).id);
+        }
+      }
+      const firstRow = await eventually(
+        async () =>
+          (await storedCounts(cluster, namespace, `${RELEASE}-postgresql`, ids)).size > 0 ? Date.now() : undefined,
+        600_000,
+        'the first row',
+      );
+      figures.firstFormToFirstRow = `${(firstRow - firstForm) / 1000} s`;
+      const counts = await eventually(
+        async () => {
+          const c = await storedCounts(cluster, namespace, `${RELEASE}-postgresql`, ids);
+          return c.size === ids.length ? c : undefined;
+        },
+        600_000,
+        `${ids.length} forms stored`,
+      );
+      figures.allStored = `${seconds(firstForm)} s after the first form`;
+      expect(
+        [...counts].filter(([, n]) => n !== 1),
+        'stored more than once',
+      ).to.deep.equal([]);
+      const peak = Math.max(...timeline.points().map((p) => p.replicas));
+      expect(peak, 'KEDA scaled the worker up').to.be.greaterThan(0);
+      figures.peakReplicas = peak;
+
+      await eventually(
+        async () => (timeline.replicas() === 0 && (await workerPods()).length === 0 ? true : undefined),
+        600_000,
+        'the worker back at 0 replicas after the cooldown',
+      );
+      figures.backToZero = `${seconds(firstForm)} s after the first form`;
+    } finally {
+      await timeline.stop();
+      figures.replicaTimeline = timeline.describe();
+    }
+  });
+
+  it(`applies the fallback (${FALLBACK_REPLICAS} replicas) while the queue cannot be read (emulator stopped)`, async function () {
+    const timeline = new ReplicaTimeline(cluster, namespace, WORKER);
+    try {
+      await eventually(async () => (timeline.replicas() === 0 ? true : undefined), 300_000, 'the worker at 0');
+      const stopped = Date.now();
+      await emulator!.stop();
+      emulator = undefined;
+      await eventually(
+        async () => (timeline.replicas() === FALLBACK_REPLICAS ? true : undefined),
+        300_000,
+        `the worker at the fallback's ${FALLBACK_REPLICAS} replicas`,
+      );
+      figures.fallbackAfter = `${seconds(stopped)} s`;
+      const so = await scaledObject();
+      expect(so.status?.conditions?.find((c) => c.type === 'Fallback')?.status, 'ScaledObject Fallback').to.equal(
+        'True',
+      );
+    } finally {
+      await timeline.stop();
+      figures.fallbackTimeline = timeline.describe();
+    }
+  });
+});
