@@ -539,7 +539,16 @@ describe('chart: helm lint and template', function () {
       .to.include(`http://${FULL}-web:80`)
       .and.include("'x-signature': signature")
       .and.include('45 * 1000');
-    expect(c.env.map((e: { name: string }) => e.name)).to.deep.equal(['DATABASE_URL', 'UI_SECRET']);
+    // UI_SECRET from the web's Secret (to sign), DATABASE_URL from the worker's (its role reads form_form).
+    expect(
+      c.env.map((e: { name: string; valueFrom: { secretKeyRef: { name: string } } }) => [
+        e.name,
+        e.valueFrom.secretKeyRef.name,
+      ]),
+    ).to.deep.equal([
+      ['UI_SECRET', `${FULL}-web`],
+      ['DATABASE_URL', `${FULL}-worker`],
+    ]);
     expect(c.securityContext).to.deep.equal(
       container(find(manifests, 'Deployment', `${FULL}-web`), 'web').securityContext,
     );

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildClusterImage, type ClusterImage } from '../../harness/cluster/addons/image.ts';
 import { helm } from '../chart/helm.ts';
-import { missingTools, podman, runCommand, type CommandResult } from '../image/podman.ts';
+import { missingImageTools, podman, runCommand, type CommandResult } from '../image/podman.ts';
 import { clusterFromEnv, kubectl, kubectlOk, KubeCommandError, Watch, type Cluster } from './kube.ts';
 
 /**
@@ -34,7 +34,7 @@ export function failOrSkip(ctx: Mocha.Context, reason: string): void {
 export async function addonCluster(): Promise<Cluster | string> {
   const given = clusterFromEnv();
   if (typeof given === 'string') return given;
-  const missing = await missingTools();
+  const missing = await missingImageTools();
   if (missing) return `the images cannot be built: ${missing}`;
   const reachable = await kubectl(given, ['get', '--raw', '/readyz'], 60_000);
   if (reachable.code !== 0) return `the cluster does not answer: ${reachable.stderr.trim()}`;
