@@ -13,7 +13,7 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
@@ -228,6 +228,24 @@ describe('cluster: KEDA scales the worker on queue depth', function () {
       expect(so.status?.conditions?.find((c) => c.type === 'Fallback')?.status, 'ScaledObject Fallback').to.equal(
         'True',
       );
+      // The failing scaler as the running operator exports it: the series the chart's FormDataScalerErrors alert
+      // reads (keda_scaled_object_errors_total by namespace and scaledObject), counted by this very failure.
+      const portFile = path.join(
+        process.env.FORM_DATA_ADDONS_DIR ?? '/var/lib/form-data-cluster-addons',
+        'keda/ports/operator-metrics',
+      );
+      const port = (await readFile(portFile, 'utf8').catch(() => '')).trim();
+      if (port) {
+        const exposition = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        const errors = exposition
+          .split('\n')
+          .filter((l) => l.startsWith('keda_scaled_object_errors_total{'))
+          .filter((l) => l.includes(`namespace="${namespace}"`) && l.includes(`scaledObject="${so.metadata.name}"`));
+        expect(errors, 'keda_scaled_object_errors_total of this ScaledObject on the operator').to.have.length(1);
+        const count = Number(errors[0]!.split(' ').pop());
+        expect(count, 'scaler errors counted while SQS is unreachable').to.be.greaterThan(0);
+        figures.scalerErrors = `keda_scaled_object_errors_total ${count}`;
+      } else figures.scalerErrors = 'not read: KEDA was not started by the add-on script';
     } finally {
       await timeline.stop();
       figures.fallbackTimeline = timeline.describe();
