@@ -14,7 +14,7 @@ import { readChart } from '../../scripts/release/chart.ts';
 import { buildImage, missingImageTools, pushImage, untagImage } from '../../scripts/release/image.ts';
 import { ROOT, must, run } from '../../scripts/release/tools.ts';
 import { helmBinary } from '../chart/helm.ts';
-import { clusterGiven } from './cluster.ts';
+import { clusterGiven, clusterValues } from './cluster.ts';
 import { toolsOrSkip } from './tools.ts';
 
 describe('release: chart-testing on a cluster (ct install)', function () {
@@ -50,7 +50,7 @@ describe('release: chart-testing on a cluster (ct install)', function () {
       const digest = (await readFile(digestFile, 'utf8')).trim();
       await must(kubectl, ['create', 'namespace', namespace], { env });
       const extra = [
-        `--values=${cluster.values}`,
+        `--values=${await clusterValues(cluster, work)}`,
         `--set=image.repository=${cluster.registry}/form-data`,
         `--set=image.digest=${digest}`,
       ].join(' ');

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { missingImageTools } from '../../scripts/release/image.ts';
 import { rehearse, type Rehearsal } from '../../scripts/release/rehearse.ts';
 import { must, run } from '../../scripts/release/tools.ts';
-import { clusterGiven } from './cluster.ts';
+import { clusterGiven, clusterValues } from './cluster.ts';
 import { toolsOrSkip } from './tools.ts';
 
 describe('release: the rehearsal (npm run release -- --rehearse)', function () {
@@ -30,31 +30,42 @@ describe('release: the rehearsal (npm run release -- --rehearse)', function () {
     const cluster = clusterGiven(this);
     const lines: string[] = [];
     let wrongKey: { code: number; stderr: string } | undefined;
-    const result: Rehearsal = await rehearse({
-      ...(cluster ? { registry: cluster.registry, kubeconfig: cluster.kubeconfig } : {}),
-      ...(cluster?.values ? { installValues: [cluster.values] } : {}),
-      log: (line) => lines.push(line),
-      inspect: async (published) => {
-        const dir = await mkdtemp(path.join(os.tmpdir(), 'form-data-other-key-'));
-        try {
-          await must(published.cosign, ['generate-key-pair'], { cwd: dir, env: published.env });
-          wrongKey = await run(
-            published.cosign,
-            [
-              'verify',
-              '--key',
-              path.join(dir, 'cosign.pub'),
-              '--insecure-ignore-tlog=true',
-              ...published.insecure,
-              published.imageRef,
-            ],
-            { env: published.env },
-          );
-        } finally {
-          await rm(dir, { recursive: true, force: true });
-        }
-      },
-    });
+    const valuesDir = await mkdtemp(path.join(os.tmpdir(), 'form-data-rehearsal-values-'));
+    let result: Rehearsal;
+    try {
+      result = await rehearse({
+        ...(cluster
+          ? {
+              registry: cluster.registry,
+              kubeconfig: cluster.kubeconfig,
+              installValues: [await clusterValues(cluster, valuesDir)],
+            }
+          : {}),
+        log: (line) => lines.push(line),
+        inspect: async (published) => {
+          const dir = await mkdtemp(path.join(os.tmpdir(), 'form-data-other-key-'));
+          try {
+            await must(published.cosign, ['generate-key-pair'], { cwd: dir, env: published.env });
+            wrongKey = await run(
+              published.cosign,
+              [
+                'verify',
+                '--key',
+                path.join(dir, 'cosign.pub'),
+                '--insecure-ignore-tlog=true',
+                ...published.insecure,
+                published.imageRef,
+              ],
+              { env: published.env },
+            );
+          } finally {
+            await rm(dir, { recursive: true, force: true });
+          }
+        },
+      });
+    } finally {
+      await rm(valuesDir, { recursive: true, force: true });
+    }
     console.log(lines.map((l) => `      ${l}`).join('\n'));
     expect(result.image.digest).to.match(/^sha256:[0-9a-f]{64}$/);
     expect(result.chart.digest).to.match(/^sha256:[0-9a-f]{64}$/);
