@@ -50,8 +50,12 @@ export async function clusterValues(cluster: GivenCluster, dir: string): Promise
     }),
   );
   const values = parse(await readFile(LOCAL_VALUES_FILE, 'utf8')) as {
+    fullnameOverride?: string;
     localDependencies: { postgresql: Record<string, unknown>; sqs: Record<string, unknown> };
   };
+  // values-local.yaml names its database and emulator Services after the release form-data; ct install adds a
+  // random suffix to the release name, so the names are fixed here.
+  values.fullnameOverride = 'form-data';
   values.localDependencies.postgresql.image = postgresql;
   values.localDependencies.sqs.image = sqs;
   const file = path.join(dir, 'cluster-values.yaml');
