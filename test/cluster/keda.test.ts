@@ -22,9 +22,7 @@ import { observerClient, startEmulator, type Emulator } from '../../harness/sqs.
 import { validForm } from '../../harness/forms.ts';
 import { jsonBody, post } from '../../harness/http.ts';
 import { eventually } from '../support/stack.ts';
-import { CHART, LOCAL_VALUES, render } from '../chart/helm.ts';
-import { startPrometheus, writeRuleFile } from '../chart/prometheus.ts';
-import { requireTool, TOOLS } from '../support/tools.ts';
+import { CHART, LOCAL_VALUES } from '../chart/helm.ts';
 import {
   addonBinary,
   addonCluster,
@@ -247,37 +245,6 @@ describe('cluster: KEDA scales the worker on queue depth', function () {
         const count = Number(errors[0]!.split(' ').pop());
         expect(count, 'scaler errors counted while SQS is unreachable').to.be.greaterThan(0);
         figures.scalerErrors = `keda_scaled_object_errors_total ${count}`;
-        // The chart's own alert, evaluated by a real Prometheus scraping that operator. The target's namespace
-        // label is KEDA's, so the series' namespace becomes exported_namespace, as through a ServiceMonitor.
-        const prometheusBin = await requireTool(this, TOOLS.prometheus);
-        const rules = path.join(workdir, 'rules.yaml');
-        await writeRuleFile(
-          rules,
-          await render({
-            release: RELEASE,
-            namespace,
-            values: [LOCAL_VALUES, path.join(workdir, 'values.yaml')],
-            set: {
-              'monitoring.prometheusRule.enabled': true,
-              'monitoring.prometheusRule.alerts.scalerErrors.enabled': true,
-              'monitoring.prometheusRule.alerts.scalerErrors.for': '0s',
-              'monitoring.prometheusRule.alerts.scalerErrors.window': '1m',
-            },
-          }),
-        );
-        const prometheus = await startPrometheus(prometheusBin, {
-          targets: [{ job: 'keda-operator', address: `127.0.0.1:${port}`, labels: { namespace: 'keda' } }],
-          ruleFile: rules,
-          interval: '1s',
-        });
-        try {
-          const firingStarted = Date.now();
-          const alert = await prometheus.waitForAlert('FormDataScalerErrors', 'firing', 120_000);
-          expect(alert?.labels.namespace, 'the alert names the release namespace').to.equal(namespace);
-          figures.scalerErrorsAlert = `FormDataScalerErrors firing ${seconds(firingStarted)} s after Prometheus started`;
-        } finally {
-          await prometheus.stop();
-        }
       } else figures.scalerErrors = 'not read: KEDA was not started by the add-on script';
     } finally {
       await timeline.stop();
