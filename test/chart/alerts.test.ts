@@ -239,11 +239,13 @@ const FAULTS: Fault[] = [
   },
   {
     alert: 'FormDataScalerErrors',
-    fault: "KEDA's scaler fails once a minute",
-    series: [...webPod('web-a'), ...workerPod('worker-a'), kedaScalerErrors(`0x10 1+1x${MINUTES - 11}`)],
+    // As KEDA 2.20 counts (pkg/fallback, pkg/scaling/scale_handler.go): the errors before its fallback applies
+    // (failureThreshold, 3 by default), then none while it serves the fallback.
+    fault: "KEDA's scaler fails 3 times in a row, then its fallback applies and it counts no more",
+    series: [...webPod('web-a'), ...workerPod('worker-a'), kedaScalerErrors(`0x10 3x${MINUTES - 11}`)],
     trueAt: 11,
     labels: { namespace: NAMESPACE, severity: 'warning' },
-    value: '6',
+    value: '3',
     variants: ['keda-zero'],
   },
 ];
@@ -261,6 +263,11 @@ const QUIET: Quiet[] = [
     name: 'a healthy release: forms accepted and stored, queues empty',
     series: [...webPod('web-a'), ...workerPod('worker-a'), kedaScalerErrors(`0x${MINUTES}`)],
     variants: ['defaults', 'keda-zero'],
+  },
+  {
+    name: "one transient error of KEDA's scaler (below the fallback's failureThreshold)",
+    series: [...webPod('web-a'), ...workerPod('worker-a'), kedaScalerErrors(`0x10 1x${MINUTES - 11}`)],
+    variants: ['keda-zero'],
   },
   {
     name: 'a rolling restart of web and worker (old pods go stale, new pods start at 0)',

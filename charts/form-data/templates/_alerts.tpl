@@ -244,11 +244,15 @@ Prometheus templates in the annotations are kept away from Helm with {{` ... `}}
 {{- if and .Values.worker.enabled .Values.worker.autoscaling.enabled (eq .Values.worker.autoscaling.mode "keda") }}
 {{- with $a.scalerErrors }}
 {{- if .enabled }}
+{{- $threshold := .threshold }}
+{{- if eq (toString $threshold) "" }}
+{{- $threshold = sub (int $.Values.worker.autoscaling.keda.fallback.failureThreshold) 1 | max 0 }}
+{{- end }}
 - alert: FormDataScalerErrors
   expr: |-
     sum (
       increase(keda_scaled_object_errors_total{ {{- .selector | default (printf "exported_namespace=%q, scaledObject=%q" $.Release.Namespace (include "form-data.workerMetricsServiceName" $)) }}}[{{ .window }}])
-    ) > {{ .threshold }}
+    ) > {{ $threshold }}
   for: {{ .for }}
   labels:
     {{- include "form-data.monitoring.alertLabels" (dict "ctx" $ "severity" .severity "namespace" $.Release.Namespace) | nindent 4 }}
@@ -256,8 +260,9 @@ Prometheus templates in the annotations are kept away from Helm with {{` ... `}}
     summary: KEDA cannot read the form queue of {{ include "form-data.fullname" $ }}
     description: >-
       KEDA's scaler of the ScaledObject {{ include "form-data.workerMetricsServiceName" $ }} in {{ $.Release.Namespace }}
-      failed {{`{{ $value | humanize }}`}} times over the last {{ .window }} (for {{ .for }}): it cannot scale the
-      worker on queue depth; with the fallback on it holds the fallback replicas.
+      failed {{`{{ $value | humanize }}`}} times over the last {{ .window }}: it cannot scale the worker on queue
+      depth; with the fallback on it holds the fallback replicas and stops counting errors, so this alert resolves
+      {{ .window }} after the failures began even if they go on (see the ScaledObject's Fallback condition).
     runbook_url: {{ include "form-data.monitoring.runbookUrl" (dict "ctx" $ "anchor" "scaler-errors") }}
 {{- end }}
 {{- end }}
