@@ -9,8 +9,14 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { findTool } from '../../harness/netns.ts';
+import { chartExpressions } from './expressions.ts';
+import { render, type Manifest } from './helm.ts';
+import { parsePromQL } from './promql.ts';
 
 const run = promisify(execFile);
+/** Series of the services themselves (prom-client) and of Prometheus; prometheus.test.ts scrapes those for real. */
+const OWN = /^(form_data_|nodejs_|process_)|^up$/;
+const GRAFANA_VALUES = { namespace: 'forms', web_job: 'form-data-web', worker_job: 'form-data-worker' };
 
 /** The KEDA release the chart's KEDA series are checked against: its minimum (form-data.kedaMinimumVersion). */
 export const KEDA_VERSION = '2.19.0';
@@ -83,4 +89,48 @@ export function seriesNames(family: ExportedFamily): string[] {
   if (family.type === 'histogram' || family.type === 'summary')
     return [family.name, `${family.name}_bucket`, `${family.name}_sum`, `${family.name}_count`];
   return [family.name];
+}
+
+/** Every third-party selector the chart's alerts and dashboard read (KEDA on, its alert on), with where. */
+export async function thirdPartySelectors(): Promise<{ name: string; labels: string[]; where: string }[]> {
+  const manifests: Manifest[] = await render({
+    set: {
+      'monitoring.prometheusRule.enabled': true,
+      'monitoring.dashboard.enabled': true,
+      'worker.autoscaling.enabled': true,
+      'worker.autoscaling.mode': 'keda',
+      'worker.autoscaling.minReplicas': 0,
+      'monitoring.prometheusRule.alerts.scalerErrors.enabled': true,
+    },
+  });
+  const out: { name: string; labels: string[]; where: string }[] = [];
+  for (const e of chartExpressions(manifests, { ...GRAFANA_VALUES, __rate_interval: '1m', __interval: '30s' })) {
+    for (const selector of parsePromQL(e.expr).selectors) {
+      for (const name of selector.names.filter((n) => !OWN.test(n))) {
+        out.push({
+          name,
+          labels: selector.matchers.map((m) => m.label).filter((l) => l !== '__name__'),
+          where: e.where,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/** What is wrong with reading `name{labels}` from `families`, or undefined. */
+export function mismatch(
+  families: readonly ExportedFamily[],
+  name: string,
+  labels: readonly string[],
+): string | undefined {
+  const family = families.find((f) => seriesNames(f).includes(name));
+  if (!family) return `${name} is not exported`;
+  const unknown = labels.filter((l) => {
+    const own = l.startsWith('exported_') ? l.slice('exported_'.length) : l;
+    return !family.labels.includes(own) && !SCRAPE_LABELS.has(l);
+  });
+  return unknown.length > 0
+    ? `${name} has no label ${unknown.join(', ')} (it has ${family.labels.join(', ')})`
+    : undefined;
 }
