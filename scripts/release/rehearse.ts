@@ -14,7 +14,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { helmBinary } from '../../test/chart/helm.ts';
+import { helmBinary } from '../../harness/helm.ts';
 import { LOCAL_VALUES_FILE, readChangelog, readChart, releaseNotes, stageChart } from './chart.ts';
 import { buildImage, imageSbom, missingImageTools, pushImage, untagImage } from './image.ts';
 import { must, run, toolPath } from './tools.ts';
