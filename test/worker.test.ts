@@ -11,7 +11,7 @@ import { FormRepository } from '../services/worker/repository.ts';
 import { createWorkerService, type WorkerService } from '../services/worker/service.ts';
 import { queueCounts, receiveAll } from '../harness/sqs.ts';
 import { useEmulator } from './support/emulator.ts';
-import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { createTestEnv, eventually, queueEmptied, type TestEnv } from './support/stack.ts';
 import { lockForms } from './support/locks.ts';
 import { validForm } from '../harness/forms.ts';
 import { startTcpProxy } from '../harness/tcp-proxy.ts';
@@ -227,10 +227,7 @@ describe('worker', () => {
           (await fetch(`http://127.0.0.1:${healthPort}/healthz/ready`)).status === 200 ? true : undefined,
         );
         const { form } = await t.queueUrls();
-        await eventually(async () => {
-          const c = await queueCounts(t.sqs, form);
-          return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
-        });
+        await queueEmptied(t.sqs, form, 20_000);
       } finally {
         await worker.stop();
         await proxy.close();
