@@ -19,3 +19,19 @@ export function validForm(overrides: Record<string, unknown> = {}): Record<strin
     ...overrides,
   };
 }
+
+/** The fields a registration form cannot do without. */
+export const REQUIRED_FIELDS = [
+  'company_name',
+  'contact_name',
+  'email_address1',
+  'email_address2',
+  'website',
+  'exporting',
+  'agree_terms',
+] as const;
+
+/** validForm's other fields, which a form may leave out. */
+export const OPTIONAL_FIELDS: readonly string[] = Object.keys(validForm()).filter(
+  (key) => !(REQUIRED_FIELDS as readonly string[]).includes(key),
+);
