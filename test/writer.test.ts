@@ -17,11 +17,8 @@ import { FormWriter } from '../services/worker/writer.ts';
 import { queueCounts } from '../harness/sqs.ts';
 import { useEmulator } from './support/emulator.ts';
 import { createTestEnv, eventually, queueEmptied, type TestEnv } from './support/stack.ts';
-import { validForm } from '../harness/forms.ts';
+import { queueBody, validForm } from '../harness/forms.ts';
 import { startTcpProxy } from '../harness/tcp-proxy.ts';
-
-const envelope = (data: unknown): string =>
-  JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'writer' });
 
 describe('FormWriter on PostgreSQL and SQS', function () {
   this.timeout(90_000);
@@ -39,7 +36,7 @@ describe('FormWriter on PostgreSQL and SQS', function () {
     for (let i = 0; i < count; i += 10) {
       const Entries = Array.from({ length: Math.min(10, count - i) }, (_, j) => ({
         Id: String(j),
-        MessageBody: envelope(validForm({ company_name: `${tag} ${i + j}` })),
+        MessageBody: queueBody(validForm({ company_name: `${tag} ${i + j}` }), 'writer'),
       }));
       await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: form, Entries }));
     }
