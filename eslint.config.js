@@ -47,4 +47,18 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-expressions': 'off',
     },
   },
+  {
+    // Product, release and harness code never depends on the tests: what both need lives in harness/.
+    files: ['services/**', 'migrations/**', 'scripts/**', 'harness/**', 'bench/**', 'chaos/**', 'knexfile.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { regex: '^(\\.\\./)+test/', message: 'test/ is for tests only: move what is shared to harness/.' },
+          ],
+        },
+      ],
+    },
+  },
 );

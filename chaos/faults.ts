@@ -657,13 +657,15 @@ export function silentWindowReport(
     ...windows.flatMap((w) => w.problems.map((p) => `silent SQS (${w.mode}): ${p}`)),
     ...workerWindows.flatMap((w) => w.problems.map((p) => `workers' ${w.target} silent: ${p}`)),
   ];
+  const survived = (of: readonly { ok: boolean }[]): number => of.filter((w) => w.ok && storageOk).length;
+  const survivedRow = (label: string, of: readonly { ok: boolean }[]) => ({
+    label,
+    value: `${survived(of)}/${of.length}`,
+    expected: 'all',
+    ok: of.length > 0 && of.every((w) => w.ok) && storageOk,
+  });
   const rows: { label: string; value: string | number; expected?: string; ok?: boolean }[] = [
-    {
-      label: 'silent SQS windows survived (blackhole, stall)',
-      value: `${windows.filter((w) => w.ok && storageOk).length}/${windows.length}`,
-      expected: 'all',
-      ok: windows.length > 0 && windows.every((w) => w.ok) && storageOk,
-    },
+    survivedRow('silent SQS windows survived (blackhole, stall)', windows),
   ];
   for (const w of windows) {
     rows.push({
@@ -673,12 +675,7 @@ export function silentWindowReport(
       ok: w.ok,
     });
   }
-  rows.push({
-    label: "silent windows on the workers' paths survived",
-    value: `${workerWindows.filter((w) => w.ok && storageOk).length}/${workerWindows.length}`,
-    expected: 'all',
-    ok: workerWindows.length > 0 && workerWindows.every((w) => w.ok) && storageOk,
-  });
+  rows.push(survivedRow("silent windows on the workers' paths survived", workerWindows));
   for (const w of workerWindows) {
     rows.push({
       label: `  ${w.target}: ${w.target === 'SQS' ? 'poll gave up' : 'readiness answered'}, slowest / bound (ms)`,
@@ -698,7 +695,7 @@ export function silentWindowReport(
     failures,
     summary: {
       silent_worker_windows: workerWindows.length,
-      silent_worker_windows_survived: workerWindows.filter((w) => w.ok && storageOk).length,
+      silent_worker_windows_survived: survived(workerWindows),
       silent_worker_bounds: workerWindows.map((w) => ({
         target: w.target,
         slowest_ms: Math.max(0, ...w.measuredMs),
@@ -706,7 +703,7 @@ export function silentWindowReport(
         bound: w.bound,
       })),
       silent_sqs_windows: windows.length,
-      silent_sqs_windows_survived: windows.filter((w) => w.ok && storageOk).length,
+      silent_sqs_windows_survived: survived(windows),
       silent_sqs_bounds: windows.map((w) => ({
         mode: w.mode,
         slowest_503_ms: w.slowest503Ms,

@@ -19,3 +19,27 @@ export function validForm(overrides: Record<string, unknown> = {}): Record<strin
     ...overrides,
   };
 }
+
+/**
+ * A queue message body in the web's envelope around `data`, taken as given (tests also queue data the
+ * web would refuse), with `requestId` as its request id and no submission id (as a v1 web queues it).
+ */
+export function queueBody(data: unknown, requestId: string): string {
+  return JSON.stringify({ data, received_at: new Date().toISOString(), request_id: requestId });
+}
+
+/** The fields a registration form cannot do without. */
+export const REQUIRED_FIELDS = [
+  'company_name',
+  'contact_name',
+  'email_address1',
+  'email_address2',
+  'website',
+  'exporting',
+  'agree_terms',
+] as const;
+
+/** validForm's other fields, which a form may leave out. */
+export const OPTIONAL_FIELDS: readonly string[] = Object.keys(validForm()).filter(
+  (key) => !(REQUIRED_FIELDS as readonly string[]).includes(key),
+);

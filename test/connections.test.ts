@@ -15,9 +15,8 @@ import { createDatabase } from '../services/common/db.ts';
 import { createWorkerService, type WorkerService } from '../services/worker/service.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../harness/embedded-postgres.ts';
 import { freePort } from '../harness/ports.ts';
-import { queueCounts } from '../harness/sqs.ts';
 import { useEmulator } from './support/emulator.ts';
-import { createTestEnv, eventually } from './support/stack.ts';
+import { createTestEnv, eventually, queueEmptied } from './support/stack.ts';
 import { validForm } from '../harness/forms.ts';
 
 /** Client connections the server allows: four workers at the default pool (2) take 8; the test's own 2 + 1 sampler. */
@@ -94,14 +93,7 @@ describe('four workers at their defaults on a PostgreSQL with max_connections = 
         180_000,
         `${FORMS} rows`,
       );
-      await eventually(
-        async () => {
-          const c = await queueCounts(t.sqs, form);
-          return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
-        },
-        30_000,
-        'the queue emptied',
-      );
+      await queueEmptied(t.sqs, form, 30_000, 'the queue emptied');
       const databaseErrors = await Promise.all(
         workers.map(async (w) => (await w.metrics.databaseErrors.get()).values.reduce((sum, v) => sum + v.value, 0)),
       );

@@ -27,7 +27,7 @@ import { queueCounts, queueUrl, receiveAll } from '../harness/sqs.ts';
 import { parseCsvObjects } from './support/csv.ts';
 import { useEmulator } from './support/emulator.ts';
 import { useOriginal } from './support/original.ts';
-import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { createTestEnv, eventually, queueEmptied, type TestEnv } from './support/stack.ts';
 
 const FORM_TYPE = 'application/x-www-form-urlencoded';
 
@@ -219,14 +219,7 @@ describe('cut-over from the original v1.0.4 (docs/cut-over.md), rehearsed agains
 
     // Step 5: the original's live queue drained; the new worker restarted without it; roll back; again.
     poster.step = '5 drain the live queue';
-    await eventually(
-      async () => {
-        const c = await queueCounts(t.sqs, liveUrl);
-        return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
-      },
-      120_000,
-      "the original's live queue empty",
-    );
+    await queueEmptied(t.sqs, liveUrl, 120_000, "the original's live queue empty");
     await untrack(worker);
     worker = await startWorker(t.config);
     await poster.accepted(5);

@@ -13,7 +13,7 @@ import type { FormData } from '../services/common/form-schema.ts';
 import { formEncodedBody, jsonBody, post, type Reply } from '../harness/http.ts';
 import { queueCounts, receiveAll } from '../harness/sqs.ts';
 import { useEmulator } from './support/emulator.ts';
-import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { createTestEnv, eventually, queueEmptied, type TestEnv } from './support/stack.ts';
 import { validForm } from '../harness/forms.ts';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
 
@@ -69,15 +69,7 @@ describe('exactly once per submission', function () {
 
   /** Waits until the form queue is empty with nothing in flight, and returns the rows. */
   async function drained(): Promise<Row[]> {
-    const { form } = await t.queueUrls();
-    await eventually(
-      async () => {
-        const c = await queueCounts(t.sqs, form);
-        return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
-      },
-      30_000,
-      'the form queue drained',
-    );
+    await queueEmptied(t.sqs, (await t.queueUrls()).form, 30_000, 'the form queue drained');
     return rows();
   }
 

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setTimeout as paceWrites } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { createWebService, type WebService } from '../services/web/service.ts';
 import { sign } from '../harness/http.ts';
@@ -17,27 +17,36 @@ import { requireTool, TOOLS } from './support/tools.ts';
 
 const run = promisify(execFile);
 
-/** Writes `payload` in 64 KiB pieces 2 ms apart; resolves once all is written. */
+/**
+ * How the clients send a body: in pieces of PIECE_BYTES, PIECE_GAP_MS apart, as over a real network, so
+ * that the server answers long before the body is all sent. The gap is the client behaviour under test,
+ * not a wait for something to happen: the tests wait on the answer, never on time.
+ */
+const PIECE_BYTES = 65536;
+const PIECE_GAP_MS = 2;
+
+/** Writes `payload` paced as PIECE_BYTES pieces PIECE_GAP_MS apart; resolves once all is written. */
 async function writeSlowly(socket: Socket, payload: Buffer): Promise<void> {
-  for (let i = 0; i < payload.length; i += 65536) {
-    await sleep(2);
-    if (!socket.write(payload.subarray(i, i + 65536))) await once(socket, 'drain');
+  for (let i = 0; i < payload.length; i += PIECE_BYTES) {
+    await paceWrites(PIECE_GAP_MS);
+    if (!socket.write(payload.subarray(i, i + PIECE_BYTES))) await once(socket, 'drain');
   }
 }
 
 /**
  * Posts `size` bytes with urllib, which writes the whole body before it reads
- * the answer; in 64 KiB pieces 2 ms apart, as over a real network, so the
- * server has answered long before the body is all sent. Prints status and body.
+ * the answer; paced as writeSlowly (piece size and gap in ms as arguments).
+ * Prints status and body.
  */
 const URLLIB = `
 import json, sys, time, urllib.request, urllib.error
 url, size, signature = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+piece, gap_ms = int(sys.argv[4]), int(sys.argv[5])
 body = b'{"data":"' + b'x' * (size - 11) + b'"}'
 def pieces():
-    for i in range(0, len(body), 65536):
-        time.sleep(0.002)
-        yield body[i:i + 65536]
+    for i in range(0, len(body), piece):
+        time.sleep(gap_ms / 1000)
+        yield body[i:i + piece]
 headers = {'Content-Type': 'application/json', 'Content-Length': str(len(body)), 'X-Signature': signature}
 request = urllib.request.Request(url, data=pieces(), method='POST', headers=headers)
 try:
@@ -76,6 +85,8 @@ describe('over-limit bodies: a 413 the client can read (lingering close)', funct
           `http://127.0.0.1:${port}/form/`,
           String(size),
           sign('/form/', body(size)),
+          String(PIECE_BYTES),
+          String(PIECE_GAP_MS),
         ]);
         const answer = JSON.parse(stdout) as { status: number; body: string };
         expect(answer.status, `try ${i}: ${stdout}`).to.equal(413);

@@ -20,7 +20,7 @@ import { startProcess, type ProcessHandle } from '../harness/process.ts';
 import { rawRequest, type Answer } from './support/raw-http.ts';
 import { startEmulator, type Emulator } from '../harness/sqs.ts';
 import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
-import { TEST_SECRET } from '../harness/forms.ts';
+import { OPTIONAL_FIELDS, REQUIRED_FIELDS, TEST_SECRET } from '../harness/forms.ts';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
 
 type JsonObject = Record<string, unknown>;
@@ -528,20 +528,8 @@ describe('OpenAPI document (services/web/openapi.json)', function () {
         ['a nested key "prototype"', { ...form, nested: { prototype: 1 } }, false],
         [`${keysMax} keys`, withKeys(keysMax), true],
         [`${keysMax + 1} keys`, withKeys(keysMax + 1), false],
-        ...[
-          'company_name',
-          'contact_name',
-          'email_address1',
-          'email_address2',
-          'website',
-          'exporting',
-          'agree_terms',
-        ].map((key): [string, JsonObject, boolean] => [`without ${key}`, without(key), false]),
-        ...['phone_number', 'marketing_source', 'opt_in'].map((key): [string, JsonObject, boolean] => [
-          `without ${key}`,
-          without(key),
-          true,
-        ]),
+        ...REQUIRED_FIELDS.map((key): [string, JsonObject, boolean] => [`without ${key}`, without(key), false]),
+        ...OPTIONAL_FIELDS.map((key): [string, JsonObject, boolean] => [`without ${key}`, without(key), true]),
       ];
       for (const [name, data, accepted] of cases) {
         const documentSays = contract.errors(formSchema, data).length === 0;

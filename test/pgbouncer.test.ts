@@ -21,7 +21,7 @@ import { queueCounts } from '../harness/sqs.ts';
 import { runToEnd, type Finished } from '../harness/process.ts';
 import { useEmulator } from './support/emulator.ts';
 import { createTestEnv, eventually } from './support/stack.ts';
-import { validForm } from '../harness/forms.ts';
+import { queueBody, validForm } from '../harness/forms.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
@@ -29,9 +29,6 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 function run(script: string, args: readonly string[], env: Record<string, string>): Promise<Finished> {
   return runToEnd(process.execPath, [path.join(ROOT, script), ...args], env, { cwd: ROOT });
 }
-
-const envelope = (data: unknown): string =>
-  JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'pgbouncer' });
 
 describe('through PgBouncer (transaction pooling, default settings)', function () {
   this.timeout(120_000);
@@ -72,7 +69,7 @@ describe('through PgBouncer (transaction pooling, default settings)', function (
       for (let i = 0; i < 20; i++) {
         const Entries = Array.from({ length: 10 }, (_, j) => ({
           Id: String(j),
-          MessageBody: envelope(validForm({ company_name: `pooled ${i}.${j}` })),
+          MessageBody: queueBody(validForm({ company_name: `pooled ${i}.${j}` }), 'pgbouncer'),
         }));
         await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: form, Entries }));
       }

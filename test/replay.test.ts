@@ -15,7 +15,7 @@ import type { FormData } from '../services/common/form-schema.ts';
 import { jsonBody, post, sign, signV1, type Reply } from '../harness/http.ts';
 import { queueCounts, receiveAll } from '../harness/sqs.ts';
 import { useEmulator } from './support/emulator.ts';
-import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { createTestEnv, eventually, queueEmptied, type TestEnv } from './support/stack.ts';
 import { validForm } from '../harness/forms.ts';
 
 const NEXT_SECRET = 'the-next-ui-secret-of-at-least-32-characters';
@@ -58,15 +58,7 @@ describe('replays, rotation and the queue as a trust boundary (issue 20)', funct
   const rows = (): Promise<Row[]> => t.db('form_form').select('submission_id', 'data').orderBy('id');
 
   async function drained(): Promise<Row[]> {
-    const { form } = await t.queueUrls();
-    await eventually(
-      async () => {
-        const c = await queueCounts(t.sqs, form);
-        return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
-      },
-      30_000,
-      'the form queue drained',
-    );
+    await queueEmptied(t.sqs, (await t.queueUrls()).form, 30_000, 'the form queue drained');
     return rows();
   }
 

@@ -7,14 +7,12 @@ import { queueCounts } from '../harness/sqs.ts';
 import { lockForms } from './support/locks.ts';
 import { useEmulator } from './support/emulator.ts';
 import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
-import { validForm } from '../harness/forms.ts';
+import { queueBody, validForm } from '../harness/forms.ts';
 import { startProcess, type ProcessHandle } from '../harness/process.ts';
 import { freePort } from '../harness/ports.ts';
 import { jsonBody, post } from '../harness/http.ts';
 
 const NODE = process.execPath;
-const envelope = (data: unknown): string =>
-  JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'signals' });
 
 describe('shutdown on signals (child processes)', function () {
   this.timeout(90_000);
@@ -46,7 +44,7 @@ describe('shutdown on signals (child processes)', function () {
     for (let i = 0; i < count; i += 10) {
       const entries = Array.from({ length: Math.min(10, count - i) }, (_, j) => ({
         Id: String(j),
-        MessageBody: envelope(validForm({ company_name: `signal ${i + j}` })),
+        MessageBody: queueBody(validForm({ company_name: `signal ${i + j}` }), 'signals'),
       }));
       await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: form, Entries: entries }));
     }

@@ -29,6 +29,7 @@ import { KIND, STATUS, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan }
 import { startProcess, type ProcessHandle } from '../harness/process.ts';
 import { receiveAll } from '../harness/sqs.ts';
 import { useEmulator } from './support/emulator.ts';
+import { settingRow, settingsTable } from './support/markdown.ts';
 import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
 import { validForm } from '../harness/forms.ts';
 import { startTcpProxy } from '../harness/tcp-proxy.ts';
@@ -600,32 +601,7 @@ describe('tracing configuration (OTEL_* variables)', () => {
 
   it('docs/tracing.md lists exactly the variables the code reads', async () => {
     const text = await readFile(new URL('../docs/tracing.md', import.meta.url), 'utf8');
-    const start = text.indexOf('## Configuration');
-    const end = text.indexOf('\n## ', start + 1);
-    const section = text.slice(start, end === -1 ? undefined : end);
-    const rows = section
-      .split('\n')
-      .filter((l) => l.startsWith('| `'))
-      .map((l) =>
-        l
-          .slice(1, -1)
-          .split(' | ')
-          .map((c) => c.trim()),
-      );
-    const documented = rows.map(([names, def, allowed, description]) => ({
-      names: names!.split(' / ').map((n) => n.replaceAll('`', '')),
-      default: def,
-      allowed,
-      description,
-    }));
-    expect(documented).to.deep.equal(
-      TRACING_SETTINGS.map((s) => ({
-        names: [...s.names],
-        default: s.default,
-        allowed: s.allowed,
-        description: s.description,
-      })),
-    );
+    expect(settingsTable(text, 'Configuration')).to.deep.equal(TRACING_SETTINGS.map((s) => settingRow(s, s.allowed)));
   });
 
   it('attribute names are those of @opentelemetry/semantic-conventions', () => {

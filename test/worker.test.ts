@@ -11,13 +11,10 @@ import { FormRepository } from '../services/worker/repository.ts';
 import { createWorkerService, type WorkerService } from '../services/worker/service.ts';
 import { queueCounts, receiveAll } from '../harness/sqs.ts';
 import { useEmulator } from './support/emulator.ts';
-import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
+import { createTestEnv, eventually, queueEmptied, type TestEnv } from './support/stack.ts';
 import { lockForms } from './support/locks.ts';
-import { validForm } from '../harness/forms.ts';
+import { queueBody, validForm } from '../harness/forms.ts';
 import { startTcpProxy } from '../harness/tcp-proxy.ts';
-
-const envelope = (data: unknown): string =>
-  JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'test' });
 
 describe('worker', () => {
   const emulator = useEmulator();
@@ -57,7 +54,7 @@ describe('worker', () => {
           backoffBaseSeconds: 1,
           backoffMaxSeconds: 5,
         });
-        const id = await send(envelope(validForm()));
+        const id = await send(queueBody(validForm(), 'test'));
         // Visibility 0: the message is visible again at once, as after a lost delete.
         const first = await queue.receive({ waitTimeSeconds: 1, maxNumberOfMessages: 1, visibilityTimeoutSeconds: 0 });
         const second = await queue.receive({
@@ -93,7 +90,7 @@ describe('worker', () => {
     });
 
     it('stores valid messages, also those of the replaced service with data as a JSON string', async () => {
-      const a = await send(envelope(validForm({ company_name: 'A' })));
+      const a = await send(queueBody(validForm({ company_name: 'A' }), 'test'));
       const b = await send(JSON.stringify({ data: JSON.stringify(validForm({ company_name: 'B' })) }));
       const stored = await eventually(async () => {
         const r = await rows();
@@ -124,7 +121,7 @@ describe('worker', () => {
                 QueueUrl: form,
                 Entries: Array.from({ length: 10 }, (_, j) => ({
                   Id: String(j),
-                  MessageBody: envelope(validForm({ company_name: `backlog ${i}.${j}` })),
+                  MessageBody: queueBody(validForm({ company_name: `backlog ${i}.${j}` }), 'test'),
                 })),
               }),
             ),
@@ -146,7 +143,7 @@ describe('worker', () => {
       const bodies = [
         'not json at all',
         '{"no_data": true}',
-        envelope({ ...validForm(), email_address2: 'other@example.com' }),
+        queueBody({ ...validForm(), email_address2: 'other@example.com' }, 'test'),
         '{"data": "{not json"}',
         '[1,2,3]',
         `{"data": {"company_name": "x\\u0000y"}}`,
@@ -195,7 +192,7 @@ describe('worker', () => {
         proxy.cut();
         const backoff = once(worker.consumer, 'backoff');
         const ids = await Promise.all(
-          Array.from({ length: 25 }, (_, i) => send(envelope(validForm({ company_name: `outage ${i}` })))),
+          Array.from({ length: 25 }, (_, i) => send(queueBody(validForm({ company_name: `outage ${i}` }), 'test'))),
         );
         const [event] = (await backoff) as [{ reason: string }];
         expect(event.reason).to.match(/^database unavailable/);
@@ -227,10 +224,7 @@ describe('worker', () => {
           (await fetch(`http://127.0.0.1:${healthPort}/healthz/ready`)).status === 200 ? true : undefined,
         );
         const { form } = await t.queueUrls();
-        await eventually(async () => {
-          const c = await queueCounts(t.sqs, form);
-          return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
-        });
+        await queueEmptied(t.sqs, form, 20_000);
       } finally {
         await worker.stop();
         await proxy.close();

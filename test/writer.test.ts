@@ -16,12 +16,9 @@ import { createWorkerService } from '../services/worker/service.ts';
 import { FormWriter } from '../services/worker/writer.ts';
 import { queueCounts } from '../harness/sqs.ts';
 import { useEmulator } from './support/emulator.ts';
-import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
-import { validForm } from '../harness/forms.ts';
+import { createTestEnv, eventually, queueEmptied, type TestEnv } from './support/stack.ts';
+import { queueBody, validForm } from '../harness/forms.ts';
 import { startTcpProxy } from '../harness/tcp-proxy.ts';
-
-const envelope = (data: unknown): string =>
-  JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'writer' });
 
 describe('FormWriter on PostgreSQL and SQS', function () {
   this.timeout(90_000);
@@ -39,7 +36,7 @@ describe('FormWriter on PostgreSQL and SQS', function () {
     for (let i = 0; i < count; i += 10) {
       const Entries = Array.from({ length: Math.min(10, count - i) }, (_, j) => ({
         Id: String(j),
-        MessageBody: envelope(validForm({ company_name: `${tag} ${i + j}` })),
+        MessageBody: queueBody(validForm({ company_name: `${tag} ${i + j}` }), 'writer'),
       }));
       await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: form, Entries }));
     }
@@ -109,14 +106,7 @@ describe('FormWriter on PostgreSQL and SQS', function () {
       expect(await rowCount()).to.equal(40);
       expect(seen.length).to.be.greaterThan(0);
       expect(Math.min(...seen), 'messages deleted before their rows were committed').to.be.at.least(0);
-      await eventually(
-        async () => {
-          const c = await queueCounts(t.sqs, urls.form);
-          return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
-        },
-        10_000,
-        'the queue emptied',
-      );
+      await queueEmptied(t.sqs, urls.form, 10_000, 'the queue emptied');
     } finally {
       await writer.close();
       sqs.destroy();

@@ -1,9 +1,9 @@
 /**
  * The release image built here as the image test builds it: the project's Dockerfile with podman on the stand-in
- * base (test/image/base.ts; no registry serves node:24-trixie-slim on these machines), then pushed with podman.
+ * base (harness/image/base.ts; no registry serves node:24-trixie-slim on these machines), then pushed with podman.
  */
-import { buildProjectImage } from '../../test/image/base.ts';
-import { missingImageTools, podman } from '../../test/image/podman.ts';
+import { buildProjectImage } from '../../harness/image/base.ts';
+import { missingImageTools, podman } from '../../harness/image/podman.ts';
 import { ROOT } from './tools.ts';
 
 export { missingImageTools };

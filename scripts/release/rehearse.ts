@@ -14,7 +14,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { helmBinary } from '../../test/chart/helm.ts';
+import { helmBinary } from '../../harness/helm.ts';
 import { LOCAL_VALUES_FILE, readChangelog, readChart, releaseNotes, stageChart } from './chart.ts';
 import { buildImage, imageSbom, missingImageTools, pushImage, untagImage } from './image.ts';
 import { must, run, toolPath } from './tools.ts';
@@ -184,20 +184,25 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
     const key = path.join(work, 'cosign.key');
     const pub = path.join(work, 'cosign.pub');
 
-    await step('image signed', () =>
-      must(cosign, ['sign', '--key', key, '--tlog-upload=false', ...insecure, imageRef], { env: cosignEnv }),
-    );
-    const imageVerified = await step(
-      'image verified',
-      async () => {
-        const r = await run(cosign, ['verify', '--key', pub, '--insecure-ignore-tlog=true', ...insecure, imageRef], {
-          env: cosignEnv,
-        });
-        if (r.code !== 0) throw new Error(`cosign verify failed (${r.code}): ${r.stderr}`);
-        return cosignLines(r.stderr);
-      },
-      (lines) => lines.join(' | '),
-    );
+    /** Steps `<what> signed` and `<what> verified`: cosign signs `ref` with the run's key and verifies it with its public key. */
+    const signAndVerify = async (what: 'image' | 'chart', ref: string): Promise<string[]> => {
+      await step(`${what} signed`, () =>
+        must(cosign, ['sign', '--key', key, '--tlog-upload=false', ...insecure, ref], { env: cosignEnv }),
+      );
+      return step(
+        `${what} verified`,
+        async () => {
+          const r = await run(cosign, ['verify', '--key', pub, '--insecure-ignore-tlog=true', ...insecure, ref], {
+            env: cosignEnv,
+          });
+          if (r.code !== 0) throw new Error(`cosign verify failed (${r.code}): ${r.stderr}`);
+          return cosignLines(r.stderr);
+        },
+        (lines) => lines.join(' | '),
+      );
+    };
+
+    const imageVerified = await signAndVerify('image', imageRef);
 
     await step('SBOM attested', () =>
       must(
@@ -280,20 +285,7 @@ export async function rehearse(options: RehearsalOptions = {}): Promise<Rehearsa
       (d) => `oci://${chartRepository}/form-data:${version} ${d}`,
     );
     const chartRef = `${chartRepository}/form-data@${chartDigest}`;
-    await step('chart signed', () =>
-      must(cosign, ['sign', '--key', key, '--tlog-upload=false', ...insecure, chartRef], { env: cosignEnv }),
-    );
-    const chartVerified = await step(
-      'chart verified',
-      async () => {
-        const r = await run(cosign, ['verify', '--key', pub, '--insecure-ignore-tlog=true', ...insecure, chartRef], {
-          env: cosignEnv,
-        });
-        if (r.code !== 0) throw new Error(`cosign verify failed (${r.code}): ${r.stderr}`);
-        return cosignLines(r.stderr);
-      },
-      (lines) => lines.join(' | '),
-    );
+    const chartVerified = await signAndVerify('chart', chartRef);
     await step(
       'chart pulled back',
       async () => {

@@ -1,12 +1,12 @@
 /**
  * Rendering the chart for the tests, in both major versions of Helm clusters deploy with (the binaries:
- * helm-binary.ts): every `helm template` runs under Helm 4 and Helm 3, and the two outputs must be identical; the
+ * harness/helm.ts): every `helm template` runs under Helm 4 and Helm 3, and the two outputs must be identical; the
  * rendered objects, parsed and found by kind and name. Validation against the Kubernetes API types: kube-types.ts.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { helm, type HelmResult } from './helm-binary.ts';
+import { helm, type HelmResult } from '../../harness/helm.ts';
 
 export {
   HELM_LAYERS,
@@ -18,7 +18,7 @@ export {
   type HelmLayer,
   type HelmMajor,
   type HelmResult,
-} from './helm-binary.ts';
+} from '../../harness/helm.ts';
 export { SCHEMALESS_KINDS, validateManifest, validateManifests } from './kube-types.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildClusterImage, type ClusterImage } from '../../harness/cluster/addons/image.ts';
 import { helm } from '../chart/helm.ts';
-import { missingImageTools, podman, runCommand, type CommandResult } from '../image/podman.ts';
+import { missingImageTools, podman, runCommand, type CommandResult } from '../../harness/image/podman.ts';
 import { clusterFromEnv, kubectl, kubectlOk, KubeCommandError, Watch, type Cluster } from './kube.ts';
 
 /**

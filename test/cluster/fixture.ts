@@ -17,8 +17,8 @@ import { validForm, TEST_SECRET } from '../../harness/forms.ts';
 import { jsonBody, post } from '../../harness/http.ts';
 import { eventually } from '../support/stack.ts';
 import { ROOT, helm, type HelmMajor } from '../chart/helm.ts';
-import { buildProjectImage } from '../image/base.ts';
-import { missingImageTools, podman } from '../image/podman.ts';
+import { buildProjectImage } from '../../harness/image/base.ts';
+import { missingImageTools, podman } from '../../harness/image/podman.ts';
 import { clusterFromEnv, kubectl, kubectlOk, list, KubeCommandError, type Cluster, type KubeObject } from './kube.ts';
 
 /** Seconds since `since`, to one decimal. */

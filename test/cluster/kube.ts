@@ -8,7 +8,7 @@
  * `npm run cluster -- status` prints the first three for the local cluster; `npm run test:cluster` sets them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { runCommand, type CommandResult } from '../image/podman.ts';
+import { runCommand, type CommandResult } from '../../harness/image/podman.ts';
 
 export interface Cluster {
   kubeconfig: string;

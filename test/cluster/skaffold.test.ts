@@ -16,7 +16,7 @@ import { validForm } from '../../harness/forms.ts';
 import { jsonBody, post } from '../../harness/http.ts';
 import { eventually } from '../support/stack.ts';
 import { helmBinary } from '../chart/helm.ts';
-import { runCommand } from '../image/podman.ts';
+import { runCommand } from '../../harness/image/podman.ts';
 import { addonBinary, addonCluster, failOrSkip, ROOT, seconds, startCommand, storedCounts } from './addons.ts';
 import { kubectl, kubectlOk, list, type Cluster } from './kube.ts';
 

@@ -14,7 +14,7 @@ import path from 'node:path';
 import { startProcess, type ProcessHandle } from '../../harness/process.ts';
 import type { Manifest } from '../chart/helm.ts';
 import { prepareContainer, type PreparedContainer } from '../chart/run.ts';
-import { podman, podmanEnv } from './podman.ts';
+import { podman, podmanEnv } from '../../harness/image/podman.ts';
 
 /* eslint-disable @typescript-eslint/no-explicit-any -- pod and container specs as rendered */
 type Spec = Record<string, any>;

@@ -27,9 +27,10 @@ import { validForm } from '../../harness/forms.ts';
 import { jsonBody, post } from '../../harness/http.ts';
 import { ROOT, find, render, type Manifest } from '../chart/helm.ts';
 import { waitForHttp } from '../chart/run.ts';
-import { buildProjectImage, ensureBaseImage, type BaseImage } from './base.ts';
+import { buildProjectImage, ensureBaseImage, type BaseImage } from '../../harness/image/base.ts';
 import { podRunner, type PodRunner, type RunningContainer } from './containers.ts';
-import { podman, requireImageTools, runCommand } from './podman.ts';
+import { podman, runCommand } from '../../harness/image/podman.ts';
+import { requireImageTools } from '../support/tools.ts';
 
 const MB = 1024 * 1024;
 /** The image's budget over its base (issue 12). */

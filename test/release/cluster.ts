@@ -12,7 +12,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { buildClusterImage } from '../../harness/cluster/addons/image.ts';
-import { podman } from '../image/podman.ts';
+import { podman } from '../../harness/image/podman.ts';
 import { LOCAL_VALUES_FILE } from '../../scripts/release/chart.ts';
 
 export const CLUSTER_REQUIRED_UNDER_CI = true;

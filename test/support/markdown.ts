@@ -88,6 +88,32 @@ export function tableRows(markdown: string): string[][] {
     );
 }
 
+/** One row of a settings table (`variable | default | allowed | what it does`). */
+export interface SettingRow {
+  names: string[];
+  default: string | undefined;
+  allowed: string | undefined;
+  description: string | undefined;
+}
+
+/** The first table under the heading `title`, read as a settings table: a row's names split at " / ", without backticks. */
+export function settingsTable(markdown: string, title: string): SettingRow[] {
+  return tableRows(section(markdown, title)).map(([names, def, allowed, description]) => ({
+    names: (names ?? '').split(' / ').map((n) => n.replaceAll('`', '')),
+    default: def,
+    allowed,
+    description,
+  }));
+}
+
+/** The row a settings table should have for `setting`, whose allowed values read `allowed`. */
+export function settingRow(
+  setting: { names: readonly string[]; default: string; description: string },
+  allowed: string,
+): SettingRow {
+  return { names: [...setting.names], default: setting.default, allowed, description: setting.description };
+}
+
 /** Inline link targets outside code (`[text](target)`), with their line. */
 export function links(markdown: string): Array<{ target: string; line: number }> {
   const out: Array<{ target: string; line: number }> = [];

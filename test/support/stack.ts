@@ -7,10 +7,11 @@ import type { SQSClient } from '@aws-sdk/client-sqs';
 import { loadConfig, type Config } from '../../services/common/config.ts';
 import { createDatabase, type Knex } from '../../services/common/db.ts';
 import { createTestDatabase, type TestDatabase } from '../../harness/postgres.ts';
-import { observerClient, queueUrl } from '../../harness/sqs.ts';
+import { observerClient, queueCounts, queueUrl } from '../../harness/sqs.ts';
 import { pipelineEnv, preparePipeline, uniqueQueues } from '../../harness/pipeline.ts';
+import { eventually } from './eventually.ts';
 
-export { eventually } from './eventually.ts';
+export { eventually };
 
 export interface TestEnv {
   /** Environment variables for a service process or loadConfig. */
@@ -64,4 +65,21 @@ export async function createTestEnv(
       await database.drop();
     },
   };
+}
+
+/** Waits until the queue at `url` holds no message, visible, in flight or delayed. */
+export async function queueEmptied(
+  sqs: SQSClient,
+  url: string,
+  timeoutMs = 30_000,
+  what = 'the queue emptied',
+): Promise<void> {
+  await eventually(
+    async () => {
+      const c = await queueCounts(sqs, url);
+      return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
+    },
+    timeoutMs,
+    what,
+  );
 }

@@ -1,44 +1,13 @@
 /**
- * System tools a test needs (pgbouncer, promtool, prometheus, podman, …), all
- * treated alike: found on PATH, the test runs; missing, it is skipped with one
- * line naming what to install, except under CI (CI set), where it fails, since
- * `.ci/run` installs every one of them.
+ * System tools a test needs (pgbouncer, promtool, prometheus, podman, …; the
+ * list: harness/tools.ts), all treated alike: found on PATH, the test runs;
+ * missing, it is skipped with one line naming what to install, except under CI
+ * (CI set), where it fails, since `.ci/run` installs every one of them.
  */
-import { constants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
-import path from 'node:path';
+import { missingImageTools } from '../../harness/image/podman.ts';
+import { onPath, type SystemTool } from '../../harness/tools.ts';
 
-/** A tool and how to get it. */
-export interface SystemTool {
-  name: string;
-  /** What to install, as one would type it on Debian (`apt-get install pgbouncer`). */
-  install: string;
-}
-
-export const TOOLS = {
-  pgbouncer: { name: 'pgbouncer', install: 'apt-get install pgbouncer (it lands in /usr/sbin: keep that on PATH)' },
-  promtool: { name: 'promtool', install: 'apt-get install prometheus' },
-  prometheus: { name: 'prometheus', install: 'apt-get install prometheus' },
-  podman: { name: 'podman', install: 'apt-get install podman runc debootstrap' },
-  runc: { name: 'runc', install: 'apt-get install podman runc debootstrap' },
-  debootstrap: { name: 'debootstrap', install: 'apt-get install podman runc debootstrap' },
-  python3: { name: 'python3', install: 'apt-get install python3' },
-} as const satisfies Record<string, SystemTool>;
-
-/** Path of the executable `name` from PATH, or undefined. */
-export async function onPath(name: string): Promise<string | undefined> {
-  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    try {
-      await access(candidate, constants.X_OK);
-      if ((await stat(candidate)).isFile()) return candidate;
-    } catch {
-      // not in this folder
-    }
-  }
-  return undefined;
-}
+export { onPath, TOOLS, type SystemTool } from '../../harness/tools.ts';
 
 /**
  * Skips the test (or hook) of `context` with one line saying `reason` and how to fix it; under CI
@@ -68,4 +37,10 @@ export async function requireTools<const T extends readonly SystemTool[]>(
 export async function requireTool(context: Mocha.Context, tool: SystemTool): Promise<string> {
   const [found] = await requireTools(context, tool);
   return found;
+}
+
+/** What the image test needs of this machine (missingImageTools: x86-64 Linux, root, podman, runc, debootstrap), or skipOrFail. */
+export async function requireImageTools(context: Mocha.Context): Promise<void> {
+  const missing = await missingImageTools();
+  if (missing !== undefined) skipOrFail(context, `image test: ${missing}`);
 }

@@ -13,10 +13,12 @@ import { ConfigError } from '../../services/common/errors.ts';
 import { createWebMetrics } from '../../services/web/metrics.ts';
 import { createWorkerMetrics } from '../../services/worker/metrics.ts';
 import type { Registry } from 'prom-client';
-import { section, tableRows } from '../support/markdown.ts';
+import { section, settingRow, settingsTable, tableRows } from '../support/markdown.ts';
+
+const readDoc = (file: string): Promise<string> => readFile(new URL(`../../${file}`, import.meta.url), 'utf8');
 
 async function tableOf(file: string, title: string): Promise<string[][]> {
-  return tableRows(section(await readFile(new URL(`../../${file}`, import.meta.url), 'utf8'), title));
+  return tableRows(section(await readDoc(file), title));
 }
 
 describe('configuration', () => {
@@ -156,20 +158,8 @@ describe('configuration', () => {
   });
 
   it('README configuration table matches the settings the code reads', async () => {
-    const rows = await tableOf('README.md', 'Configuration');
-    const fromReadme = rows.map(([names, def, allowed, description]) => ({
-      names: names!.split(' / ').map((n) => n.replaceAll('`', '')),
-      default: def,
-      allowed,
-      description,
-    }));
-    expect(fromReadme).to.deep.equal(
-      SETTINGS.map((s) => ({
-        names: [...s.names],
-        default: s.default,
-        allowed: allowedOf(s),
-        description: s.description,
-      })),
+    expect(settingsTable(await readDoc('README.md'), 'Configuration')).to.deep.equal(
+      SETTINGS.map((s) => settingRow(s, allowedOf(s))),
     );
   });
 

@@ -1,5 +1,5 @@
 /**
- * Builds one of the images a cluster runs, with podman on the project's Debian base (test/image/base.ts), and pushes
+ * Builds one of the images a cluster runs, with podman on the project's Debian base (harness/image/base.ts), and pushes
  * it when asked: the project's image (Dockerfile) and the chart's in-cluster dependencies of values-local.yaml
  * (images/postgresql, images/fauxqs). No container registry is reachable here, so nothing is pulled.
  *
@@ -11,8 +11,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureBaseImage } from '../../../test/image/base.ts';
-import { podman, podmanEnv, runCommand } from '../../../test/image/podman.ts';
+import { ensureBaseImage } from '../../image/base.ts';
+import { podman, podmanEnv, runCommand } from '../../image/podman.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const IMAGES = path.join(ROOT, 'harness/cluster/addons/images');

