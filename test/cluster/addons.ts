@@ -4,12 +4,18 @@
  * in-cluster PostgreSQL image built here, rows read through `kubectl exec psql`, and a replica timeline of a
  * Deployment read from one watch.
  */
+import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { access } from 'node:fs/promises';
+import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { validForm } from '../../harness/forms.ts';
+import { jsonBody, post } from '../../harness/http.ts';
+import { startEmulator, type Emulator } from '../../harness/sqs.ts';
 import { buildClusterImage, type ClusterImage } from '../../harness/cluster/addons/image.ts';
-import { helm } from '../chart/helm.ts';
+import { CHART, helm, LOCAL_VALUES } from '../chart/helm.ts';
 import { missingImageTools, podman, runCommand, type CommandResult } from '../../harness/image/podman.ts';
 import { clusterFromEnv, kubectl, kubectlOk, KubeCommandError, Watch, type Cluster } from './kube.ts';
 
@@ -127,16 +133,9 @@ export async function installRelease(cluster: Cluster, namespace: string, args: 
   }
 }
 
-/** How often each of these submission ids is stored, read in the release's in-cluster PostgreSQL. */
-export async function storedCounts(
-  cluster: Cluster,
-  namespace: string,
-  deployment: string,
-  ids: readonly string[],
-): Promise<Map<string, number>> {
-  if (ids.length === 0) return new Map();
-  const list = ids.map((id) => `'${id.replace(/'/g, "''")}'`).join(',');
-  const out = await kubectlOk(cluster, [
+/** kubectl arguments running psql with `args` in a Deployment of the release's in-cluster PostgreSQL (values-local.yaml). */
+export function psqlArgs(namespace: string, deployment: string, args: readonly string[]): string[] {
+  return [
     'exec',
     '-n',
     namespace,
@@ -147,11 +146,127 @@ export async function storedCounts(
     'form_data',
     '-d',
     'form_data',
-    '-AtF',
-    ' ',
-    '-c',
-    `select sqs_message_id, count(*) from form_form where sqs_message_id in (${list}) group by 1`,
+    ...args,
+  ];
+}
+
+/** Posts `count` valid forms to the web at `web`, 50 at a time; each must be answered 202; resolves with their ids. */
+export async function postForms(web: string, count: number, prefix: string): Promise<string[]> {
+  const ids: string[] = [];
+  for (let first = 0; first < count; first += 50) {
+    const replies = await Promise.all(
+      Array.from({ length: Math.min(50, count - first) }, (_, i) =>
+        post(web, '/form/', jsonBody(validForm({ company_name: `${prefix}-${first + i}` }))),
+      ),
+    );
+    for (const reply of replies) {
+      expect(reply.status, reply.text.slice(0, 300)).to.equal(202);
+      ids.push((reply.body as { id: string }).id);
+    }
+  }
+  return ids;
+}
+
+/** A release of the chart for an add-on test: its namespace, the web Service's URL and the emulator it reads. */
+export interface ScalingRelease {
+  name: string;
+  namespace: string;
+  web: string;
+  /** The SQS emulator on this machine; undefined once a test stopped it. */
+  emulator: Emulator | undefined;
+  workdir: string;
+  /** The values file written for it (beside values-local.yaml). */
+  values: string;
+}
+
+/**
+ * Pushes the project's and PostgreSQL's images, starts the SQS emulator (offered to pods and add-ons on
+ * HOST_ADDRESS), and installs the chart into a new namespace with values-local.yaml's in-cluster PostgreSQL and
+ * the queue on the emulator; `values` adds each test's own (worker autoscaling, config) from the emulator's
+ * host-reachable endpoint. `release.namespace` is set before the install, so removeScalingRelease cleans up after a
+ * failure half-way.
+ */
+export async function installScalingRelease(
+  cluster: Cluster,
+  release: Pick<ScalingRelease, 'name' | 'namespace'> & Partial<ScalingRelease>,
+  options: {
+    tag: string;
+    queue: string;
+    figures: Record<string, unknown>;
+    values: (sqs: { endpoint: string; hostEndpoint: string }) => Promise<{ config?: object; worker: object }>;
+  },
+): Promise<ScalingRelease> {
+  release.workdir = await mkdtemp(path.join(tmpdir(), `${release.namespace}-`));
+  const imagesStarted = Date.now();
+  const [app, postgres] = await Promise.all([
+    pushImage(cluster, 'form-data', options.tag),
+    pushImage(cluster, 'postgresql', options.tag),
   ]);
+  options.figures.imagesBuildPush = `${seconds(imagesStarted)} s`;
+  release.emulator = await startEmulator();
+  const hostEndpoint = `http://${cluster.hostAddress}:${new URL(release.emulator.endpoint).port}`;
+  const own = await options.values({ endpoint: release.emulator.endpoint, hostEndpoint });
+  release.values = path.join(release.workdir, 'values.yaml');
+  await writeFile(
+    release.values,
+    stringify({
+      image: { repository: app.slice(0, app.lastIndexOf(':')), tag: options.tag, pullPolicy: 'IfNotPresent' },
+      // values-local.yaml's in-cluster PostgreSQL (the image built here); the queue is the emulator on this machine.
+      localDependencies: { postgresql: { enabled: true, image: postgres }, sqs: { enabled: false } },
+      config: {
+        SQS_ENDPOINT_URL: hostEndpoint,
+        SQS_FORM_DATA_QUEUE_NAME: options.queue,
+        SQS_INVALID_MESAGES_QUEUE_NAME: `${options.queue}-invalid`,
+        SQS_WAIT_TIME: 2,
+        LOG_FORMAT: 'json',
+        ...own.config,
+      },
+      worker: own.worker,
+    }),
+  );
+  await kubectlOk(cluster, ['create', 'namespace', release.namespace]);
+  const installStarted = Date.now();
+  await installRelease(cluster, release.namespace, [release.name, CHART, '-f', LOCAL_VALUES, '-f', release.values]);
+  options.figures.install = `${seconds(installStarted)} s`;
+  const service = JSON.parse(
+    await kubectlOk(cluster, ['get', 'service', '-n', release.namespace, `${release.name}-web`, '-o', 'json']),
+  ) as { spec: { clusterIP: string; ports: { port: number }[] } };
+  release.web = `http://${service.spec.clusterIP}:${service.spec.ports[0]!.port}`;
+  return release as ScalingRelease;
+}
+
+/** Uninstalls what installScalingRelease made (as far as it got), deletes its namespace and stops the emulator. */
+export async function removeScalingRelease(
+  cluster: Cluster,
+  release: Pick<ScalingRelease, 'name' | 'namespace'> & Partial<ScalingRelease>,
+): Promise<void> {
+  await helmOk(cluster, ['uninstall', release.name, '-n', release.namespace, '--wait', '--timeout', '5m']).catch(
+    () => undefined,
+  );
+  await kubectl(cluster, ['delete', 'namespace', release.namespace, '--ignore-not-found', '--timeout=180s']);
+  await release.emulator?.stop();
+  release.emulator = undefined;
+  if (release.workdir) await rm(release.workdir, { recursive: true, force: true });
+}
+
+/** How often each of these submission ids is stored, read in the release's in-cluster PostgreSQL. */
+export async function storedCounts(
+  cluster: Cluster,
+  namespace: string,
+  deployment: string,
+  ids: readonly string[],
+): Promise<Map<string, number>> {
+  if (ids.length === 0) return new Map();
+  const list = ids.map((id) => `'${id.replace(/'/g, "''")}'`).join(',');
+  const out = await kubectlOk(
+    cluster,
+    psqlArgs(namespace, deployment, [
+      '-AtF',
+      ' ',
+      '-c',
+      `select sqs_message_id, count(*) from form_form where sqs_message_id in (${list}) group by 1`,
+    ]),
+  );
   return new Map(
     out
       .split('\n')

@@ -12,23 +12,16 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { stringify } from 'yaml';
-import { startEmulator, type Emulator } from '../../harness/sqs.ts';
-import { validForm } from '../../harness/forms.ts';
-import { jsonBody, post } from '../../harness/http.ts';
 import { eventually } from '../support/stack.ts';
-import { CHART, LOCAL_VALUES } from '../chart/helm.ts';
 import {
   addonBinary,
   addonCluster,
   addonScript,
   failOrSkip,
-  helmOk,
-  installRelease,
-  pushImage,
+  installScalingRelease,
+  postForms,
+  psqlArgs,
+  removeScalingRelease,
   ReplicaTimeline,
   seconds,
   startCommand,
@@ -46,13 +39,12 @@ const MAX = 3;
 describe('cluster: the HPA scales the worker on queue depth (prometheus-adapter)', function () {
   this.timeout(1_800_000);
   let cluster: Cluster;
-  let emulator: Emulator | undefined;
   let startedAdapter = false;
-  let workdir: string;
-  let web: string;
   const suffix = randomBytes(4).toString('hex');
-  const namespace = `form-data-hpa-${suffix}`;
   const queue = `hpa-${suffix}`;
+  const release: Parameters<typeof removeScalingRelease>[1] = { name: RELEASE, namespace: `form-data-hpa-${suffix}` };
+  const { namespace } = release;
+  let web: string;
   const figures: Record<string, unknown> = {};
 
   before(async function () {
@@ -68,29 +60,15 @@ describe('cluster: the HPA scales the worker on queue depth (prometheus-adapter)
     startedAdapter = true; // stopped in after() even when the start fails half-way
     await addonScript(cluster, 'prometheus-adapter', ['start']);
     figures.adapterStart = `${seconds(started)} s`;
-
-    workdir = await mkdtemp(path.join(tmpdir(), 'form-data-hpa-test-'));
-    const [app, postgres] = await Promise.all([
-      pushImage(cluster, 'form-data', `hpa-${suffix}`),
-      pushImage(cluster, 'postgresql', `hpa-${suffix}`),
-    ]);
-    emulator = await startEmulator();
-    const sqs = `http://${cluster.hostAddress}:${new URL(emulator.endpoint).port}`;
-    const values = path.join(workdir, 'values.yaml');
-    await writeFile(
-      values,
-      stringify({
-        image: { repository: app.slice(0, app.lastIndexOf(':')), tag: `hpa-${suffix}`, pullPolicy: 'IfNotPresent' },
-        localDependencies: { postgresql: { enabled: true, image: postgres }, sqs: { enabled: false } },
+    ({ web } = await installScalingRelease(cluster, release, {
+      tag: `hpa-${suffix}`,
+      queue,
+      figures,
+      values: async () => ({
         config: {
-          SQS_ENDPOINT_URL: sqs,
-          SQS_FORM_DATA_QUEUE_NAME: queue,
-          SQS_INVALID_MESAGES_QUEUE_NAME: `${queue}-invalid`,
-          SQS_WAIT_TIME: 2,
           // A batch that failed while the table was locked comes back this soon.
           SQS_VISIBILITY_TIMEOUT: 30,
           QUEUE_METRICS_INTERVAL_SECONDS: 2,
-          LOG_FORMAT: 'json',
         },
         worker: {
           autoscaling: {
@@ -107,30 +85,15 @@ describe('cluster: the HPA scales the worker on queue depth (prometheus-adapter)
           },
         },
       }),
-    );
-    await kubectlOk(cluster, ['create', 'namespace', namespace]);
-    const installStarted = Date.now();
-    await installRelease(cluster, namespace, [RELEASE, CHART, '-f', LOCAL_VALUES, '-f', values]);
-    figures.install = `${seconds(installStarted)} s`;
-    const service = JSON.parse(
-      await kubectlOk(cluster, ['get', 'service', '-n', namespace, `${RELEASE}-web`, '-o', 'json']),
-    ) as { spec: { clusterIP: string; ports: { port: number }[] } };
-    web = `http://${service.spec.clusterIP}:${service.spec.ports[0]!.port}`;
+    }));
   });
 
   after(async function () {
     if (Object.keys(figures).length > 0) console.log(`      figures: ${JSON.stringify(figures)}`);
     if (!cluster) return;
-    if (namespace) {
-      await helmOk(cluster, ['uninstall', RELEASE, '-n', namespace, '--wait', '--timeout', '5m']).catch(
-        () => undefined,
-      );
-      await kubectl(cluster, ['delete', 'namespace', namespace, '--timeout=180s']);
-    }
+    await removeScalingRelease(cluster, release);
     if (startedAdapter)
       await addonScript(cluster, 'prometheus-adapter', ['stop']).catch((e: unknown) => console.log(String(e)));
-    await emulator?.stop();
-    if (workdir) await rm(workdir, { recursive: true, force: true });
   });
 
   /** The external metric as the HPA reads it (through the aggregation layer). */
@@ -162,57 +125,29 @@ describe('cluster: the HPA scales the worker on queue depth (prometheus-adapter)
     // The table lock: held by a psql session in the database pod until it is terminated below.
     const lock = startCommand(
       cluster.kubectl,
-      [
-        'exec',
-        '-n',
-        namespace,
-        `deployment/${POSTGRES}`,
-        '--',
-        'psql',
-        '-U',
-        'form_data',
-        '-d',
-        'form_data',
+      psqlArgs(namespace, POSTGRES, [
         '-c',
         "begin; lock table form_form in access exclusive mode; select 'locked', pg_sleep(900);",
-      ],
+      ]),
       { ...process.env, KUBECONFIG: cluster.kubeconfig },
     );
     try {
       await eventually(
         async () => {
-          const out = await kubectlOk(cluster, [
-            'exec',
-            '-n',
-            namespace,
-            `deployment/${POSTGRES}`,
-            '--',
-            'psql',
-            '-U',
-            'form_data',
-            '-d',
-            'form_data',
-            '-Atc',
-            "select count(*) from pg_locks l join pg_class c on c.oid = l.relation where c.relname = 'form_form' and l.mode = 'AccessExclusiveLock' and l.granted",
-          ]);
+          const out = await kubectlOk(
+            cluster,
+            psqlArgs(namespace, POSTGRES, [
+              '-Atc',
+              "select count(*) from pg_locks l join pg_class c on c.oid = l.relation where c.relname = 'form_form' and l.mode = 'AccessExclusiveLock' and l.granted",
+            ]),
+          );
           return out.trim() === '1' ? true : undefined;
         },
         120_000,
         'the forms table locked',
       );
       const firstForm = Date.now();
-      const ids: string[] = [];
-      for (let chunk = 0; chunk < 6; chunk += 1) {
-        const replies = await Promise.all(
-          Array.from({ length: 50 }, (_, i) =>
-            post(web, '/form/', jsonBody(validForm({ company_name: `hpa-${chunk}-${i}` }))),
-          ),
-        );
-        for (const reply of replies) {
-          expect(reply.status, reply.text.slice(0, 300)).to.equal(202);
-          ids.push((reply.body as { id: string }).id);
-        }
-      }
+      const ids = await postForms(web, 300, 'hpa');
       figures.backlogMetric = await eventually(
         async () => {
           const v = await metricValue();
@@ -225,20 +160,13 @@ describe('cluster: the HPA scales the worker on queue depth (prometheus-adapter)
       figures.scaledUpAfter = `${seconds(firstForm)} s`;
 
       const released = Date.now();
-      await kubectlOk(cluster, [
-        'exec',
-        '-n',
-        namespace,
-        `deployment/${POSTGRES}`,
-        '--',
-        'psql',
-        '-U',
-        'form_data',
-        '-d',
-        'form_data',
-        '-Atc',
-        "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(900)%' and pid <> pg_backend_pid()",
-      ]);
+      await kubectlOk(
+        cluster,
+        psqlArgs(namespace, POSTGRES, [
+          '-Atc',
+          "select pg_terminate_backend(pid) from pg_stat_activity where query like '%pg_sleep(900)%' and pid <> pg_backend_pid()",
+        ]),
+      );
       const counts = await eventually(
         async () => {
           const c = await storedCounts(cluster, namespace, POSTGRES, ids);

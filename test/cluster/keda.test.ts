@@ -13,16 +13,12 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { stringify } from 'yaml';
 import { CreateQueueCommand, DeleteQueueCommand } from '@aws-sdk/client-sqs';
-import { observerClient, startEmulator, type Emulator } from '../../harness/sqs.ts';
-import { validForm } from '../../harness/forms.ts';
-import { jsonBody, post } from '../../harness/http.ts';
+import { observerClient } from '../../harness/sqs.ts';
 import { eventually } from '../support/stack.ts';
-import { CHART, LOCAL_VALUES, render } from '../chart/helm.ts';
+import { LOCAL_VALUES, render } from '../chart/helm.ts';
 import { startPrometheus, writeRuleFile, type PrometheusServer } from '../chart/prometheus.ts';
 import { requireTool, TOOLS } from '../support/tools.ts';
 import { KEDA_VERSION, mismatch, thirdPartySelectors, type ExportedFamily } from '../chart/exporters.ts';
@@ -31,12 +27,13 @@ import {
   addonCluster,
   addonScript,
   failOrSkip,
-  helmOk,
-  installRelease,
-  pushImage,
+  installScalingRelease,
+  postForms,
+  removeScalingRelease,
   ReplicaTimeline,
   seconds,
   storedCounts,
+  type ScalingRelease,
 } from './addons.ts';
 import { kubectl, kubectlOk, list, type Cluster, type KubeObject } from './kube.ts';
 
@@ -47,13 +44,12 @@ const FALLBACK_REPLICAS = 2;
 describe('cluster: KEDA scales the worker on queue depth', function () {
   this.timeout(1_800_000);
   let cluster: Cluster;
-  let emulator: Emulator | undefined;
   let startedKeda = false;
-  let workdir: string;
-  let web: string;
   const suffix = randomBytes(4).toString('hex');
-  const namespace = `form-data-keda-${suffix}`;
   const queue = `keda-${suffix}`;
+  const release: Parameters<typeof removeScalingRelease>[1] = { name: RELEASE, namespace: `form-data-keda-${suffix}` };
+  const { namespace } = release;
+  let installed: ScalingRelease;
   const figures: Record<string, unknown> = {};
 
   before(async function () {
@@ -69,76 +65,47 @@ describe('cluster: KEDA scales the worker on queue depth', function () {
       await addonScript(cluster, 'keda', ['start']);
       figures.kedaStart = `${seconds(started)} s`;
     }
-    workdir = await mkdtemp(path.join(tmpdir(), 'form-data-keda-test-'));
-    const imagesStarted = Date.now();
-    const [app, postgres] = await Promise.all([
-      pushImage(cluster, 'form-data', `keda-${suffix}`),
-      pushImage(cluster, 'postgresql', `keda-${suffix}`),
-    ]);
-    figures.imagesBuildPush = `${seconds(imagesStarted)} s`;
-    emulator = await startEmulator();
-    const port = new URL(emulator.endpoint).port;
-    const sqs = `http://${cluster.hostAddress}:${port}`;
-    // The queue's URL exactly as the emulator names it (KEDA reads the queue by that URL): learnt from a probe queue,
-    // so that the app still creates the queue itself, with its own attributes.
-    const observer = observerClient(emulator.endpoint);
-    const { QueueUrl: probe } = await observer.send(new CreateQueueCommand({ QueueName: `probe-${suffix}` }));
-    await observer.send(new DeleteQueueCommand({ QueueUrl: probe }));
-    observer.destroy();
-    const queueUrl = probe!.replace(/[^/]+$/, queue);
-    const values = path.join(workdir, 'values.yaml');
-    await writeFile(
-      values,
-      stringify({
-        image: { repository: app.slice(0, app.lastIndexOf(':')), tag: `keda-${suffix}`, pullPolicy: 'IfNotPresent' },
-        // values-local.yaml's in-cluster PostgreSQL (the image built here); the queue is the emulator on this machine.
-        localDependencies: { postgresql: { enabled: true, image: postgres }, sqs: { enabled: false } },
-        config: {
-          SQS_ENDPOINT_URL: sqs,
-          SQS_FORM_DATA_QUEUE_NAME: queue,
-          SQS_INVALID_MESAGES_QUEUE_NAME: `${queue}-invalid`,
-          SQS_WAIT_TIME: 2,
-          LOG_FORMAT: 'json',
-        },
-        worker: {
-          autoscaling: {
-            enabled: true,
-            mode: 'keda',
-            minReplicas: 0,
-            maxReplicas: 4,
-            targetMessagesPerPod: 10,
-            keda: {
-              queueURL: queueUrl,
-              awsEndpoint: sqs,
-              pollingInterval: 2,
-              cooldownPeriod: 20,
-              fallback: { enabled: true, failureThreshold: 2, replicas: FALLBACK_REPLICAS },
-              // KEDA's own identity (the operator's AWS credentials): the workload's would be an IRSA role, which
-              // the emulator has no STS for.
-              podIdentity: { identityOwner: 'keda' },
+    installed = await installScalingRelease(cluster, release, {
+      tag: `keda-${suffix}`,
+      queue,
+      figures,
+      values: async ({ endpoint, hostEndpoint }) => {
+        // The queue's URL exactly as the emulator names it (KEDA reads the queue by that URL): learnt from a probe
+        // queue, so that the app still creates the queue itself, with its own attributes.
+        const observer = observerClient(endpoint);
+        const { QueueUrl: probe } = await observer.send(new CreateQueueCommand({ QueueName: `probe-${suffix}` }));
+        await observer.send(new DeleteQueueCommand({ QueueUrl: probe }));
+        observer.destroy();
+        return {
+          worker: {
+            autoscaling: {
+              enabled: true,
+              mode: 'keda',
+              minReplicas: 0,
+              maxReplicas: 4,
+              targetMessagesPerPod: 10,
+              keda: {
+                queueURL: probe!.replace(/[^/]+$/, queue),
+                awsEndpoint: hostEndpoint,
+                pollingInterval: 2,
+                cooldownPeriod: 20,
+                fallback: { enabled: true, failureThreshold: 2, replicas: FALLBACK_REPLICAS },
+                // KEDA's own identity (the operator's AWS credentials): the workload's would be an IRSA role, which
+                // the emulator has no STS for.
+                podIdentity: { identityOwner: 'keda' },
+              },
             },
           },
-        },
-      }),
-    );
-    await kubectlOk(cluster, ['create', 'namespace', namespace]);
-    const installStarted = Date.now();
-    await installRelease(cluster, namespace, [RELEASE, CHART, '-f', LOCAL_VALUES, '-f', values]);
-    figures.install = `${seconds(installStarted)} s`;
-    const service = JSON.parse(
-      await kubectlOk(cluster, ['get', 'service', '-n', namespace, `${RELEASE}-web`, '-o', 'json']),
-    ) as { spec: { clusterIP: string; ports: { port: number }[] } };
-    web = `http://${service.spec.clusterIP}:${service.spec.ports[0]!.port}`;
+        };
+      },
+    });
   });
 
   after(async function () {
     if (Object.keys(figures).length > 0) console.log(`      figures: ${JSON.stringify(figures)}`);
     if (!cluster) return;
-    await helmOk(cluster, ['uninstall', RELEASE, '-n', namespace, '--wait', '--timeout', '5m']).catch(() => undefined);
-    await kubectl(cluster, ['delete', 'namespace', namespace, '--timeout=180s']);
+    await removeScalingRelease(cluster, release);
     if (startedKeda) await addonScript(cluster, 'keda', ['stop']).catch((e: unknown) => console.log(String(e)));
-    await emulator?.stop();
-    if (workdir) await rm(workdir, { recursive: true, force: true });
   });
 
   async function workerPods(): Promise<KubeObject[]> {
@@ -168,18 +135,7 @@ describe('cluster: KEDA scales the worker on queue depth', function () {
       expect(Number((await externalMetric()).value), 'the queue depth the HPA reads, queue empty').to.equal(0);
 
       const firstForm = Date.now();
-      const ids: string[] = [];
-      for (let chunk = 0; chunk < 4; chunk += 1) {
-        const replies = await Promise.all(
-          Array.from({ length: 50 }, (_, i) =>
-            post(web, '/form/', jsonBody(validForm({ company_name: `keda-${chunk}-${i}` }))),
-          ),
-        );
-        for (const reply of replies) {
-          expect(reply.status, reply.text.slice(0, 300)).to.equal(202);
-          ids.push((reply.body as { id: string }).id);
-        }
-      }
+      const ids = await postForms(installed.web, 200, 'keda');
       const firstRow = await eventually(
         async () =>
           (await storedCounts(cluster, namespace, `${RELEASE}-postgresql`, ids)).size > 0 ? Date.now() : undefined,
@@ -230,13 +186,13 @@ describe('cluster: KEDA scales the worker on queue depth', function () {
         // The chart's own alert with its default threshold (the fallback's failureThreshold - 1), evaluated by a real
         // Prometheus scraping the running operator before the scaler fails. The target's namespace label is KEDA's,
         // so the series' namespace becomes exported_namespace, as through a ServiceMonitor without honorLabels.
-        const rules = path.join(workdir, 'rules.yaml');
+        const rules = path.join(installed.workdir, 'rules.yaml');
         await writeRuleFile(
           rules,
           await render({
             release: RELEASE,
             namespace,
-            values: [LOCAL_VALUES, path.join(workdir, 'values.yaml')],
+            values: [LOCAL_VALUES, installed.values],
             set: {
               'monitoring.prometheusRule.enabled': true,
               'monitoring.prometheusRule.alerts.scalerErrors.enabled': true,
@@ -257,8 +213,8 @@ describe('cluster: KEDA scales the worker on queue depth', function () {
         );
       }
       const stopped = Date.now();
-      await emulator!.stop();
-      emulator = undefined;
+      await installed.emulator!.stop();
+      installed.emulator = undefined;
       await eventually(
         async () => (timeline.replicas() === FALLBACK_REPLICAS ? true : undefined),
         300_000,
