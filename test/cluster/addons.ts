@@ -182,7 +182,7 @@ export interface ScalingRelease {
 /**
  * Pushes the project's and PostgreSQL's images, starts the SQS emulator (offered to pods and add-ons on
  * HOST_ADDRESS), and installs the chart into a new namespace with values-local.yaml's in-cluster PostgreSQL and
- * the queue on the emulator; `values` adds each test's own (worker autoscaling, config) from the emulator's
+ * the queue on the emulator; `values` adds each test's own (worker autoscaling, config, networkPolicy) from the emulator's
  * host-reachable endpoint. `release.namespace` is set before the install, so removeScalingRelease cleans up after a
  * failure half-way.
  */
@@ -193,7 +193,10 @@ export async function installScalingRelease(
     tag: string;
     queue: string;
     figures: Record<string, unknown>;
-    values: (sqs: { endpoint: string; hostEndpoint: string }) => Promise<{ config?: object; worker: object }>;
+    values: (sqs: {
+      endpoint: string;
+      hostEndpoint: string;
+    }) => Promise<{ config?: object; worker: object; networkPolicy?: object }>;
   },
 ): Promise<ScalingRelease> {
   release.workdir = await mkdtemp(path.join(tmpdir(), `${release.namespace}-`));
@@ -222,6 +225,7 @@ export async function installScalingRelease(
         ...own.config,
       },
       worker: own.worker,
+      ...(own.networkPolicy && { networkPolicy: own.networkPolicy }),
     }),
   );
   await kubectlOk(cluster, ['create', 'namespace', release.namespace]);
