@@ -9,8 +9,9 @@
  * Checked, with the enforcer running from before the install: the pods become Ready through the kubelet's probes;
  * a form posted to the web Service is stored once by the worker (DNS, web → SQS, worker → SQS, worker →
  * PostgreSQL pass); from another namespace the scraper reaches the metrics ports and any pod the web port, while a
- * pod without the scraper's labels times out on the worker's health port and the web's metrics port; the web's
- * egress to PostgreSQL and to a port of the node no rule names times out, its egress to the emulator's port passes.
+ * pod without the scraper's labels (in another namespace or the release's) times out on the worker's health port
+ * and the web's metrics port; the web's egress to PostgreSQL and to a port of the node no rule names times out, its
+ * egress to the DNS and the emulator on the node passes.
  * Then, the enforcer stopped, every refused connection succeeds (so the refusals are the policies', not the
  * network's), and no nftables table of the enforcer is left.
  *
@@ -144,19 +145,22 @@ describe('cluster: the chart NetworkPolicies enforced (kube-network-policies)', 
       pods[component] = pod;
     }
 
-    // Two peers in another namespace, on the project's image (it has node): a scraper and a stranger.
     const image = JSON.parse(
       await kubectlOk(cluster, ['get', 'deployment', '-n', namespace, `${RELEASE}-web`, '-o', 'json']),
     ) as { spec: { template: { spec: { containers: { image: string }[] } } } };
     await kubectlOk(cluster, ['create', 'namespace', peers]);
-    for (const [name, labels] of [
-      ['scraper', { role: 'scraper' }],
-      ['stranger', {}],
-    ] as const) {
+    // Peers on the project's image (it has node): a scraper and a stranger in another namespace, and a neighbour
+    // without the scraper's labels in the release's own.
+    const peerPods = [
+      { name: 'scraper', namespace: peers, labels: { role: 'scraper' } },
+      { name: 'stranger', namespace: peers, labels: {} },
+      { name: 'neighbour', namespace, labels: {} },
+    ];
+    for (const { name, namespace: ns, labels } of peerPods) {
       const manifest = {
         apiVersion: 'v1',
         kind: 'Pod',
-        metadata: { name, namespace: peers, labels },
+        metadata: { name, namespace: ns, labels },
         spec: {
           automountServiceAccountToken: false,
           terminationGracePeriodSeconds: 0,
@@ -175,15 +179,8 @@ describe('cluster: the chart NetworkPolicies enforced (kube-network-policies)', 
       await writeFile(file, JSON.stringify(manifest));
       await kubectlOk(cluster, ['apply', '-f', file]);
     }
-    await kubectlOk(cluster, [
-      'wait',
-      '-n',
-      peers,
-      '--for=condition=Ready',
-      'pod/scraper',
-      'pod/stranger',
-      '--timeout=300s',
-    ]);
+    for (const { name, namespace: ns } of peerPods)
+      await kubectlOk(cluster, ['wait', '-n', ns, '--for=condition=Ready', `pod/${name}`, '--timeout=300s']);
   });
 
   after(async function () {
@@ -220,6 +217,7 @@ describe('cluster: the chart NetworkPolicies enforced (kube-network-policies)', 
   /** The connections the rendered policies decide; refused ones are tried again with the enforcer stopped. */
   function probes(): Probe[] {
     const stranger = { namespace: peers, pod: 'stranger' };
+    const neighbour = { namespace, pod: 'neighbour' };
     const scraper = { namespace: peers, pod: 'scraper' };
     const web = { namespace, pod: pods.web.metadata.name, container: 'web' };
     const worker = { namespace, pod: pods.worker.metadata.name, container: 'worker' };
@@ -234,8 +232,16 @@ describe('cluster: the chart NetworkPolicies enforced (kube-network-policies)', 
       { what: 'scraper → worker health port', from: scraper, ...workerHealth, enforced: 'connected' },
       { what: 'stranger → web metrics port', from: stranger, ...webMetrics, enforced: 'timeout' },
       { what: 'stranger → worker health port', from: stranger, ...workerHealth, enforced: 'timeout' },
+      { what: 'neighbour → worker health port', from: neighbour, ...workerHealth, enforced: 'timeout' },
       { what: 'worker → PostgreSQL', from: worker, ...postgresql, enforced: 'connected' },
       { what: 'web → PostgreSQL', from: web, ...postgresql, enforced: 'timeout' },
+      {
+        what: 'web → the DNS on the node (TCP)',
+        from: web,
+        host: cluster.hostAddress,
+        port: 53,
+        enforced: 'connected',
+      },
       {
         what: 'web → the emulator on the node',
         from: web,
