@@ -11,7 +11,8 @@
  * PostgreSQL pass); from another namespace the scraper reaches the metrics ports and any pod the web port, while a
  * pod without the scraper's labels (in another namespace or the release's) times out on the worker's health port
  * and the web's metrics port; the web's egress to PostgreSQL and to a port of the node no rule names times out, its
- * egress to the DNS and the emulator on the node passes.
+ * egress to the DNS and the emulator on the node passes; with the chart's default dnsTo (pods labelled
+ * k8s-app=kube-dns) DNS on the node is refused, and passes again with the test's.
  * Then, the enforcer stopped, every refused connection succeeds (so the refusals are the policies', not the
  * network's), and no nftables table of the enforcer is left.
  *
@@ -20,16 +21,19 @@
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
-import { access, writeFile } from 'node:fs/promises';
+import { access, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
+import { parse, stringify } from 'yaml';
 import { eventually } from '../support/eventually.ts';
+import { CHART, LOCAL_VALUES } from '../chart/helm.ts';
 import { runCommand } from '../../harness/image/podman.ts';
 import {
   addonBinary,
   addonCluster,
   addonScript,
   failOrSkip,
+  helmOk,
   installScalingRelease,
   postForms,
   removeScalingRelease,
@@ -103,7 +107,10 @@ describe('cluster: the chart NetworkPolicies enforced (kube-network-policies)', 
     if (!(await addonBinary('kube-network-policies', 'KUBE_NETWORK_POLICIES_VERSION')))
       return failOrSkip(this, 'kube-network-policies is not built (harness/cluster/addons/build network-policies)');
     const left = await enforcerTables();
-    if (left.length > 0) throw new Error(`an enforcer's nftables table is already there: ${left.join(', ')}`);
+    if (left.length > 0)
+      throw new Error(
+        `an enforcer's nftables table is already there (${left.join(', ')}): harness/cluster/addons/network-policies stop`,
+      );
 
     const started = Date.now();
     startedEnforcer = true; // stopped in after() even when the start fails half-way
@@ -300,6 +307,41 @@ describe('cluster: the chart NetworkPolicies enforced (kube-network-policies)', 
     for (const probe of probes()) outcomes.push(`${probe.what}: ${await connect(probe)}`);
     figures.enforced = outcomes;
     expect(outcomes).to.deep.equal(probes().map((p) => `${p.what}: ${p.enforced}`));
+  });
+
+  it("refuses DNS with the chart's default dnsTo, which names pods this cluster's DNS is not", async function () {
+    // The chart's own default, read from values.yaml: pods labelled k8s-app: kube-dns (CoreDNS runs on the node here).
+    const defaults = parse(await readFile(path.join(CHART, 'values.yaml'), 'utf8')) as {
+      networkPolicy: { defaultEgress: { dnsTo: unknown } };
+    };
+    const override = path.join(installed.workdir, 'default-dns.yaml');
+    await writeFile(
+      override,
+      stringify({ networkPolicy: { defaultEgress: { dnsTo: defaults.networkPolicy.defaultEgress.dnsTo } } }),
+    );
+    const upgrade = async (files: string[]): Promise<void> => {
+      await helmOk(cluster, [
+        'upgrade',
+        RELEASE,
+        CHART,
+        '-n',
+        namespace,
+        '--wait',
+        '--timeout',
+        '10m',
+        ...files.flatMap((f) => ['-f', f]),
+      ]);
+    };
+    const dns = probes().find((p) => p.what.startsWith('web → the DNS'))!;
+    await upgrade([LOCAL_VALUES, installed.values, override]);
+    // The enforcer reads the changed policy from its watch: each attempt is a new connection, evaluated anew.
+    await eventually(async () => ((await connect(dns)) === 'timeout' ? true : undefined), 120_000, 'DNS refused');
+    await upgrade([LOCAL_VALUES, installed.values]);
+    await eventually(
+      async () => ((await connect(dns)) === 'connected' ? true : undefined),
+      120_000,
+      'DNS allowed again',
+    );
   });
 
   it('with the enforcer stopped, the refused connections succeed and no nftables table of it is left', async function () {
