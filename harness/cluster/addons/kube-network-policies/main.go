@@ -84,13 +84,16 @@ func run() error {
 	}
 	steer := &steering{table: *table, nodeName: *nodeName, queueID: uint16(*queueID),
 		pods: scopedPods.Lister().Pods(*namespace)} // the lister registers the informer before the factory starts
-	done := make(chan error, 1)
-	go func() { done <- controller.Run(controllerCtx) }()
+	// stopped closes once Run returned (with runErr), after it removed the controller's own table.
+	var runErr error
+	stopped := make(chan struct{})
+	go func() { runErr = controller.Run(controllerCtx); close(stopped) }()
+	stop := func() error { stopController(); <-stopped; return runErr }
 	cluster.Start(controllerCtx.Done())
 	scoped.Start(controllerCtx.Done())
 
-	if err := waitReady(ctx, done, scopedPods.Informer().HasSynced, uint16(*queueID)); err != nil {
-		return err
+	if err := waitReady(ctx, stopped, scopedPods.Informer().HasSynced, uint16(*queueID)); err != nil {
+		return errors.Join(err, stop())
 	}
 	changed := make(chan struct{}, 1)
 	notify := func() {
@@ -104,30 +107,31 @@ func run() error {
 		UpdateFunc: func(any, any) { notify() },
 		DeleteFunc: func(any) { notify() },
 	}); err != nil {
-		return fmt.Errorf("watching pods: %w", err)
+		return errors.Join(fmt.Errorf("watching pods: %w", err), stop())
 	}
 	if err := steer.sync(); err != nil {
-		return errors.Join(err, steer.remove())
+		return errors.Join(err, steer.remove(), stop())
 	}
-	go steer.run(ctx, changed)
+	steering := make(chan struct{})
+	go func() { steer.run(ctx, changed); close(steering) }()
 	klog.InfoS("enforcing", "namespace", *namespace, "node", *nodeName, "table", "ip "+*table, "queue", *queueID)
 
 	select {
-	case err = <-done:
+	case <-stopped:
+		err = runErr
 		if err == nil {
 			err = errors.New("the controller stopped")
 		}
-		return errors.Join(err, steer.remove())
 	case <-ctx.Done():
 	}
+	cancel()
+	<-steering // no sync after the removal
 	// The table goes first, so no packet is queued once nobody reads the queue.
-	err = steer.remove()
-	stopController()
-	return errors.Join(err, <-done)
+	return errors.Join(err, steer.remove(), stop())
 }
 
 // waitReady returns once the namespace's pods are listed and the controller reads its queue.
-func waitReady(ctx context.Context, done <-chan error, synced cache.InformerSynced, queueID uint16) error {
+func waitReady(ctx context.Context, stopped <-chan struct{}, synced cache.InformerSynced, queueID uint16) error {
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -143,8 +147,8 @@ func waitReady(ctx context.Context, done <-chan error, synced cache.InformerSync
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case err := <-done:
-			return fmt.Errorf("the controller stopped before it read its queue: %w", err)
+		case <-stopped:
+			return errors.New("the controller stopped before it read its queue")
 		case <-tick.C:
 		}
 	}
