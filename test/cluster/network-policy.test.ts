@@ -88,7 +88,7 @@ describe('cluster: the chart NetworkPolicies enforced (kube-network-policies)', 
   let nodeListener: Server | undefined;
   let nodePort = 0;
   const figures: Record<string, unknown> = {};
-  const pods: Record<'web' | 'worker' | 'postgresql', KubeObject> = {} as never;
+  let pods: Record<'web' | 'worker' | 'postgresql', KubeObject>;
 
   before(async function () {
     const given = await addonCluster();
@@ -97,13 +97,11 @@ describe('cluster: the chart NetworkPolicies enforced (kube-network-policies)', 
     if (process.getuid?.() !== 0) return failOrSkip(this, 'the enforcer needs root (nftables, NFQUEUE)');
     if ((await runCommand('nft', ['--version']).catch(() => ({ code: 127 }))).code !== 0)
       return failOrSkip(this, 'nft is not installed (Debian package nftables)');
-    if (
-      !(await access('/proc/net/netfilter/nfnetlink_queue').then(
-        () => true,
-        () => false,
-      ))
-    )
-      return failOrSkip(this, 'the kernel has no NFQUEUE (nfnetlink_queue)');
+    const nfqueue = await access('/proc/net/netfilter/nfnetlink_queue').then(
+      () => true,
+      () => false,
+    );
+    if (!nfqueue) return failOrSkip(this, 'the kernel has no NFQUEUE (nfnetlink_queue)');
     if (!(await addonBinary('kube-network-policies', 'KUBE_NETWORK_POLICIES_VERSION')))
       return failOrSkip(this, 'kube-network-policies is not built (harness/cluster/addons/build network-policies)');
     const left = await enforcerTables();
@@ -146,11 +144,12 @@ describe('cluster: the chart NetworkPolicies enforced (kube-network-policies)', 
         },
       }),
     });
-    for (const component of ['web', 'worker', 'postgresql'] as const) {
+    const podOf = async (component: string): Promise<KubeObject> => {
       const [pod] = await list(cluster, ['pods', '-n', namespace, '-l', `app.kubernetes.io/component=${component}`]);
       if (!pod) throw new Error(`no ${component} pod`);
-      pods[component] = pod;
-    }
+      return pod;
+    };
+    pods = { web: await podOf('web'), worker: await podOf('worker'), postgresql: await podOf('postgresql') };
 
     const image = JSON.parse(
       await kubectlOk(cluster, ['get', 'deployment', '-n', namespace, `${RELEASE}-web`, '-o', 'json']),
