@@ -19,21 +19,7 @@ import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
 import { useEmulator } from './support/emulator.ts';
 import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
 import { bounds, boundsTable, expectWithin } from './support/bounds.ts';
-import { sendForms, status, storedOnce, untilStatus } from './support/silent.ts';
-
-/** Small settings so each bound is a few seconds. */
-const SETTINGS = {
-  SQS_REQUEST_TIMEOUT_MS: '500',
-  SQS_MAX_ATTEMPTS: '2',
-  SQS_WAIT_TIME: '1',
-  SQS_VISIBILITY_TIMEOUT: '3',
-  SQS_RETRY_BACKOFF_BASE_SECONDS: '1',
-  SQS_RETRY_BACKOFF_MAX_SECONDS: '2',
-  DATABASE_TIMEOUT_MS: '800',
-  WORKER_CONCURRENCY: '2',
-  // Longer than each check of a 200 below takes after the first failed call, short enough to wait for.
-  WORKER_LIVENESS_OUTAGE_SECONDS: '6',
-};
+import { livenessAcrossOutage, SILENT_FAULT_SETTINGS, sendForms, status, storedOnce } from './support/silent.ts';
 
 describe('silent faults (proxy)', function () {
   this.timeout(120_000);
@@ -43,7 +29,7 @@ describe('silent faults (proxy)', function () {
   const stops: Array<() => Promise<unknown>> = [];
 
   beforeEach(async () => {
-    t = await createTestEnv(emulator.endpoint, SETTINGS);
+    t = await createTestEnv(emulator.endpoint, SILENT_FAULT_SETTINGS);
   });
   after(() => {
     for (const line of boundsTable()) console.log(`      measured: ${line}`);
@@ -160,21 +146,7 @@ describe('silent faults (proxy)', function () {
       expectWithin({ fault, target: 'SQS', part: 'worker poll', measuredMs: pollMs, bound: bound.poll });
       expect(await status(`${health}/healthz/ready`), 'readiness while SQS is silent').to.equal(503);
       expect(await status(live), 'liveness before WORKER_LIVENESS_OUTAGE_SECONDS').to.equal(200);
-      const redMs = (await untilStatus(live, 503, 60_000)) - t0;
-      expectWithin(
-        { fault, target: 'SQS', part: 'worker liveness 503', measuredMs: redMs, bound: bound.livenessRed(bound.poll) },
-        config.worker.livenessOutageMs,
-      );
-      proxy.heal();
-      const healedAt = performance.now();
-      const greenMs = (await untilStatus(live, 200, 60_000)) - healedAt;
-      expectWithin({
-        fault,
-        target: 'SQS',
-        part: 'worker liveness 200 after the heal',
-        measuredMs: greenMs,
-        bound: bound.livenessGreenSqs,
-      });
+      await livenessAcrossOutage({ url: live, config, t0, fault, target: 'SQS', heal: () => proxy.heal() });
       await eventually(async () => ((await status(`${health}/healthz/ready`)) === 200 ? true : undefined));
 
       // A batch is received and stored, then SQS goes silent before its delete.
@@ -244,29 +216,17 @@ describe('silent faults (proxy)', function () {
       });
       expect(await status(live), 'liveness before WORKER_LIVENESS_OUTAGE_SECONDS').to.equal(200);
       // Still silent: the loops keep backing off, nothing is deleted, and liveness fails after its bound.
-      const redMs = (await untilStatus(live, 503, 60_000)) - t0;
-      expectWithin(
-        {
-          fault,
-          target: 'PostgreSQL',
-          part: 'worker liveness 503',
-          measuredMs: redMs,
-          bound: bound.livenessRed(bound.insert),
-        },
-        config.worker.livenessOutageMs,
-      );
-      expect(await deletes(), 'deletes while nothing is committed').to.equal(deletesBefore);
-      expect(await rowCount(), 'rows committed while the database is silent').to.equal(0);
-
-      proxy.heal();
-      const healedAt = performance.now();
-      const greenMs = (await untilStatus(live, 200, 60_000)) - healedAt;
-      expectWithin({
+      await livenessAcrossOutage({
+        url: live,
+        config,
+        t0,
         fault,
         target: 'PostgreSQL',
-        part: 'worker liveness 200 after the heal',
-        measuredMs: greenMs,
-        bound: bound.livenessGreenDatabase,
+        heal: async () => {
+          expect(await deletes(), 'deletes while nothing is committed').to.equal(deletesBefore);
+          expect(await rowCount(), 'rows committed while the database is silent').to.equal(0);
+          proxy.heal();
+        },
       });
       await storedOnce(t, names);
       await eventually(async () => ((await status(`${health}/healthz/ready`)) === 200 ? true : undefined));
