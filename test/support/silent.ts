@@ -99,6 +99,16 @@ export async function livenessAcrossOutage(options: {
     { fault, target, part: 'worker liveness 503', measuredMs: redMs, bound: bound.livenessRed(call) },
     config.worker.livenessOutageMs,
   );
+  // The answer names the rule and the dependency, and carries no error text of it.
+  const answer = await fetch(url);
+  const body = (await answer.json()) as { details?: Record<string, unknown> };
+  expect(answer.status).to.equal(503);
+  expect(Object.keys(body.details ?? {}).sort()).to.deep.equal(['boundMs', 'check', 'failing', 'outageMs', 'reason']);
+  expect(body.details).to.deep.include({
+    check: 'dependency-outage',
+    failing: [target === 'SQS' ? 'sqs' : 'database'],
+    boundMs: config.worker.livenessOutageMs,
+  });
   await options.heal();
   const healedAt = performance.now();
   const greenMs = (await untilStatus(url, 200, 60_000)) - healedAt;
