@@ -75,6 +75,9 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   private waiting = 0;
   /** Time the loops last made progress (a poll returned, a batch was handled, a backoff ended). */
   lastProgress = Date.now();
+  /** Time of the latest successful receive (ms since the epoch); 0 before the first. */
+  lastPollAt = 0;
+
   /** Outcome of the latest receive; for readiness. */
   get sqsHealthy(): boolean {
     return this.sqs;
@@ -94,8 +97,6 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
     if (healthy) this.failing.delete(dependency);
     else if (!this.failing.has(dependency)) this.failing.set(dependency, Date.now());
   }
-  /** Time of the latest successful receive (ms since the epoch); 0 before the first. */
-  lastPollAt = 0;
 
   /** Outcome of the latest store or database check; for readiness and the loops' database gate. */
   get databaseHealthy(): boolean {

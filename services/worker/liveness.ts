@@ -1,5 +1,5 @@
 /**
- * The worker's liveness rule (docs/operating.md, "Liveness"): it fails when
+ * The worker's liveness rule (docs/operating.md, "Worker liveness"): it fails when
  * the poll loops make no progress (a hung loop), or when SQS or the database
  * has failed every call for WORKER_LIVENESS_OUTAGE_SECONDS (a worker that may
  * be wedged on stale connections or DNS); it passes again as soon as both answer.
