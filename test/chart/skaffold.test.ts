@@ -38,7 +38,7 @@ interface Artifact {
 }
 interface Pipeline {
   build: { artifacts: Artifact[] };
-  deploy: { helm: { releases: Release[] } };
+  deploy: { helm: { releases: Release[] }; tolerateFailuresUntilDeadline?: boolean };
 }
 interface Skaffold extends Pipeline {
   apiVersion: string;
@@ -222,6 +222,8 @@ describe('skaffold.yaml', function () {
       const [release] = pipeline.deploy.helm.releases;
       expect(release!.valuesFiles).to.deep.equal([path.join(CHART, 'values-local.yaml')]);
       expect(dependencyTemplates(release!)).to.deep.equal([]);
+      // The web and worker restart until the in-cluster dependencies answer.
+      expect(pipeline.deploy.tolerateFailuresUntilDeadline).to.equal(true);
     });
 
     it("on this machine's cluster context, with and without -p local: the three images built here, each in the release", async () => {
@@ -235,6 +237,7 @@ describe('skaffold.yaml', function () {
         expect(built).to.have.members(['form-data', ...Object.values(DEPENDENCY_IMAGES).map((d) => d.artifact)]);
         const [release] = pipeline.deploy.helm.releases;
         expect(release!.valuesFiles).to.deep.equal([path.join(CHART, 'values-local.yaml')]);
+        expect(pipeline.deploy.tolerateFailuresUntilDeadline).to.equal(true);
         for (const [key, { artifact }] of Object.entries(DEPENDENCY_IMAGES))
           expect(release!.setValueTemplates?.[key], key).to.equal(
             `{{.IMAGE_FULLY_QUALIFIED_${templateName(artifact)}}}`,
