@@ -1,11 +1,12 @@
 /**
  * skaffold against a real cluster (KUBECONFIG alone, kube.ts): `skaffold run -p local` builds the three images with
  * the custom podman builder (profile podman), pushes them to REGISTRY and deploys the chart with values-local.yaml's
- * in-cluster PostgreSQL and SQS emulator; a form posted through skaffold's port-forward is stored. `skaffold dev -p
- * local` rebuilds and redeploys after a source change, and Ctrl-C (SIGINT) uninstalls what it deployed.
+ * in-cluster PostgreSQL and SQS emulator, both from REGISTRY; a form posted through skaffold's port-forward is stored
+ * once. `skaffold dev -p local` rebuilds and redeploys after a source change, and Ctrl-C (SIGINT) uninstalls what it
+ * deployed.
  *
  * It runs on a copy of the tracked files (the source change is made there, never in the checkout). Skips with one
- * line without a cluster or a built skaffold (see addons.ts for when it is required under CI).
+ * line where skaffold is not built; where it is, a missing cluster skips with one line outside CI and fails under CI.
  */
 import { expect } from 'chai';
 import { randomBytes } from 'node:crypto';
