@@ -7,6 +7,7 @@ import pg from 'pg';
 import type { Load } from './load.ts';
 import { probe, scrapeCounter, type Stack, type WorkerSlot } from './stack.ts';
 import { LOG_CODES } from '../services/common/log-codes.ts';
+import { loadConfig } from '../services/common/config.ts';
 
 /** Deterministic random numbers (mulberry32) so a run can be repeated with --seed. */
 export function random(seed: number): () => number {
@@ -156,6 +157,15 @@ async function countRows(databaseUrl: string): Promise<number | undefined> {
   } finally {
     await client.end().catch(() => undefined);
   }
+}
+
+/**
+ * Whether the workers' liveness must stay 200 through a window of `windowMs`: the window is shorter than their
+ * WORKER_LIVENESS_OUTAGE_SECONDS (or that rule is off); a longer one may fail it, as documented.
+ */
+function mustStayLive(ctx: FaultContext, windowMs: number): boolean {
+  const outageMs = loadConfig(ctx.stack.env).worker.livenessOutageMs;
+  return outageMs === 0 || windowMs < outageMs;
 }
 
 function pick<T>(rng: () => number, items: readonly T[]): T {
@@ -316,7 +326,8 @@ export async function databaseOutage(ctx: FaultContext, downMs: number): Promise
     if (before !== undefined && after !== undefined)
       p.receivesPerSecond = Math.round(((after - before) / (measuredMs / 1000)) * 10) / 10;
     if (p.notReady === 0) problems.push(`${w.name}: readiness never reported not ready while the database was down`);
-    if (p.liveFailed > 0) problems.push(`${w.name}: liveness failed ${p.liveFailed} times while the database was down`);
+    if (p.liveFailed > 0 && mustStayLive(ctx, downMs))
+      problems.push(`${w.name}: liveness failed ${p.liveFailed} times while the database was down`);
     if (p.receivesPerSecond !== undefined && p.receivesPerSecond > spinBound)
       problems.push(
         `${w.name}: ${p.receivesPerSecond} ReceiveMessage/s while the database was down (spinning; bound ${spinBound}/s)`,
@@ -522,7 +533,8 @@ async function timedProbe(port: number, path: string): Promise<{ status: number;
  * nothing) for at least `downMs`. SQS: every worker's poll must give up within
  * SQS_MAX_ATTEMPTS × (SQS_WAIT_TIME + SQS_REQUEST_TIMEOUT_MS). PostgreSQL: each
  * readiness probe must answer 503 within one statement's bound,
- * DATABASE_TIMEOUT_MS + 1 s. Meanwhile liveness stays 200; after the heal every
+ * DATABASE_TIMEOUT_MS + 1 s. Meanwhile liveness stays 200 (the window is shorter
+ * than WORKER_LIVENESS_OUTAGE_SECONDS; see mustStayLive); after the heal every
  * worker is ready again. The storage check at the end covers what was received
  * meanwhile (nothing deleted before its commit, nothing stored twice).
  */
@@ -597,7 +609,8 @@ export async function silentWorkers(
   if (slowest > boundMs + margin)
     problems.push(`slowest ${slowest} ms > bound ${boundMs} ms + ${margin} ms (${bound})`);
   if (notReady === 0) problems.push(`readiness never failed while ${target} was silent`);
-  if (liveFailed > 0) problems.push(`liveness failed ${liveFailed} times while ${target} was silent`);
+  if (liveFailed > 0 && mustStayLive(ctx, windowMs))
+    problems.push(`liveness failed ${liveFailed} times while ${target} was silent`);
   if (readyAgainMs === undefined) problems.push('a worker not ready within 30 s of the heal');
   log(
     `workers' ${target} silent: slowest ${slowest} ms (bound ${boundMs} ms), ${notReady} not-ready probes, ${liveFailed} liveness failures; ready again ${readyAgainMs ?? '?'} ms after the heal`,

@@ -1,7 +1,12 @@
-/** Claims of the docs that the code can check: lists of files and commands, the insert's conflict clause. */
+/**
+ * Claims of the docs that the code can check: lists of files and commands, the insert's conflict clause, the
+ * worker's time to a restart in an outage.
+ */
 import { expect } from 'chai';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { parse } from 'yaml';
+import { SETTINGS } from '../services/common/config.ts';
 import { ROOT } from '../harness/pipeline.ts';
 
 const read = (file: string): Promise<string> => readFile(path.join(ROOT, file), 'utf8');
@@ -30,5 +35,20 @@ describe('docs that the code checks', () => {
     );
     expect(commands).to.include.members(['test:unit', 'test:integration', 'test:system', 'format:check']);
     for (const name of commands) expect(doc, name).to.include(name === 'test' ? 'npm test' : `npm run ${name}`);
+  });
+
+  it("docs/operating.md's time to a worker restart in an outage is the chart's probe plus WORKER_LIVENESS_OUTAGE_SECONDS", async () => {
+    const doc = await read('docs/operating.md');
+    const values = parse(await read('charts/form-data/values.yaml')) as {
+      config: { WORKER_LIVENESS_OUTAGE_SECONDS: number };
+      worker: { probes: { liveness: { periodSeconds: number; failureThreshold: number } } };
+    };
+    const outage = values.config.WORKER_LIVENESS_OUTAGE_SECONDS;
+    expect(String(outage)).to.equal(SETTINGS.find((s) => s.names[0] === 'WORKER_LIVENESS_OUTAGE_SECONDS')?.default);
+    const { periodSeconds, failureThreshold } = values.worker.probes.liveness;
+    const total = outage + periodSeconds * failureThreshold;
+    expect(doc).to.include(
+      `\`WORKER_LIVENESS_OUTAGE_SECONDS + periodSeconds × failureThreshold\` = ${outage} + ${periodSeconds} × ${failureThreshold} = ${total} s`,
+    );
   });
 });

@@ -3,11 +3,13 @@
  * a network namespace of the test's own, reaching SQS and PostgreSQL over a
  * veth pair; an iptables DROP inside the namespace makes one of them silent
  * (packets vanish, nothing is refused). Each call must give up within its
- * documented bound, and after the heal every form is stored once.
+ * documented bound, the worker's liveness must fail after
+ * WORKER_LIVENESS_OUTAGE_SECONDS and pass again after the heal, and after the
+ * heal every form is stored once.
  */
 import { expect } from 'chai';
-import { SendMessageBatchCommand } from '@aws-sdk/client-sqs';
 import { createWorkerService } from '../services/worker/service.ts';
+import { LOG_CODES } from '../services/common/log-codes.ts';
 import { createNetns, netnsUnavailable, type Netns } from '../harness/netns.ts';
 import type { LogLine, ProcessHandle } from '../harness/process.ts';
 import { startTcpProxy, type TcpProxy } from '../harness/tcp-proxy.ts';
@@ -16,26 +18,14 @@ import { validForm } from '../harness/forms.ts';
 import { jsonBody, post } from '../harness/http.ts';
 import { useEmulator } from './support/emulator.ts';
 import { createTestEnv, eventually, type TestEnv } from './support/stack.ts';
-import { bounds, boundsTable, MARGIN_MS, recordBound } from './support/bounds.ts';
+import { bounds, boundsTable, expectWithin } from './support/bounds.ts';
+import { livenessAcrossOutage, SILENT_FAULT_SETTINGS, sendForms, status, storedOnce } from './support/silent.ts';
 
 const NODE = process.execPath;
-const SETTINGS = {
-  SQS_REQUEST_TIMEOUT_MS: '500',
-  SQS_MAX_ATTEMPTS: '2',
-  SQS_WAIT_TIME: '1',
-  SQS_VISIBILITY_TIMEOUT: '3',
-  SQS_RETRY_BACKOFF_BASE_SECONDS: '1',
-  SQS_RETRY_BACKOFF_MAX_SECONDS: '2',
-  DATABASE_TIMEOUT_MS: '800',
-  WORKER_CONCURRENCY: '2',
-  SHUTDOWN_DELAY_MS: '0',
-};
+const SETTINGS = { ...SILENT_FAULT_SETTINGS, SHUTDOWN_DELAY_MS: '0' };
 /** Ports inside the namespace: it is the test's own, so fixed ones are free. */
 const WEB_PORT = 8000;
 const HEALTH_PORT = 8001;
-
-const envelope = (data: unknown): string =>
-  JSON.stringify({ data, received_at: new Date().toISOString(), request_id: 'partition' });
 
 describe('partition in a network namespace (iptables DROP)', function () {
   this.timeout(120_000);
@@ -104,41 +94,27 @@ describe('partition in a network namespace (iptables DROP)', function () {
     return handle.waitForLog((l) => handle.logs.indexOf(l) >= from && predicate(l), 60_000);
   }
 
-  async function sendMany(count: number, label: string): Promise<string[]> {
-    const { form } = await t.queueUrls();
-    const names = Array.from({ length: count }, (_, i) => `${label} ${i}`);
-    for (let i = 0; i < count; i += 10) {
-      const entries = names.slice(i, i + 10).map((name, j) => ({
-        Id: String(j),
-        MessageBody: envelope(validForm({ company_name: name })),
-      }));
-      await t.sqs.send(new SendMessageBatchCommand({ QueueUrl: form, Entries: entries }));
-    }
-    return names;
-  }
+  const probe = (path: 'live' | 'ready'): string => `http://${ns!.nsAddress}:${HEALTH_PORT}/healthz/${path}`;
+  const health = (path: 'live' | 'ready'): Promise<number> => status(probe(path));
 
-  async function storedOnce(names: readonly string[]): Promise<void> {
-    const { form } = await t.queueUrls();
-    await eventually(
-      async () => {
-        const c = await queueCounts(t.sqs, form);
-        return c.visible + c.inFlight + c.delayed === 0 ? true : undefined;
-      },
-      60_000,
-      'the form queue empty',
-    );
-    const rows = (await t.db('form_form').select(t.db.raw("data->>'company_name' as name"))) as { name: string }[];
-    const counts = new Map<string, number>();
-    for (const r of rows) counts.set(r.name, (counts.get(r.name) ?? 0) + 1);
-    expect(
-      names.filter((n) => counts.get(n) !== 1),
-      'forms not stored exactly once',
-    ).to.deep.equal([]);
-    expect(rows.length).to.equal(names.length);
+  /** Liveness across the outage (livenessAcrossOutage), each turn logged once. */
+  async function livenessAcross(
+    worker: ProcessHandle,
+    t0: number,
+    target: 'SQS' | 'PostgreSQL',
+    heal: () => Promise<void>,
+  ): Promise<void> {
+    const url = probe('live');
+    await livenessAcrossOutage({ url, config: t.config, t0, fault: 'netns DROP', target, heal });
+    const failed = await worker.waitForLog((l) => l.code === LOG_CODES.livenessFailed, 10_000);
+    expect(failed).to.include({ check: 'dependency-outage' });
+    expect(failed.failing, 'the failing dependency the log names').to.deep.equal([
+      target === 'SQS' ? 'sqs' : 'database',
+    ]);
+    await worker.waitForLog((l) => l.code === LOG_CODES.livenessRecovered, 10_000);
+    expect(worker.logs.filter((l) => l.code === LOG_CODES.livenessFailed)).to.have.length(1);
+    expect(worker.logs.filter((l) => l.code === LOG_CODES.livenessRecovered)).to.have.length(1);
   }
-
-  const health = (path: string): Promise<number> =>
-    fetch(`http://${ns!.nsAddress}:${HEALTH_PORT}/healthz/${path}`).then((r) => r.status);
 
   it('web: SQS dropped, every request answers 503 within the bound; after the heal every form is stored once', async () => {
     const web = startInside('services/web/main.ts');
@@ -155,10 +131,14 @@ describe('partition in a network namespace (iptables DROP)', function () {
     const during = ['during 0', 'during 1', 'during 2', 'during 3'];
     const answers = await Promise.all(during.map(send));
     expect(answers.map((a) => a.status)).to.deep.equal(during.map(() => 503));
-    const bound = bounds(t.config).webSend;
     const slowest = Math.max(...answers.map((a) => a.ms));
-    recordBound({ fault: 'netns DROP', target: 'SQS', part: 'web send (503)', measuredMs: slowest, bound });
-    expect(slowest, bound.formula).to.be.at.most(bound.ms + MARGIN_MS);
+    expectWithin({
+      fault: 'netns DROP',
+      target: 'SQS',
+      part: 'web send (503)',
+      measuredMs: slowest,
+      bound: bounds(t.config).webSend,
+    });
 
     await ns!.heal(sqsRelay.port);
     const again = await Promise.all(during.map(send));
@@ -166,10 +146,10 @@ describe('partition in a network namespace (iptables DROP)', function () {
     const worker = await createWorkerService(t.config);
     await worker.start();
     stops.push(() => worker.stop());
-    await storedOnce(['before', ...during]);
+    await storedOnce(t, ['before', ...during]);
   });
 
-  it('worker: SQS dropped, the poll gives up within its bound, not ready but live; then polls again', async () => {
+  it('worker: SQS dropped, the poll gives up within its bound, not ready, not live after its bound; then live and polling again', async () => {
     const worker = startInside('services/worker/main.ts');
     await worker.waitForLog((l) => l.msg === 'worker polling');
     const backingOff = nextLog(worker, (l) => l.msg === 'poll loop backing off');
@@ -179,18 +159,17 @@ describe('partition in a network namespace (iptables DROP)', function () {
     const pollMs = performance.now() - t0;
     expect(String(line.reason)).not.to.match(/^database/);
     const bound = bounds(t.config).poll;
-    recordBound({ fault: 'netns DROP', target: 'SQS', part: 'worker poll', measuredMs: pollMs, bound });
-    expect(pollMs, bound.formula).to.be.at.most(bound.ms + MARGIN_MS);
+    expectWithin({ fault: 'netns DROP', target: 'SQS', part: 'worker poll', measuredMs: pollMs, bound });
     expect(await health('ready'), 'readiness while SQS is dropped').to.equal(503);
-    expect(await health('live'), 'liveness while SQS is dropped').to.equal(200);
+    expect(await health('live'), 'liveness before WORKER_LIVENESS_OUTAGE_SECONDS').to.equal(200);
 
-    const names = await sendMany(10, 'sqs partition');
-    await ns!.heal(sqsRelay.port);
+    const names = await sendForms(t, 10, 'sqs partition');
+    await livenessAcross(worker, t0, 'SQS', () => ns!.heal(sqsRelay.port));
     await eventually(async () => ((await health('ready')) === 200 ? true : undefined), 30_000, 'ready after the heal');
-    await storedOnce(names);
+    await storedOnce(t, names);
   });
 
-  it('worker: PostgreSQL dropped, the insert gives up within its bound, nothing deleted before commit; then stores each form once', async () => {
+  it('worker: PostgreSQL dropped, the insert gives up within its bound, nothing deleted before commit, not live after its bound; then live and stores each form once', async () => {
     const worker = startInside('services/worker/main.ts');
     await worker.waitForLog((l) => l.msg === 'worker polling');
     // A pooled connection before the fault, as in a running worker.
@@ -198,42 +177,50 @@ describe('partition in a network namespace (iptables DROP)', function () {
     await ns!.drop(pgRelay.port);
     const failed = nextLog(worker, (l) => l.msg === 'could not store forms; handing them back');
     const t0 = performance.now();
-    const names = await sendMany(20, 'pg partition');
+    const names = await sendForms(t, 20, 'pg partition');
     await failed;
     const insertMs = performance.now() - t0;
     const bound = bounds(t.config);
     // The batch arrives within the long poll under way (it returns as messages come), then the insert waits.
-    const insertBound = { ms: bound.insert.ms, formula: bound.insert.formula };
-    recordBound({
+    expectWithin({
       fault: 'netns DROP',
       target: 'PostgreSQL',
       part: 'worker insert',
       measuredMs: insertMs,
-      bound: insertBound,
+      bound: bound.insert,
     });
-    expect(insertMs, insertBound.formula).to.be.at.most(insertBound.ms + MARGIN_MS);
 
-    const { form } = await t.queueUrls();
-    const [{ count }] = (await t.db('form_form').count({ count: '*' })) as [{ count: string }];
-    expect(Number(count), 'rows while the database is dropped').to.equal(0);
-    const c = await queueCounts(t.sqs, form);
-    expect(c.visible + c.inFlight + c.delayed, 'messages still queued (none deleted)').to.equal(20);
+    const queued = async (): Promise<number> => {
+      const { form } = await t.queueUrls();
+      const c = await queueCounts(t.sqs, form);
+      return c.visible + c.inFlight + c.delayed;
+    };
+    const rows = async (): Promise<number> => {
+      const [{ count }] = (await t.db('form_form').count({ count: '*' })) as [{ count: string }];
+      return Number(count);
+    };
+    expect(await rows(), 'rows while the database is dropped').to.equal(0);
+    expect(await queued(), 'messages still queued (none deleted)').to.equal(20);
 
     const r0 = performance.now();
     expect(await health('ready'), 'readiness while the database is dropped').to.equal(503);
     const readyMs = performance.now() - r0;
-    recordBound({
+    expectWithin({
       fault: 'netns DROP',
       target: 'PostgreSQL',
       part: 'worker readiness check',
       measuredMs: readyMs,
       bound: bound.statement,
     });
-    expect(readyMs, bound.statement.formula).to.be.at.most(bound.statement.ms + MARGIN_MS);
-    expect(await health('live'), 'liveness while the database is dropped').to.equal(200);
+    expect(await health('live'), 'liveness before WORKER_LIVENESS_OUTAGE_SECONDS').to.equal(200);
 
-    await ns!.heal(pgRelay.port);
-    await storedOnce(names);
+    await livenessAcross(worker, t0, 'PostgreSQL', async () => {
+      // Still nothing committed or deleted when liveness has failed, just before the heal.
+      expect(await rows(), 'rows while the database is dropped').to.equal(0);
+      expect(await queued(), 'messages still queued (none deleted)').to.equal(20);
+      await ns!.heal(pgRelay.port);
+    });
+    await storedOnce(t, names);
     await eventually(async () => ((await health('ready')) === 200 ? true : undefined), 30_000, 'ready after the heal');
     expect(
       worker.logs.filter((l) => l.msg === 'worker stopped'),

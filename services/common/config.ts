@@ -196,6 +196,15 @@ export const SETTINGS: readonly Setting[] = [
       'Worker: most concurrent poll loops per process; a full poll lets one more loop poll, a partial one one fewer (at least one).',
   },
   {
+    names: ['WORKER_LIVENESS_OUTAGE_SECONDS'],
+    default: '300',
+    kind: 'int',
+    min: 0,
+    max: 86400,
+    description:
+      'Worker: liveness fails once SQS (receive) or the database has failed every call for this long, counted from its first failed call, and passes again as soon as both answer; 0 turns this rule off.',
+  },
+  {
     names: ['DATABASE_URL'],
     default: 'postgres://test:test@localhost:5432/directory-form-data-test',
     kind: 'url',
@@ -404,6 +413,8 @@ export interface Config {
   };
   worker: {
     concurrency: number;
+    /** How long SQS or the database may fail every call before liveness fails, in ms; 0 = never. */
+    livenessOutageMs: number;
     /** Most rows per INSERT of the coalescing writer. */
     insertMaxRows: number;
     /** Wait of the first waiting row for more, in ms. */
@@ -611,6 +622,7 @@ export function loadConfig(env: Env = process.env, settings: readonly Setting[] 
     },
     worker: {
       concurrency,
+      livenessOutageMs: r.int('WORKER_LIVENESS_OUTAGE_SECONDS') * 1000,
       insertMaxRows: r.int('WORKER_INSERT_MAX_ROWS'),
       insertWindowMs: r.int('WORKER_INSERT_WINDOW_MS'),
     },

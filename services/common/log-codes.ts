@@ -14,6 +14,8 @@ export const LOG_CODES = {
   storeFailed: 'FD_STORE_FAILED',
   pollBackoff: 'FD_POLL_BACKOFF',
   readinessDatabaseUnreachable: 'FD_READINESS_DB_UNREACHABLE',
+  livenessFailed: 'FD_LIVENESS_FAILED',
+  livenessRecovered: 'FD_LIVENESS_RECOVERED',
   shortSecretAllowed: 'FD_SHORT_SECRET_ALLOWED',
 } as const;
 

@@ -21,16 +21,24 @@ export interface ConsumerOptions extends ReceiveOptions {
   concurrency: number;
   /** Resolves when the database answers; while it does not, the loops do not poll. */
   checkDatabase: () => Promise<void>;
-  /** First and largest pause of a loop after a failure, in ms. Defaults 500 and 30 000. */
+  /** First and largest pause of a loop after a failure, in ms. Defaults 500 and BACKOFF_MAX_MS. */
   backoffMinMs?: number;
   backoffMaxMs?: number;
-  /** Largest pause between database checks while the database is down, in ms. Default 5 000. */
+  /** Largest pause between database checks while the database is down, in ms. Default DATABASE_BACKOFF_MAX_MS. */
   databaseBackoffMaxMs?: number;
   /** Where unexpected errors (bugs, not outages) are reported besides the log. Default: nowhere. */
   reporter?: ErrorReporter;
   /** A CONSUMER span per received batch. Default: off. */
   tracing?: Tracing;
 }
+
+/** Default largest pause of a poll loop after a failure, in ms. */
+export const BACKOFF_MAX_MS = 30_000;
+/** Default largest pause between database checks while the database is down, in ms. */
+export const DATABASE_BACKOFF_MAX_MS = 5_000;
+
+/** The dependencies whose outage liveness watches. */
+export type Dependency = 'sqs' | 'database';
 
 /** Why a poll loop backs off: the database, SQS, or a bug (`error`). */
 export type BackoffKind = 'database' | 'sqs' | 'error';
@@ -52,6 +60,9 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   /** Aborted to end the loops' backoff sleeps early: on stop, and when the database answers again. */
   private sleeps = new AbortController();
   private database = true;
+  private sqs = true;
+  /** Per dependency: time (ms since the epoch) of its first failed call since its last success; absent while it answers. */
+  private readonly failing = new Map<Dependency, number>();
   /**
    * How many loops may poll now: one more after each full batch, one fewer
    * after each poll that brought less (never below one). Loops past it wait,
@@ -64,10 +75,28 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   private waiting = 0;
   /** Time the loops last made progress (a poll returned, a batch was handled, a backoff ended). */
   lastProgress = Date.now();
-  /** Outcome of the latest receive; for readiness. */
-  sqsHealthy = true;
   /** Time of the latest successful receive (ms since the epoch); 0 before the first. */
   lastPollAt = 0;
+
+  /** Outcome of the latest receive; for readiness. */
+  get sqsHealthy(): boolean {
+    return this.sqs;
+  }
+
+  set sqsHealthy(healthy: boolean) {
+    this.sqs = healthy;
+    this.note('sqs', healthy);
+  }
+
+  /** Per failing dependency, the time of its first failed call since it last answered (ms since the epoch); for liveness. */
+  get failingSince(): ReadonlyMap<Dependency, number> {
+    return this.failing;
+  }
+
+  private note(dependency: Dependency, healthy: boolean): void {
+    if (healthy) this.failing.delete(dependency);
+    else if (!this.failing.has(dependency)) this.failing.set(dependency, Date.now());
+  }
 
   /** Outcome of the latest store or database check; for readiness and the loops' database gate. */
   get databaseHealthy(): boolean {
@@ -78,6 +107,7 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   set databaseHealthy(healthy: boolean) {
     const recovered = healthy && !this.database;
     this.database = healthy;
+    this.note('database', healthy);
     if (recovered) this.wake();
   }
 
@@ -154,8 +184,8 @@ export class Consumer extends EventEmitter<ConsumerEvents> {
   private async loop(index: number): Promise<void> {
     const { queue, handler, logger } = this.options;
     const minMs = this.options.backoffMinMs ?? 500;
-    const maxMs = this.options.backoffMaxMs ?? 30_000;
-    const databaseMaxMs = Math.min(maxMs, this.options.databaseBackoffMaxMs ?? 5_000);
+    const maxMs = this.options.backoffMaxMs ?? BACKOFF_MAX_MS;
+    const databaseMaxMs = Math.min(maxMs, this.options.databaseBackoffMaxMs ?? DATABASE_BACKOFF_MAX_MS);
     let failures = 0;
     /** The delete of the previous batch; resolves true if SQS failed it. */
     let deleting: Promise<boolean> | undefined;

@@ -209,7 +209,7 @@ export async function createWorkerService(config: Config, options: WorkerService
     metrics,
     consumer,
     ping: () => repository.ping(),
-    livenessBoundMs: livenessBoundMs(config),
+    liveness: { stalledMs: livenessBoundMs(config), outageMs: config.worker.livenessOutageMs },
     ready: () => ready,
     beforeClose: async () => {
       await drain();

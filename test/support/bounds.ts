@@ -3,8 +3,10 @@
  * configuration the services run with (README, "Bounds that are not
  * settings"), and the figures measured against them.
  */
+import { expect } from 'chai';
 import { appendFileSync } from 'node:fs';
 import type { Config } from '../../services/common/config.ts';
+import { BACKOFF_MAX_MS, DATABASE_BACKOFF_MAX_MS } from '../../services/worker/consumer.ts';
 
 export interface Bound {
   ms: number;
@@ -26,18 +28,37 @@ export function bounds(config: Config): {
   workerCall: Bound;
   statement: Bound;
   insert: Bound;
+  /** From the start of a fault that makes `call` fail to liveness answering 503. */
+  livenessRed: (call: Bound) => Bound;
+  /** From the heal of SQS to liveness answering 200: a poll under way gives up, the loop's longest backoff, a poll. */
+  livenessGreenSqs: Bound;
+  /** From the heal of PostgreSQL to liveness answering 200: a check under way gives up, the longest database backoff, a check. */
+  livenessGreenDatabase: Bound;
 } {
   const { requestTimeoutMs, maxAttempts, waitTimeSeconds } = config.sqs;
   const statement = config.database.timeoutMs + 1000;
   const workerCall = maxAttempts * (waitTimeSeconds * 1000 + requestTimeoutMs);
+  const insert = config.database.timeoutMs + statement;
   return {
     webSend: { ms: requestTimeoutMs * maxAttempts, formula: 'SQS_REQUEST_TIMEOUT_MS × SQS_MAX_ATTEMPTS' },
     poll: { ms: workerCall, formula: 'SQS_MAX_ATTEMPTS × (SQS_WAIT_TIME + SQS_REQUEST_TIMEOUT_MS)' },
     workerCall: { ms: workerCall, formula: 'SQS_MAX_ATTEMPTS × (SQS_WAIT_TIME + SQS_REQUEST_TIMEOUT_MS)' },
     statement: { ms: statement, formula: 'DATABASE_TIMEOUT_MS + 1 s (client-side query timeout)' },
     insert: {
-      ms: config.database.timeoutMs + statement,
+      ms: insert,
       formula: '2 × DATABASE_TIMEOUT_MS + 1 s: acquiring or opening a connection, then one statement',
+    },
+    livenessRed: (call) => ({
+      ms: call.ms + config.worker.livenessOutageMs,
+      formula: `the first failed call (${call.ms} ms), then WORKER_LIVENESS_OUTAGE_SECONDS`,
+    }),
+    livenessGreenSqs: {
+      ms: 2 * workerCall + BACKOFF_MAX_MS,
+      formula: `2 × the poll's bound + the loops' longest backoff (${BACKOFF_MAX_MS} ms)`,
+    },
+    livenessGreenDatabase: {
+      ms: 2 * insert + DATABASE_BACKOFF_MAX_MS,
+      formula: `2 × (2 × DATABASE_TIMEOUT_MS + 1 s) + the longest database backoff (${DATABASE_BACKOFF_MAX_MS} ms)`,
     },
   };
 }
@@ -57,6 +78,14 @@ export function recordBound(figure: Measured): void {
   measured.push(figure);
   const out = process.env.FAULT_BOUNDS_OUT;
   if (out) appendFileSync(out, JSON.stringify({ ...figure, measuredMs: Math.round(figure.measuredMs) }) + '\n');
+}
+
+/** Records `figure` and fails unless it is within its bound plus MARGIN_MS (and, given `atLeastMs`, not below it). */
+export function expectWithin(figure: Measured, atLeastMs?: number): void {
+  recordBound(figure);
+  const what = `${figure.part}: ${figure.bound.formula}`;
+  expect(figure.measuredMs, what).to.be.at.most(figure.bound.ms + MARGIN_MS);
+  if (atLeastMs !== undefined) expect(figure.measuredMs, what).to.be.at.least(atLeastMs);
 }
 
 /** The figures measured since the last call, one line each. */
