@@ -72,13 +72,10 @@ func (s *steering) sync() error {
 	if err != nil {
 		return err
 	}
-	conn, err := nftables.New()
+	conn, table, err := s.deleteTable()
 	if err != nil {
-		return fmt.Errorf("opening nftables: %w", err)
+		return err
 	}
-	table := &nftables.Table{Name: s.table, Family: nftables.TableFamilyIPv4}
-	conn.AddTable(table)
-	conn.DelTable(table)
 	conn.AddTable(table)
 	set := &nftables.Set{Table: table, Name: "pods", KeyType: nftables.TypeIPAddr}
 	if err := conn.AddSet(set, elements); err != nil {
@@ -133,15 +130,25 @@ func (s *steering) sync() error {
 	return nil
 }
 
-// remove deletes the table; a table already gone is not an error.
-func (s *steering) remove() error {
+// deleteTable opens a transaction that starts by deleting the table (added first, so that a table already gone is
+// not an error); the caller adds to it and flushes.
+func (s *steering) deleteTable() (*nftables.Conn, *nftables.Table, error) {
 	conn, err := nftables.New()
 	if err != nil {
-		return fmt.Errorf("opening nftables: %w", err)
+		return nil, nil, fmt.Errorf("opening nftables: %w", err)
 	}
 	table := &nftables.Table{Name: s.table, Family: nftables.TableFamilyIPv4}
 	conn.AddTable(table)
 	conn.DelTable(table)
+	return conn, table, nil
+}
+
+// remove deletes the table; a table already gone is not an error.
+func (s *steering) remove() error {
+	conn, _, err := s.deleteTable()
+	if err != nil {
+		return err
+	}
 	if err := conn.Flush(); err != nil {
 		return fmt.Errorf("deleting nftables table ip %s: %w", s.table, err)
 	}
